@@ -1,0 +1,118 @@
+"""The dataset registry and the in-memory :class:`Dataset` every loader returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are not on this machine; the message says how to get them."""
+
+
+@dataclass
+class Dataset:
+    """Train/test tensors in memory.
+
+    x_* : (N, *input_shape) float32 tensors, already normalized (see ``normalization``)
+    y_* : (N,) int64 class indices in ``[0, n_classes)``
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    class_names: list[str]
+    input_shape: tuple[int, ...]
+    normalization: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if len(x) != len(y):
+                raise ValueError(f"{self.name}: {len(x)} {split} inputs but {len(y)} labels")
+            if tuple(x.shape[1:]) != tuple(self.input_shape):
+                raise ValueError(
+                    f"{self.name}: {split} inputs have shape {tuple(x.shape[1:])}, "
+                    f"expected {self.input_shape}"
+                )
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "n_train": len(self.x_train),
+            "n_test": len(self.x_test),
+            "n_classes": self.n_classes,
+            "input_shape": list(self.input_shape),
+            "normalization": self.normalization,
+            **self.info,
+        }
+
+
+@dataclass
+class _Entry:
+    loader: Callable[..., Dataset]
+    description: str
+    available: Callable[[], bool]
+    how_to_get: str
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_dataset(name: str, description: str, available: Callable[[], bool] | None = None,
+                     how_to_get: str = "bundled"):
+    """Decorator: register ``loader(**options) -> Dataset`` under ``name``."""
+
+    def deco(fn):
+        _REGISTRY[name] = _Entry(fn, description, available or (lambda: True), how_to_get)
+        return fn
+
+    return deco
+
+
+def _ensure_builtin() -> None:
+    # importing the loaders registers them
+    from acthash.data import loaders  # noqa: F401
+
+
+def list_datasets() -> list[dict]:
+    """Every registered dataset with whether it is available here and how to get it."""
+    _ensure_builtin()
+    return [
+        {"name": n, "description": e.description, "available": bool(e.available()),
+         "how_to_get": e.how_to_get}
+        for n, e in sorted(_REGISTRY.items())
+    ]
+
+
+def available_datasets() -> list[str]:
+    return [d["name"] for d in list_datasets() if d["available"]]
+
+
+def load(name: str, **options) -> Dataset:
+    """Load a dataset by registry name (``digits``, ...); options go to its loader."""
+    _ensure_builtin()
+    prefix, sep, rest = name.partition(":")
+    if sep and f"{prefix}:" in _REGISTRY:
+        return _REGISTRY[f"{prefix}:"].loader(rest, **options)
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"unknown dataset {name!r}; available names: {', '.join(sorted(_REGISTRY))} "
+            "(see `acthash data list`)"
+        )
+    return _REGISTRY[name].loader(**options)
+
+
+def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32),
+            torch.as_tensor(np.asarray(y), dtype=torch.long))

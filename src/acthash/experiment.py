@@ -1,0 +1,290 @@
+"""One experiment end to end: data -> model -> train -> codes -> properties -> run directory.
+
+``run_experiment(RunConfig(...))`` is what ``acthash run`` calls. The run directory holds:
+
+- ``config.json`` (the full config), ``environment.json`` (versions, machine, seed),
+  ``dataset.json`` (sizes and manipulations; ``noisy_indices.npy`` with label noise);
+- ``metrics.json`` and ``metrics.parquet``: one row of encoding properties per checkpoint;
+- ``history.parquet``: the training curve, one row per epoch;
+- ``codes/epoch_XXXX_{train,test}.ahc``: the neural codes at each checkpoint;
+- ``checkpoints/epoch_XXXX.pt`` and ``model.pt`` (the final model), loadable with
+  :func:`load_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from acthash import data as datasets
+from acthash._io import save_torch, write_json, write_table
+from acthash.capture import capture
+from acthash.codes import CorruptFileError
+from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
+from acthash.models import build_model
+from acthash.properties import encoding_properties
+from acthash.train import TrainConfig, resolve_device, seed_everything, train
+
+__all__ = ["RunConfig", "RunResult", "run_experiment", "load_checkpoint", "environment_info",
+           "prepare_data", "make_model"]
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a run (with the seed, it fixes the codes bit for bit)."""
+
+    dataset: str = "digits"
+    dataset_options: dict = field(default_factory=dict)
+    model: str = "mlp"
+    width: int = 100
+    depth: int = 1
+    batchnorm: bool = False
+    activation: str = "relu"
+    model_options: dict = field(default_factory=dict)
+    epochs: int = 20
+    lr: float = 1e-2
+    batch_size: int = 64
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    step_size: int = 20
+    early_stopping: int | None = None
+    checkpoints: list[int] = field(default_factory=list)  # empty: the last epoch only
+    sample_size: int | None = None
+    balanced: bool = False
+    label_noise: float = 0.0
+    random_labels: bool = False
+    val_split: float = 0.0
+    seed: int = 0
+    k: int = 9
+    layers: str | None = None
+    drop_constant: bool = False
+    kmeans_n_init: int = 10
+    logreg_strategy: str = "ovo"
+    device: str = "auto"
+    save_codes: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown run config keys {unknown}; valid keys: {sorted(names)}")
+        return cls(**d)
+
+    def checkpoint_epochs(self) -> list[int]:
+        eps = sorted(set(self.checkpoints)) if self.checkpoints else [self.epochs]
+        bad = [e for e in eps if not 0 <= e <= self.epochs]
+        if bad:
+            raise ValueError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
+        return eps
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, optimizer=self.optimizer,
+            momentum=self.momentum, weight_decay=self.weight_decay, schedule=self.schedule,
+            step_size=self.step_size, early_stopping=self.early_stopping,
+            checkpoints=self.checkpoint_epochs(), seed=self.seed, device=self.device,
+        )
+
+    def model_kwargs(self) -> dict:
+        return {"width": self.width, "depth": self.depth, "batchnorm": self.batchnorm,
+                "activation": self.activation, **self.model_options}
+
+
+@dataclass
+class RunResult:
+    metrics: pd.DataFrame  # one row per checkpoint
+    history: pd.DataFrame
+    run_dir: Path | None
+    model: nn.Module
+
+
+def environment_info(seed: int | None = None) -> dict:
+    import sklearn
+
+    from acthash import __version__
+
+    info = {
+        "acthash": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": sklearn.__version__,
+        "cuda": torch.cuda.is_available(),
+        "torch_threads": torch.get_num_threads(),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    try:
+        import faiss
+
+        info["faiss"] = faiss.__version__
+    except ImportError:
+        info["faiss"] = None
+    if seed is not None:
+        info["seed"] = seed
+    return info
+
+
+def prepare_data(cfg: RunConfig):
+    """Load the dataset and apply the study manipulations. Returns (dataset, info, arrays)
+    where arrays = (x_train, y_train, x_val, y_val) after manipulation."""
+    ds = datasets.load(cfg.dataset, **cfg.dataset_options)
+    x_tr, y_tr = ds.x_train, ds.y_train
+    info: dict = {"dataset": ds.describe()}
+    x_val = y_val = None
+    if cfg.val_split:
+        tr_idx, val_idx = train_val_split(len(x_tr), cfg.val_split, seed=cfg.seed)
+        x_val, y_val = x_tr[val_idx], y_tr[val_idx]
+        x_tr, y_tr = x_tr[tr_idx], y_tr[tr_idx]
+        info["val_split"] = {"fraction": cfg.val_split, "n_val": len(val_idx)}
+    if cfg.sample_size is not None:
+        idx = subsample(y_tr, cfg.sample_size, balanced=cfg.balanced, seed=cfg.seed)
+        x_tr, y_tr = x_tr[idx], y_tr[idx]
+        info["sample_size"] = {"n": cfg.sample_size, "balanced": cfg.balanced}
+    noisy_idx = None
+    if cfg.random_labels:
+        y_tr = random_labels(y_tr, ds.n_classes, seed=cfg.seed)
+        info["random_labels"] = True
+    if cfg.label_noise:
+        y_tr, noisy_idx = noisy_labels(y_tr, cfg.label_noise, ds.n_classes, seed=cfg.seed)
+        info["label_noise"] = {"fraction": cfg.label_noise, "n_noisy": int(len(noisy_idx))}
+    info["n_train_used"] = len(x_tr)
+    return ds, info, (x_tr, y_tr, x_val, y_val), noisy_idx
+
+
+def make_model(cfg: RunConfig, input_shape, n_classes: int) -> nn.Module:
+    seed_everything(cfg.seed)
+    return build_model(cfg.model, input_shape, n_classes, **cfg.model_kwargs())
+
+
+def _default_run_dir(cfg: RunConfig, root: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{cfg.model.replace(':', '_')}"
+    return root / f"{name}-w{cfg.width}-d{cfg.depth}-s{cfg.seed}-{stamp}"
+
+
+def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None = None,
+                   runs_root: str | Path = "runs", write: bool = True,
+                   progress: bool = False) -> RunResult:
+    """Train, capture codes at each checkpoint and compute the encoding properties.
+
+    Writes a self-describing run directory (``out_dir``, or a new folder under
+    ``runs_root``) unless ``write=False``.
+    """
+    cfg = cfg or RunConfig()
+    ds, data_info, (x_tr, y_tr, x_val, y_val), noisy_idx = prepare_data(cfg)
+    model = make_model(cfg, ds.input_shape, ds.n_classes)
+    tcfg = cfg.train_config()
+    run_dir = None
+    if write:
+        run_dir = Path(out_dir) if out_dir else _default_run_dir(cfg, Path(runs_root))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", cfg.to_dict())
+        write_json(run_dir / "environment.json", environment_info(cfg.seed))
+        write_json(run_dir / "dataset.json", data_info)
+        if noisy_idx is not None:
+            np.save(run_dir / "noisy_indices.npy", noisy_idx)
+    device = resolve_device(cfg.device)
+    rows: list[dict] = []
+    ckpt_meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs(),
+                 "input_shape": list(ds.input_shape), "n_classes": ds.n_classes}
+
+    def on_checkpoint(epoch: int, m: nn.Module) -> None:
+        tr = capture(m, x_tr, labels=y_tr.numpy(), layers=cfg.layers, keep_outputs=True,
+                     device=device)
+        te = capture(m, ds.x_test, labels=ds.y_test.numpy(), layers=cfg.layers,
+                     keep_outputs=True, device=device)
+        rec = {"epoch": epoch}
+        rec.update(encoding_properties(
+            tr.codes, None, te.codes, None, k=cfg.k, seed=cfg.seed,
+            kmeans_n_init=cfg.kmeans_n_init, logreg_strategy=cfg.logreg_strategy,
+            train_outputs=tr.outputs, test_outputs=te.outputs, drop_constant=cfg.drop_constant,
+        ))
+        rows.append(rec)
+        if run_dir is not None:
+            if cfg.save_codes:
+                tr.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_train.ahc")
+                te.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_test.ahc")
+            state = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
+            save_torch(run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt",
+                       {**ckpt_meta, "epoch": epoch, "state_dict": state})
+            # partial metrics survive an interruption
+            write_table(run_dir / "metrics.parquet", pd.DataFrame(rows))
+
+    result = train(model, x_tr, y_tr, tcfg, x_val=x_val, y_val=y_val,
+                   on_checkpoint=on_checkpoint, progress=progress)
+    metrics = pd.DataFrame(rows)
+    for key, value in (("dataset", cfg.dataset), ("model", cfg.model), ("width", cfg.width),
+                       ("depth", cfg.depth), ("seed", cfg.seed)):
+        metrics.insert(len(metrics.columns), key, value)
+    if run_dir is not None:
+        write_table(run_dir / "metrics.parquet", metrics)
+        write_json(run_dir / "metrics.json", json.loads(metrics.to_json(orient="records")))
+        write_table(run_dir / "history.parquet", result.history)
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        save_torch(run_dir / "model.pt", {**ckpt_meta, "epoch": cfg.epochs, "state_dict": state})
+    return RunResult(metrics, result.history, run_dir, model)
+
+
+def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> nn.Module:
+    """Load a checkpoint written by a run into ``model`` (or a model rebuilt from it).
+
+    Raises CorruptFileError for an unreadable file and ValueError, naming the mismatching
+    tensors, when the checkpoint does not fit the model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many kinds for a damaged file
+        raise CorruptFileError(
+            f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); rerun the "
+            "training or restore the file"
+        ) from e
+    state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
+    if not isinstance(state, dict):
+        raise CorruptFileError(f"{path} holds no state_dict")
+    if model is None:
+        if "model" not in blob:
+            raise ValueError(f"{path} has no model description; pass the model to load into")
+        model = build_model(blob["model"], blob["input_shape"], blob["n_classes"],
+                            **blob["model_kwargs"])
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}")
+        if wrong:
+            parts.append("shape mismatch " + ", ".join(
+                f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                for k in wrong[:5]))
+        raise ValueError(
+            f"checkpoint {path} does not match {type(model).__name__} ({'; '.join(parts)}); "
+            "build the model with the options recorded in the run's config.json"
+        )
+    model.load_state_dict(state)
+    model.eval()
+    return model

@@ -1,0 +1,56 @@
+"""Build models by name from a dataset's input shape and class count."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+
+from torch import nn
+
+from acthash.models.mlp import MLP
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        _BUILDERS[name] = fn
+        return fn
+
+    return deco
+
+
+@register("mlp")
+def _mlp(input_shape, n_classes, width=100, depth=1, widths=None, batchnorm=False,
+         activation="relu", **_):
+    return MLP(math.prod(input_shape), widths if widths else width, n_classes, depth=depth,
+               batchnorm=batchnorm, activation=activation)
+
+
+def list_models() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def build_model(name: str, input_shape, n_classes: int, **options) -> nn.Module:
+    """A model by registry name, or ``package.module:function`` returning an ``nn.Module``.
+
+    The builder receives ``input_shape`` (per example), ``n_classes`` and the options.
+    """
+    if ":" in name:
+        mod_name, _, attr = name.partition(":")
+        try:
+            fn = getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(
+                f"cannot import model builder {name!r} ({e}); give 'package.module:function' "
+                "on the Python path"
+            ) from e
+        model = fn(input_shape=tuple(input_shape), n_classes=n_classes, **options)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{name} returned {type(model).__name__}, not an nn.Module")
+        return model
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())} "
+                         "or give 'package.module:function'")
+    return _BUILDERS[name](tuple(input_shape), n_classes, **options)

@@ -1,0 +1,195 @@
+"""Training loop for in-memory datasets, with checkpoints at chosen epochs.
+
+Batches are slices of a per-epoch permutation of whole tensors on the model's device (no
+per-item DataLoader). A seed fixes the shuffles, so training on CPU is deterministic.
+Epoch 0 is the initialization: ``checkpoints=[0, 1, 3]`` calls ``on_checkpoint`` before
+any step and after epochs 1 and 3.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["TrainConfig", "TrainResult", "train", "seed_everything", "resolve_device"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) random generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class TrainConfig:
+    """Optimization settings. Defaults follow the original study where it fixed them
+    (Adam, lr 1e-2, batch 64); ``schedule="step"`` is its x0.1 every 20 epochs."""
+
+    epochs: int = 20
+    lr: float = 1e-2
+    batch_size: int = 64
+    optimizer: str = "adam"  # "adam" or "sgd" (with momentum)
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"  # "none", "step" or "cosine"
+    step_size: int = 20
+    gamma: float = 0.1
+    early_stopping: int | None = None  # patience in epochs on validation loss
+    checkpoints: Sequence[int] = field(default_factory=tuple)
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["checkpoints"] = list(self.checkpoints)
+        return d
+
+
+@dataclass
+class TrainResult:
+    history: pd.DataFrame  # one row per epoch: epoch, lr, train_loss, train_acc[, val_*]
+    checkpoint_epochs: list[int]
+    stopped_early: bool = False
+    best_state: dict | None = None
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'adam' or 'sgd'")
+
+
+def _lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate used during epoch ``epoch`` (1-based)."""
+    if cfg.schedule == "none":
+        return cfg.lr
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.gamma ** ((epoch - 1) // cfg.step_size)
+    if cfg.schedule == "cosine":
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - 1) / max(cfg.epochs, 1)))
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; use 'none', 'step' or 'cosine'")
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096):
+    model.eval()
+    loss, correct = 0.0, 0
+    with torch.no_grad():
+        for lo in range(0, len(x), batch):
+            out = model(x[lo : lo + batch])
+            loss += float(F.cross_entropy(out, y[lo : lo + batch], reduction="sum"))
+            correct += int((out.argmax(1) == y[lo : lo + batch]).sum())
+    return loss / len(x), correct / len(x)
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig | None = None,
+    *,
+    x_val: torch.Tensor | None = None,
+    y_val: torch.Tensor | None = None,
+    on_checkpoint: Callable[[int, nn.Module], None] | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train ``model`` with cross-entropy on (x, y) in place.
+
+    x : (N, ...) float tensor; y : (N,) int64 labels.
+    on_checkpoint(epoch, model) is called at each epoch listed in ``config.checkpoints``
+    (0 = before training), with the model in eval mode; it must not change the model.
+    """
+    cfg = config or TrainConfig()
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} inputs but {len(y)} labels; pass one label per input")
+    if len(x) == 0:
+        raise ValueError("no training examples")
+    bad = [c for c in cfg.checkpoints if not 0 <= c <= cfg.epochs]
+    if bad:
+        raise ValueError(f"checkpoint epochs {bad} are outside 0..{cfg.epochs}")
+    device = resolve_device(cfg.device)
+    model.to(device)
+    x, y = x.to(device), y.to(device).long()
+    if x_val is not None:
+        x_val, y_val = x_val.to(device), y_val.to(device).long()
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    opt = _make_optimizer(model, cfg)
+    checkpoints = sorted(set(int(c) for c in cfg.checkpoints))
+    done: list[int] = []
+
+    def checkpoint(epoch: int) -> None:
+        if epoch in checkpoints:
+            model.eval()
+            if on_checkpoint is not None:
+                on_checkpoint(epoch, model)
+            done.append(epoch)
+
+    checkpoint(0)
+    rows = []
+    best, best_state, waited, stopped = math.inf, None, 0, False
+    epochs = range(1, cfg.epochs + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc="train", unit="epoch", leave=False)
+    n = len(x)
+    for epoch in epochs:
+        lr = _lr_at(cfg, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        model.train()
+        perm = torch.randperm(n, generator=gen).to(device)
+        total = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        for lo in range(0, n, cfg.batch_size):
+            idx = perm[lo : lo + cfg.batch_size]
+            if len(idx) < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                    for m in model.modules()):
+                continue  # BatchNorm cannot train on a single example
+            xb, yb = x[idx], y[idx]
+            out = model(xb)
+            loss = F.cross_entropy(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(idx)
+            correct += (out.detach().argmax(1) == yb).sum()
+        total, correct = float(total), int(correct)
+        if not math.isfinite(total):
+            raise FloatingPointError(
+                f"training diverged at epoch {epoch} (loss is {total}); lower the learning rate"
+            )
+        row = {"epoch": epoch, "lr": lr, "train_loss": total / n, "train_acc": correct / n}
+        if x_val is not None:
+            row["val_loss"], row["val_acc"] = _evaluate(model, x_val, y_val)
+        rows.append(row)
+        checkpoint(epoch)
+        if cfg.early_stopping and x_val is not None:
+            if row["val_loss"] < best - 1e-12:
+                best, waited = row["val_loss"], 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                waited += 1
+                if waited >= cfg.early_stopping:
+                    stopped = True
+                    break
+    model.eval()
+    return TrainResult(pd.DataFrame(rows), done, stopped, best_state)
