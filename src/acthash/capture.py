@@ -14,8 +14,8 @@ LeakyReLU, PReLU and RReLU have one kink (at 0); ReLU6 and Hardtanh have two
 ``x > min_val`` for its ``U`` units, the next ``U`` bits ``x > max_val``.
 
 Layer names: the qualified name of the activation module (``features.2``), or for a
-functional call ``<enclosing module>:<function>`` (``layer1.0:relu``; ``relu`` at the top
-level). A module or call met again in the same forward pass gets ``#2``, ``#3``, ... so a
+functional call ``<enclosing module>:<function>`` (``layer1.0:relu``; ``:relu`` in the
+root module's own ``forward``). A module or call met again in the same forward pass gets ``#2``, ``#3``, ... so a
 ResNet that reuses one ``nn.ReLU`` contributes one layer per call.
 """
 
@@ -143,7 +143,7 @@ class _Recorder(TorchFunctionMode):
                 name, kind = owner_name, RELU_LIKE_MODULES[type(owner)]
             else:
                 fname = getattr(func, "__name__", kind).rstrip("_")
-                name = f"{owner_name}:{fname}" if owner_name else fname
+                name = f"{owner_name}:{fname}"
             count = self.seen.get(name, 0) + 1
             self.seen[name] = count
             if count > 1:

@@ -31,6 +31,7 @@ __all__ = [
     "knn_predict",
     "knn_accuracy",
     "knn_loo_accuracy",
+    "knn_loo_predict",
     "logreg_accuracy",
     "network_scores",
     "encoding_properties",
@@ -183,8 +184,9 @@ def knn_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, k: 
     return float(np.mean(pred == y_test))
 
 
-def knn_loo_accuracy(codes, labels=None, *, k: int = 9, backend: str = "auto") -> float:
-    """Leave-one-out Hamming k-NN accuracy: each example voted on by its k nearest others."""
+def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto") -> np.ndarray:
+    """Leave-one-out Hamming k-NN predictions: each example voted on by its k nearest others
+    (same neighbour order and vote rule as :func:`knn_predict`)."""
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
     n = len(codes)
@@ -196,8 +198,14 @@ def knn_loo_accuracy(codes, labels=None, *, k: int = 9, backend: str = "auto") -
     no_self = ~is_self.any(axis=1)
     is_self[no_self, -1] = True  # self lies beyond the k+1 (tied duplicates): drop the last
     neighbours = idx[~is_self].reshape(n, k)
-    pred = classes[_vote(yi[neighbours], len(classes))]
-    return float(np.mean(pred == labels))
+    return classes[_vote(yi[neighbours], len(classes))]
+
+
+def knn_loo_accuracy(codes, labels=None, *, k: int = 9, backend: str = "auto") -> float:
+    """Leave-one-out Hamming k-NN accuracy (see :func:`knn_loo_predict`)."""
+    codes = as_codes(codes)
+    labels = _labels_for(codes, labels)
+    return float(np.mean(knn_loo_predict(codes, labels, k=k, backend=backend) == labels))
 
 
 def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, strategy: str, max_iter: int, seed: int):
