@@ -45,7 +45,7 @@ def test_cli_run_writes_a_self_describing_directory(tmp_path):
 def test_same_seed_same_codes_bit_for_bit(tmp_path):
     a = run_experiment(RunConfig(**SMALL), out_dir=tmp_path / "a")
     b = run_experiment(RunConfig(**SMALL), out_dir=tmp_path / "b")
-    c = run_experiment(RunConfig(**SMALL, seed=1), out_dir=tmp_path / "c")
+    run_experiment(RunConfig(**SMALL, seed=1), out_dir=tmp_path / "c")
     for name in ("epoch_0000_train.ahc", "epoch_0002_test.ahc"):
         assert (tmp_path / "a/codes" / name).read_bytes() == (tmp_path / "b/codes" / name).read_bytes()
     pd.testing.assert_frame_equal(a.metrics, b.metrics)
