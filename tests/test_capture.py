@@ -228,3 +228,25 @@ def test_bad_inputs_give_clear_errors():
         neural_codes(model, torch.randn(10, 3), labels=[0, 1, 2])
     with pytest.raises(TypeError, match="nn.Module"):
         neural_codes(lambda t: t, x)
+
+
+def test_device_side_packing_matches_numpy(rng):
+    from acthash.capture import pack_bits_torch
+
+    for n_bits in (1, 8, 13, 64, 100):
+        bits = rng.integers(0, 2, size=(17, n_bits)).astype(bool)
+        np.testing.assert_array_equal(
+            pack_bits_torch(torch.from_numpy(bits)).numpy(), np.packbits(bits, axis=1)
+        )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_codes_on_gpu_equal_codes_on_cpu():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+                          nn.Flatten(), nn.Linear(4 * 6 * 6, 21), nn.ReLU6(), nn.Linear(21, 3))
+    model = model.double()  # float64 on both sides: no TF32, no near-zero flips
+    x = torch.randn(300, 1, 8, 8, dtype=torch.float64)
+    cpu = neural_codes(model, x, batch_size=64)
+    gpu = neural_codes(model.cuda(), x, batch_size=64)
+    assert gpu.equals(cpu)

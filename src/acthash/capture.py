@@ -123,13 +123,33 @@ class _Record:
 
 
 class _Recorder(TorchFunctionMode):
-    """Intercepts ReLU-like calls; computes their bits from the pre-activation."""
+    """Intercepts ReLU-like calls; computes their bits from the pre-activation.
 
-    def __init__(self, module_stack: list):
+    On the first batch the bits of every call are kept (to learn the layer list). Later
+    batches write the bits of selected layers straight into one (B, n_bits) bool buffer,
+    so no concatenation is needed.
+    """
+
+    def __init__(self, module_stack: list, plan: list | None = None,
+                 buffer: torch.Tensor | None = None):
         super().__init__()
         self.stack = module_stack
         self.records: list[_Record] = []
         self.seen: dict[str, int] = {}
+        self.plan = plan  # per call: (start, n_units) in the buffer, or None if not selected
+        self.buffer = buffer
+        self.calls = 0
+
+    def _name(self, func, kind: str) -> tuple[str, str]:
+        owner_name, owner = self.stack[-1] if self.stack else ("", None)
+        if owner is not None and type(owner) in RELU_LIKE_MODULES:
+            name, kind = owner_name, RELU_LIKE_MODULES[type(owner)]
+        else:
+            fname = getattr(func, "__name__", kind).rstrip("_")
+            name = f"{owner_name}:{fname}"
+        count = self.seen.get(name, 0) + 1
+        self.seen[name] = count
+        return (f"{name}#{count}" if count > 1 else name), kind
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -138,23 +158,34 @@ class _Recorder(TorchFunctionMode):
             x = args[0]
             kind, kinks_of = entry
             kinks = kinks_of(args, kwargs)
-            owner_name, owner = self.stack[-1] if self.stack else ("", None)
-            if owner is not None and type(owner) in RELU_LIKE_MODULES:
-                name, kind = owner_name, RELU_LIKE_MODULES[type(owner)]
-            else:
-                fname = getattr(func, "__name__", kind).rstrip("_")
-                name = f"{owner_name}:{fname}"
-            count = self.seen.get(name, 0) + 1
-            self.seen[name] = count
-            if count > 1:
-                name = f"{name}#{count}"
             flat = x.detach().reshape(x.shape[0], -1)
-            if len(kinks) == 1 and kinks[0] == 0.0:
-                bits = flat > 0
+            if self.plan is not None:
+                i = self.calls
+                self.calls += 1
+                if i >= len(self.plan):
+                    raise RuntimeError(_CONTROL_FLOW)
+                slot = self.plan[i]
+                if slot is not None:
+                    start, units = slot
+                    if flat.shape[1] != units:
+                        raise RuntimeError(_CONTROL_FLOW)
+                    for j, k in enumerate(kinks):
+                        lo = start + j * units
+                        torch.gt(flat, k, out=self.buffer[:, lo : lo + units])
             else:
-                bits = torch.cat([flat > k for k in kinks], dim=1)
-            self.records.append(_Record(name, kind, tuple(x.shape[1:]), kinks, bits))
+                name, kind = self._name(func, kind)
+                if len(kinks) == 1:
+                    bits = flat > kinks[0]
+                else:
+                    bits = torch.cat([flat > k for k in kinks], dim=1)
+                self.records.append(_Record(name, kind, tuple(x.shape[1:]), kinks, bits))
         return func(*args, **kwargs)
+
+
+_CONTROL_FLOW = (
+    "this batch went through different ReLU-like layers than the first batch "
+    "(data-dependent control flow?); neural codes need one fixed layer list"
+)
 
 
 def _install_name_hooks(model: nn.Module, stack: list):
@@ -214,17 +245,23 @@ def _iter_batches(data, batch_size: int):
         yield torch.as_tensor(x), (None if y is None else torch.as_tensor(y))
 
 
-def _pack_rows(bits: torch.Tensor) -> np.ndarray:
-    """(B, n_bits) bool tensor -> (B, ceil(n_bits/8)) uint8 numpy array, numpy bit order."""
-    if bits.device.type == "cpu":
-        return np.packbits(bits.numpy(), axis=1)
+def pack_bits_torch(bits: torch.Tensor) -> torch.Tensor:
+    """(B, n_bits) bool tensor -> (B, ceil(n_bits/8)) uint8 tensor on the same device,
+    in numpy.packbits order (most significant bit first, zero padding)."""
     n = bits.shape[1]
     pad = (-n) % 8
     if pad:
         bits = F.pad(bits, (0, pad))
     weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=bits.device)
-    packed = (bits.view(bits.shape[0], -1, 8).to(torch.uint8) * weights).sum(-1, dtype=torch.uint8)
-    return packed.cpu().numpy()
+    return (bits.view(bits.shape[0], -1, 8).to(torch.uint8) * weights).sum(-1, dtype=torch.uint8)
+
+
+def _pack_rows(bits: torch.Tensor) -> np.ndarray:
+    """(B, n_bits) bool tensor -> (B, ceil(n_bits/8)) uint8 numpy array. On an accelerator
+    the packing runs there, so only 1/8 of the bits cross to the host."""
+    if bits.device.type == "cpu":
+        return np.packbits(bits.numpy(), axis=1)
+    return pack_bits_torch(bits).cpu().numpy()
 
 
 def _select(names: list[str], layers) -> list[int]:
@@ -291,6 +328,8 @@ def capture(
     signature = None
     spans: list[LayerSpan] = []
     chosen: list[int] = []
+    plan: list = []
+    buffer = None
     n_seen = 0
     batches = _iter_batches(data, batch_size)
     if progress:
@@ -303,7 +342,10 @@ def capture(
                 if x.shape[0] == 0:
                     continue
                 if x.is_floating_point():
-                    if check_finite and not torch.isfinite(x).all():
+                    # a sum is finite iff every element is (barring overflow, checked below)
+                    if check_finite and not (
+                        torch.isfinite(x.sum()) or torch.isfinite(x).all()
+                    ):
                         bad = (~torch.isfinite(x.reshape(x.shape[0], -1))).any(1).nonzero()
                         rows = (bad.flatten()[:5] + n_seen).tolist()
                         raise ValueError(
@@ -313,30 +355,38 @@ def capture(
                     x = x.to(device=device, dtype=model_dtype)
                 else:
                     x = x.to(device)
-                recorder = _Recorder(stack)
                 stack.clear()
-                with recorder:
-                    out = model(x)
-                recs = recorder.records
                 if signature is None:
+                    recorder = _Recorder(stack)
+                    with recorder:
+                        out = model(x)
+                    recs = recorder.records
                     if not recs:
                         raise NoReluUnitError(_no_relu_message(model))
-                    signature = [(r.name, r.shape, r.kinks) for r in recs]
+                    signature = len(recs)
                     chosen = _select([r.name for r in recs], layers)
                     pos = 0
+                    plan = [None] * len(recs)
                     for i in chosen:
                         r = recs[i]
                         n = r.bits.shape[1]
                         spans.append(LayerSpan(r.name, r.kind, r.shape, len(r.kinks), pos, pos + n))
+                        plan[i] = (pos, n // len(r.kinks))
                         pos += n
-                elif [(r.name, r.shape, r.kinks) for r in recs] != signature:
-                    raise RuntimeError(
-                        f"batch {b_idx} went through different ReLU-like layers than batch 0 "
-                        "(data-dependent control flow?); neural codes need one fixed layer list"
+                    bits = recs[chosen[0]].bits if len(chosen) == 1 else torch.cat(
+                        [recs[i].bits for i in chosen], dim=1
                     )
-                bits = recs[chosen[0]].bits if len(chosen) == 1 else torch.cat(
-                    [recs[i].bits for i in chosen], dim=1
-                )
+                    del recorder, recs
+                else:
+                    if buffer is None or buffer.shape[0] != x.shape[0]:
+                        buffer = torch.empty((x.shape[0], spans[-1].stop), dtype=torch.bool,
+                                             device=device)
+                    recorder = _Recorder(stack, plan, buffer)
+                    with recorder:
+                        out = model(x)
+                    if recorder.calls != signature:
+                        raise RuntimeError(_CONTROL_FLOW)
+                    bits = buffer
                 packed_parts.append(_pack_rows(bits))
                 if keep_outputs:
                     o = out[0] if isinstance(out, (tuple, list)) else out
