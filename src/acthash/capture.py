@@ -338,7 +338,7 @@ def capture(
         batches = tqdm(batches, desc="capture", unit="batch", leave=False)
     try:
         with torch.no_grad():
-            for b_idx, (x, y) in enumerate(batches):
+            for x, y in batches:
                 if x.shape[0] == 0:
                     continue
                 if x.is_floating_point():
