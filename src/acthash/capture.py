@@ -138,6 +138,9 @@ class _Recorder(TorchFunctionMode):
         self.seen: dict[str, int] = {}
         self.plan = plan  # per call: (start, n_units) in the buffer, or None if not selected
         self.buffer = buffer
+        self.host_buffer = (
+            buffer.numpy() if buffer is not None and buffer.device.type == "cpu" else None
+        )
         self.calls = 0
 
     def _name(self, func, kind: str) -> tuple[str, str]:
@@ -169,9 +172,16 @@ class _Recorder(TorchFunctionMode):
                     start, units = slot
                     if flat.shape[1] != units:
                         raise RuntimeError(_CONTROL_FLOW)
-                    for j, k in enumerate(kinks):
-                        lo = start + j * units
-                        torch.gt(flat, k, out=self.buffer[:, lo : lo + units])
+                    host = self.host_buffer
+                    if host is not None and flat.device.type == "cpu" and flat.dtype in _NUMPY_OK:
+                        flat_np = flat.numpy()  # numpy's strided compare is ~5x torch's here
+                        for j, k in enumerate(kinks):
+                            lo = start + j * units
+                            np.greater(flat_np, k, out=host[:, lo : lo + units])
+                    else:
+                        for j, k in enumerate(kinks):
+                            lo = start + j * units
+                            torch.gt(flat, k, out=self.buffer[:, lo : lo + units])
             else:
                 name, kind = self._name(func, kind)
                 if len(kinks) == 1:
@@ -181,6 +191,8 @@ class _Recorder(TorchFunctionMode):
                 self.records.append(_Record(name, kind, tuple(x.shape[1:]), kinks, bits))
         return func(*args, **kwargs)
 
+
+_NUMPY_OK = (torch.float32, torch.float64, torch.float16)
 
 _CONTROL_FLOW = (
     "this batch went through different ReLU-like layers than the first batch "
