@@ -9,7 +9,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from acthash import NeuralCodes, encoding_properties, properties_table
 from acthash import properties as P
-from acthash.hamming import HAVE_FAISS, hamming_distances, hamming_knn
+from acthash.hamming import available_backends, hamming_distances, hamming_knn
 
 
 def _random_bits(rng, n, d):
@@ -89,19 +89,17 @@ def test_knn_matches_sklearn_hamming_classifier(rng):
     )
 
 
-@pytest.mark.skipif(not HAVE_FAISS, reason="faiss-cpu not installed")
-def test_faiss_and_numpy_backends_agree_under_heavy_ties(rng):
-    db = NeuralCodes.from_bits(_random_bits(rng, 3000, 6))  # 64 possible codes: many ties
-    q = NeuralCodes.from_bits(_random_bits(rng, 200, 6))
-    d1, i1 = hamming_knn(db, q, 15, backend="faiss")
-    d2, i2 = hamming_knn(db, q, 15, backend="numpy")
-    np.testing.assert_array_equal(d1, d2)
-    np.testing.assert_array_equal(i1, i2)
-    # order is (distance, database index)
+@pytest.mark.parametrize("n_bits", [6, 77, 130])
+def test_all_backends_agree_under_heavy_ties(rng, n_bits):
+    assert {"numba", "faiss", "numpy"} <= set(available_backends())  # all installed by setup
+    db = NeuralCodes.from_bits(_random_bits(rng, 3000, n_bits))  # 6 bits: many ties
+    q = NeuralCodes.from_bits(_random_bits(rng, 200, n_bits))
+    results = {b: hamming_knn(db, q, 15, backend=b) for b in available_backends()}
     full = hamming_distances(q, db)
-    for r in range(5):
-        order = np.lexsort((np.arange(3000), full[r]))[:15]
-        np.testing.assert_array_equal(i2[r], order)
+    expected_idx = np.stack([np.lexsort((np.arange(3000), full[r]))[:15] for r in range(200)])
+    for backend, (dist, idx) in results.items():
+        np.testing.assert_array_equal(idx, expected_idx, err_msg=backend)
+        np.testing.assert_array_equal(dist, np.take_along_axis(full, expected_idx, 1))
 
 
 def test_leave_one_out_knn_matches_sklearn_refits(rng):
