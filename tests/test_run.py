@@ -83,3 +83,12 @@ def test_unknown_dataset_is_a_clear_cli_error(tmp_path):
     result = CliRunner().invoke(app, ["run", "--dataset", "nope", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown dataset 'nope'" in result.output and "digits" in result.output
+
+
+def test_cli_layers_lists_spans():
+    result = CliRunner().invoke(app, ["layers", "--width", "12", "--depth", "2"])
+    assert result.exit_code == 0, result.output
+    lines = [ln.split() for ln in result.output.strip().splitlines()]
+    assert lines[0][:2] == ["layer", "kind"]
+    assert [ln[0] for ln in lines[1:]] == ["features.2", "features.4"]
+    assert lines[-1][-2:] == ["12", "24"]  # second layer occupies bits 12..24
