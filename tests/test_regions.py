@@ -166,14 +166,14 @@ def test_residual_block_with_batchnorm_and_conv():
             outside = _codes(net, x[i : i + 1].double() + (t + sign * 1e-9) * un[i].double())
             np.testing.assert_array_equal(inside, base)
             assert (outside != base).any()
-    approx = sampled_segment(net, x, u, step=1e-3, t_max=5)
+    approx = sampled_segment(net, x, u, step=1e-3, t_max=1)
     np.testing.assert_array_less(approx.t_hi, seg.t_hi + 1e-9)
-    np.testing.assert_array_less(np.minimum(seg.t_hi, 5) - approx.t_hi, 1e-3 + 1e-9)
+    np.testing.assert_array_less(np.minimum(seg.t_hi, 1) - approx.t_hi, 1e-3 + 1e-9)
     torch.manual_seed(5)
-    a = torch.randn(3, 1, 6, 6)
-    b = a + 0.3 * torch.randn(3, 1, 6, 6)
+    a = torch.randn(2, 1, 6, 6)
+    b = a + 0.3 * torch.randn(2, 1, 6, 6)
     cr = regions_between(net, a, b)
-    assert cr.n_regions.sum() > 20
+    assert cr.n_regions.sum() > 10
     gaps = np.concatenate([np.diff(np.concatenate([[0.0], t, [1.0]])) for t in cr.t])
     step = min(1e-3, gaps.min() / 2)
     np.testing.assert_array_equal(cr.n_regions, sampled_regions_between(net, a, b, step=step))
@@ -231,3 +231,18 @@ def test_sampled_segment_brackets_exact_interval():
     approx = sampled_segment(net, x, u, step=0.05, t_max=5)
     assert np.all(approx.t_hi <= exact.t_hi + 1e-9) and np.all(exact.t_hi - approx.t_hi < 0.05)
     assert np.all(approx.t_lo >= exact.t_lo - 1e-9) and np.all(approx.t_lo - exact.t_lo < 0.05)
+
+
+def test_forward_ad_and_jvp_engines_agree():
+    torch.manual_seed(4)
+    net = _randomize_bn(_ResNet())
+    x, u = torch.randn(3, 1, 6, 6), torch.randn(3, 1, 6, 6)
+    s1 = region_segment(net, x, u, engine="forward_ad")
+    s2 = region_segment(net, x, u, engine="jvp")
+    np.testing.assert_allclose(s1.t_hi, s2.t_hi, rtol=1e-12)
+    np.testing.assert_allclose(s1.t_lo, s2.t_lo, rtol=1e-12)
+    c1 = regions_between(net, x, x + 0.2 * u, engine="forward_ad")
+    c2 = regions_between(net, x, x + 0.2 * u, engine="jvp")
+    np.testing.assert_array_equal(c1.n_regions, c2.n_regions)
+    with pytest.raises(ValueError, match="engine"):
+        region_segment(net, x, u, engine="reverse")

@@ -4,9 +4,10 @@ A network built from Linear, Conv, BatchNorm (eval mode), average pooling, flatt
 reshape, residual additions, concatenation and the ReLU-like units of
 :mod:`acthash.capture` is piecewise linear. Along a line ``x + t*u`` every pre-activation
 of a ReLU-like unit is an affine function of ``t`` while the activation pattern (the neural
-code) stays fixed. Its slope is a forward-mode derivative (``torch.func.jvp`` with respect
-to ``t``), so one forward pass gives, for every unit and kink, the value of ``t`` at which it
-reaches its kink; the nearest such ``t`` on either side bounds the region.
+code) stays fixed. Its slope is a forward-mode derivative with respect to ``t`` (dual
+numbers of ``torch.autograd.forward_ad``, or ``torch.func.jvp`` with ``engine="jvp"``), so
+one forward pass gives, for every unit and kink, the value of ``t`` at which it reaches its
+kink; the nearest such ``t`` on either side bounds the region.
 
 - :func:`region_segment` -- the interval ``(t_lo, t_hi)`` around ``t = 0`` on which the
   code of ``x`` holds, its length in input units and the bit that ends it on each side;
@@ -92,7 +93,7 @@ _NON_LINEAR = {
 
 class _PreRecorder(_Recorder):
     """Records the pre-activation of every ReLU-like call (kept as a functorch tensor so
-    ``jvp`` returns its slope), and rejects operations that break piecewise linearity."""
+    forward-mode AD returns its slope), and rejects operations that break piecewise linearity."""
 
     def __init__(self, module_stack):
         super().__init__(module_stack)
@@ -139,9 +140,13 @@ class _Layout:
 
 
 class _Linearizer:
-    """Pre-activations and their slopes along directions, one ``jvp`` per batch."""
+    """Pre-activations and their slopes along directions, one forward-mode pass per batch."""
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype | None = torch.float64):
+    def __init__(self, model: nn.Module, dtype: torch.dtype | None = torch.float64,
+                 engine: str = "forward_ad"):
+        if engine not in ("forward_ad", "jvp"):
+            raise ValueError(f"unknown engine {engine!r}; use 'forward_ad' or 'jvp'")
+        self.engine = engine
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if dtype is not None:
@@ -184,8 +189,24 @@ class _Linearizer:
             return self._run(self.cast(x))
 
     def linearize(self, x: torch.Tensor, u: torch.Tensor):
-        """(values, slopes) of the pre-activations at ``x`` along ``u``; lists of (B, U_l)."""
+        """(values, slopes) of the pre-activations at ``x`` along ``u``; lists of (B, U_l).
+
+        Slopes are forward-mode derivatives d z / d t of ``z(x + t*u)`` at ``t = 0``:
+        ``engine="forward_ad"`` pushes ``(x, u)`` as a dual tensor through the model
+        (``torch.autograd.forward_ad``), ``engine="jvp"`` calls ``torch.func.jvp`` on
+        ``t -> z(x + t*u)``; both give the same numbers, forward_ad is about 2x faster.
+        """
         x, u = self.cast(x), self.cast(u)
+        if self.engine == "forward_ad":
+            import torch.autograd.forward_ad as fwad
+
+            with torch.no_grad(), fwad.dual_level():
+                pre = self._run(fwad.make_dual(x, u))
+                parts = [fwad.unpack_dual(p) for p in pre]
+                z = [p.primal for p in parts]
+                s = [p.tangent if p.tangent is not None else torch.zeros_like(p.primal)
+                     for p in parts]
+            return z, s
         shape = (-1,) + (1,) * (x.ndim - 1)
 
         def f(t):
@@ -223,24 +244,31 @@ def _nearest_kink(z, s, kinks_per_layer, starts, units, forward: bool):
     return (best if forward else -best), bit
 
 
+def _compare(lin: _Linearizer, predicted, actual, slack=None) -> None:
+    """Raise if linearly predicted pre-activations differ from a real forward pass by more
+    than the rounding tolerance (plus ``slack``, one float per layer)."""
+    for i, (pred, al, name) in enumerate(zip(predicted, actual, lin.layout.names, strict=True)):
+        if pred.numel() == 0:
+            continue
+        scale = 1.0 + float(pred.abs().max())
+        err = float((pred - al).abs().max())
+        if err > lin.tol * scale + (slack[i] if slack is not None else 0.0):
+            raise NotPiecewiseLinearError(
+                f"pre-activations of layer {name} are not linear inside a region (off by "
+                f"{err:.3g}): the model has an operation that is not piecewise linear in its "
+                f"ReLU-like units; {_SAMPLED_HINT}"
+            )
+
+
 def _check_linear(lin: _Linearizer, x, u, t, z, s):
     """Compare z + s*t with a real forward pass at x + t*u for the rows with finite t."""
     ok = torch.isfinite(t)
     if not ok.any():
         return
     shape = (-1,) + (1,) * (x.ndim - 1)
-    tt = torch.where(ok, t, torch.zeros_like(t))
-    actual = lin.values(x[ok] + tt[ok].view(shape) * u[ok])
-    for zl, sl, al, name in zip(z, s, actual, lin.layout.names, strict=True):
-        pred = zl[ok] + sl[ok] * tt[ok, None]
-        scale = 1.0 + zl[ok].abs().max() + (sl[ok] * tt[ok, None]).abs().max()
-        err = float((pred - al).abs().max())
-        if err > lin.tol * float(scale):
-            raise NotPiecewiseLinearError(
-                f"pre-activations of layer {name} are not linear inside a region (off by "
-                f"{err:.3g}): the model has an operation that is not piecewise linear in its "
-                f"ReLU-like units; {_SAMPLED_HINT}"
-            )
+    tt = t[ok]
+    actual = lin.values(x[ok] + tt.view(shape) * u[ok])
+    _compare(lin, [zl[ok] + sl[ok] * tt[:, None] for zl, sl in zip(z, s, strict=True)], actual)
 
 
 @dataclass
@@ -316,6 +344,7 @@ def region_segment(
     dtype: torch.dtype | None = torch.float64,
     batch_size: int = 512,
     check: bool = True,
+    engine: str = "forward_ad",
 ) -> Segment:
     """The linear region of each ``x`` along direction ``u``, exactly.
 
@@ -324,8 +353,9 @@ def region_segment(
     t_max : search limit on each side (the original study walked ±5); ``inf`` = none.
     dtype : compute on a copy of the model in this dtype (``None``: the model's own).
     check : verify linearity with a forward pass at the region's ends (one extra pass).
+    engine : how slopes are computed, "forward_ad" or "jvp" (``torch.func.jvp``).
     """
-    lin = _Linearizer(model, dtype)
+    lin = _Linearizer(model, dtype, engine)
     x, u, norm = _prepare_lines(x, u, normalize, lin)
     parts = []
     for lo in range(0, x.shape[0], batch_size):
@@ -399,13 +429,15 @@ def regions_between(
     batch_size: int = 512,
     check: bool = True,
     progress: bool = False,
+    engine: str = "forward_ad",
 ) -> Crossings:
     """Walk region by region from ``a`` to ``b`` (both (B, *input_shape)); exact.
 
     Each step linearizes the network just past the previous crossing and jumps to the next
-    kink. Crossings closer together than ~1e-9 (relative) count once.
+    kink. Crossings closer together than ~1e-9 (relative) count once. ``check`` compares
+    each new linearization with the previous piece's prediction (no extra forward pass).
     """
-    lin = _Linearizer(model, dtype)
+    lin = _Linearizer(model, dtype, engine)
     a, b = lin.cast(a), lin.cast(b)
     if a.shape != b.shape:
         raise ValueError(f"a has shape {tuple(a.shape)} but b has {tuple(b.shape)}")
@@ -427,23 +459,37 @@ def regions_between(
         t = torch.zeros(len(idx), dtype=lin.dtype, device=a.device)
         active = torch.ones(len(idx), dtype=torch.bool, device=a.device)
         steps = 0
+        pred = None  # linear prediction of the values at the next linearization point
+        s_prev, shift = [], 0.0
         while active.any():
             rows = active.nonzero().flatten()
             ab, db = a[idx[rows]], d[idx[rows]]
-            z, s = lin.linearize(ab + t[rows].view(shape) * db, db)
+            start = ab + t[rows].view(shape) * db
+            z, s = lin.linearize(start, db)
+            if check and pred is not None:
+                # just past a crossing, slopes downstream of the flipped unit changed
+                slack = [2 * shift * (sp + float(sl.abs().max()) if sl.numel() else 0.0)
+                         for sp, sl in zip(s_prev, s, strict=True)]
+                _compare(lin, pred, z, slack)
             lay = lin.layout
             tau, bit = _nearest_kink(z, s, lay.kinks, lay.starts, lay.units, forward=True)
-            if check:
-                _check_linear(lin, ab + t[rows].view(shape) * db, db,
-                              torch.clamp(tau, max=1.0 - t[rows]), z, s)
             t_next = t[rows] + tau
             done = t_next >= 1.0
+            if check and done.any():  # the last piece of a segment: check it at b
+                _check_linear(lin, start[done], db[done], 1.0 - t[rows][done],
+                              [zl[done] for zl in z], [sl[done] for sl in s])
             for r, tn, bt, dn in zip(rows.tolist(), t_next.tolist(), bit.tolist(),
                                      done.tolist(), strict=True):
                 if not dn:
                     ts[lo + r].append(tn)
                     bits[lo + r].append(bt)
-            t[rows] = torch.where(done, t[rows], t_next + eps * torch.clamp(t_next.abs(), min=1))
+            t_new = torch.where(done, t[rows], t_next + eps * torch.clamp(t_next.abs(), min=1))
+            keep = ~done
+            pred = [zl[keep] + sl[keep] * (t_new - t[rows])[keep, None]
+                    for zl, sl in zip(z, s, strict=True)]
+            s_prev = [float(sl.abs().max()) if sl.numel() else 0.0 for sl in s]
+            shift = float((t_new - t_next)[keep].max()) if keep.any() else 0.0
+            t[rows] = t_new
             active[rows[done]] = False
             if bar is not None:
                 bar.update(int(done.sum()))
