@@ -50,8 +50,8 @@ def main() -> None:
     print(f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}")
     print(f"model: MLP 64-{'-'.join([str(args.width)] * args.depth)}-10 trained 10 epochs; "
           f"{args.pairs} test pairs; mean regions per segment {n_exact.mean():.1f}")
-    print(f"{'method':<34}{'step':>10}{'s/segment':>12}{'regions found':>15}{'x exact time':>14}")
-    print(f"{'exact (jvp walk, float64)':<34}{'-':>10}{t_exact:>12.4f}{'100.0%':>15}{1.0:>14.1f}")
+    print(f"{'method':<34}{'step':>10}{'s/segment':>12}{'regions found':>15}{'time / exact':>14}")
+    print(f"{'exact (forward-mode walk, f64)':<34}{'-':>10}{t_exact:>12.4f}{'100.0%':>15}{1.0:>14.2f}")
 
     per_sample = []
     for step in (0.05, 0.01, 0.001):
@@ -61,7 +61,7 @@ def main() -> None:
         per_sample.append(dt / (1 / step + 1))
         frac = (found - 1).sum() / max((n_exact - 1).sum(), 1)
         print(f"{'sampled, fixed step':<34}{step:>10g}{dt:>12.4f}{100 * frac:>14.1f}%"
-              f"{dt / t_exact:>14.1f}")
+              f"{dt / t_exact:>14.2f}")
     sec_per_sample = float(np.median(per_sample))
 
     needed, times, estimated = [], [], 0
@@ -81,7 +81,7 @@ def main() -> None:
     t_needed = float(np.mean(times))
     label = "sampled, step needed per segment" + (" (est.)" if estimated else "")
     print(f"{label:<34}{np.median(needed):>10.1e}{t_needed:>12.4f}{'100.0%':>15}"
-          f"{t_needed / t_exact:>14.1f}")
+          f"{t_needed / t_exact:>14.2f}")
     print(f"step needed: median {np.median(needed):.2e}, min {np.min(needed):.2e} (fraction "
           f"of the segment); {estimated}/{args.pairs} segments extrapolated at "
           f"{sec_per_sample * 1e6:.1f} us per sample")

@@ -213,16 +213,16 @@ def _parse_floats(text: str) -> tuple[float, ...]:
 
 @study_app.command("lsh")
 def study_lsh(
-    classes: int = typer.Option(40, help="Training manifolds (classes)."),
+    classes: int = typer.Option(100, help="Training manifolds (classes)."),
     per_class: int = typer.Option(100, help="Training examples per manifold."),
     input_dim: int = typer.Option(64, help="Input dimension of x = G(gamma, theta)."),
     gamma_dim: int = typer.Option(8, help="Dimension of the manifold identifier gamma."),
-    theta_dim: int = typer.Option(2, help="Dimension of the transformation parameter theta."),
-    theta_range: float = typer.Option(1.0, help="theta is uniform on [-range, range]."),
+    theta_dim: int = typer.Option(4, help="Dimension of the transformation parameter theta."),
+    theta_range: float = typer.Option(2.0, help="theta is uniform on [-range, range]."),
     generator: str = typer.Option("relu", help="relu (piecewise linear G) or smooth (tanh)."),
     width: int = typer.Option(256, help="Hidden units per layer of the classifier."),
     depth: int = typer.Option(2, help="Hidden layers of the classifier."),
-    epochs: int = typer.Option(30, help="Training epochs (manifolds)."),
+    epochs: int = typer.Option(20, help="Training epochs (manifolds)."),
     lr: float = typer.Option(1e-3, help="Learning rate (Adam)."),
     distances: str = typer.Option("0,0.25,0.5,1,2,3,4,6", help="gamma distances of the LSH curve."),
     pairs: int = typer.Option(400, help="Pairs per distance."),

@@ -76,12 +76,12 @@ class LSHConfig:
     """Settings of the LSH study (defaults: a CPU-scale run of a few minutes)."""
 
     # manifolds (training classes)
-    n_classes: int = 40
+    n_classes: int = 100
     per_class: int = 100
     input_dim: int = 64
     gamma_dim: int = 8
-    theta_dim: int = 2
-    theta_range: float = 1.0
+    theta_dim: int = 4
+    theta_range: float = 2.0
     generator: str = "relu"
     generator_hidden: int = 128
     generator_depth: int = 2
@@ -89,7 +89,7 @@ class LSHConfig:
     # classifier
     width: int = 256
     depth: int = 2
-    epochs: int = 30
+    epochs: int = 20
     lr: float = 1e-3
     batch_size: int = 64
     weight_decay: float = 0.0
