@@ -393,7 +393,7 @@ def _load_real(name: str, options: dict):
         raw = gzip.open(path).read()
         ndim = raw[3]
         dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-        return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+        return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
 
     x_tr = (idx("train-images-idx3-ubyte.gz") / 255.0).astype(np.float32)[:, None]
     x_te = (idx("t10k-images-idx3-ubyte.gz") / 255.0).astype(np.float32)[:, None]
@@ -510,7 +510,7 @@ def plot_lsh_curve(curve: pd.DataFrame, path: Path, title: str = "") -> None:
         axes[1].plot(d["gamma_distance"], d["collision"], style, marker="o", label=model)
     axes[1].set_title(f"SRP {mid} bits: trained vs untrained vs raw")
     for ax in axes:
-        ax.set_xlabel("distance between manifold identifiers |gamma1 - gamma2| (0 = same gamma)")
+        ax.set_xlabel("|gamma1 - gamma2|  (0 = same gamma, new theta)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("collision probability P[h(x1) = h(x2)]")
@@ -558,7 +558,8 @@ def plot_invariance(inv: pd.DataFrame, path: Path) -> None:
             ax.plot(d["depth"], d["distance_ratio"], style, marker="o",
                     label=f"{model} {rep_name}")
     ax.axhline(base, color="k", ls=":", label="raw input")
-    ax.set_xlabel("layer depth")
+    ax.set_xticks(sorted(int(d) for d in inv["depth"].unique() if d > 0))
+    ax.set_xlabel("ReLU layer (depth)")
     ax.set_ylabel("across-gamma / within-gamma mean distance")
     ax.set_title("sensitivity to gamma relative to theta, per layer")
     ax.grid(alpha=0.3)
