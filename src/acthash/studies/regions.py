@@ -10,7 +10,8 @@ around training vs test points, and how many regions separate pairs of examples.
 - **region counts** (``region_counts.parquet``): exact number of linear regions crossed by
   the segment between ``n_pairs`` same-class and ``n_pairs`` different-class test pairs,
   with the count per unit length;
-- ``summary.csv`` (mean / median / std per epoch and group) and histograms in ``figures/``.
+- ``summary.csv`` (mean / median / std per epoch and group; for diameters the two-sided
+  Mann-Whitney U p-value of train vs test) and histograms in ``figures/``.
 """
 
 from __future__ import annotations
@@ -93,12 +94,18 @@ def _pairs(y: np.ndarray, n: int, same: bool, rng) -> np.ndarray:
 
 
 def _summarize(diam: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
+    from scipy.stats import mannwhitneyu
+
     rows = []
     for (epoch, split), d in diam.groupby(["epoch", "split"]):
+        e = diam[diam["epoch"] == epoch]
+        tr, te = e[e["split"] == "train"]["length"], e[e["split"] == "test"]["length"]
+        p = float(mannwhitneyu(tr, te).pvalue) if len(tr) and len(te) else np.nan
         rows.append({"epoch": epoch, "measure": "diameter", "group": split,
                      "mean": d["length"].mean(), "median": d["length"].median(),
                      "std": d["length"].std(), "n": len(d),
-                     "fraction_at_t_max": float(d["clipped"].mean())})
+                     "fraction_at_t_max": float(d["clipped"].mean()),
+                     "p_train_vs_test": p})
     for (epoch, kind), d in counts.groupby(["epoch", "pair"]):
         for col, name in (("n_regions", "regions_between"),
                           ("regions_per_unit", "regions_per_unit_length")):
