@@ -166,6 +166,7 @@ def data_list() -> None:
 @app.command()
 def regions(
     dataset: str = typer.Option("digits", help="Dataset name (see `acthash data list`)."),
+    model: str = typer.Option("mlp", help="Model name, or package.module:function."),
     width: int = typer.Option(100, help="Hidden units per layer of the MLP."),
     depth: int = typer.Option(1, help="Hidden layers."),
     batchnorm: bool = typer.Option(False, help="BatchNorm after each hidden Linear."),
@@ -187,7 +188,8 @@ def regions(
     from acthash.studies.regions import RegionsConfig, run_regions_study
 
     try:
-        cfg = RegionsConfig(dataset=dataset, width=width, depth=depth, batchnorm=batchnorm,
+        cfg = RegionsConfig(dataset=dataset, model=model, width=width, depth=depth,
+                            batchnorm=batchnorm,
                             activation=activation, epochs=epochs, lr=lr,
                             checkpoints=tuple(_parse_ints(checkpoints)), n_points=points,
                             direction=direction, t_max=t_max, n_pairs=pairs, seed=seed)

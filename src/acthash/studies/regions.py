@@ -34,6 +34,7 @@ __all__ = ["RegionsConfig", "RegionsResult", "run_regions_study", "directions"]
 @dataclass
 class RegionsConfig:
     dataset: str = "digits"
+    model: str = "mlp"  # a models registry name, or package.module:function
     width: int = 100
     depth: int = 1
     batchnorm: bool = False
@@ -170,8 +171,8 @@ def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path |
                                              "checkpoints": cfg.epochs_to_measure()})
         write_json(run_dir / "environment.json", environment_info(cfg.seed))
     seed_everything(cfg.seed)
-    model = build_model("mlp", ds.input_shape, ds.n_classes, width=cfg.width, depth=cfg.depth,
-                        batchnorm=cfg.batchnorm, activation=cfg.activation)
+    model = build_model(cfg.model, ds.input_shape, ds.n_classes, width=cfg.width,
+                        depth=cfg.depth, batchnorm=cfg.batchnorm, activation=cfg.activation)
     x_tr, y_tr, x_te, y_te = ds.x_train, ds.y_train, ds.x_test, ds.y_test
     centres = torch.stack([x_tr[y_tr == c].mean(0) if (y_tr == c).any() else x_tr.mean(0)
                            for c in range(ds.n_classes)])
