@@ -163,6 +163,117 @@ def data_list() -> None:
     console.print(table)
 
 
+@app.command()
+def regions(
+    dataset: str = typer.Option("digits", help="Dataset name (see `acthash data list`)."),
+    model: str = typer.Option("mlp", help="Model name, or package.module:function."),
+    width: int = typer.Option(100, help="Hidden units per layer of the MLP."),
+    depth: int = typer.Option(1, help="Hidden layers."),
+    batchnorm: bool = typer.Option(False, help="BatchNorm after each hidden Linear."),
+    activation: str = typer.Option("relu", help="relu, leaky_relu, prelu, relu6, hardtanh."),
+    epochs: int = typer.Option(20, help="Training epochs."),
+    lr: float = typer.Option(1e-2, help="Learning rate (Adam)."),
+    checkpoints: str = typer.Option("", help="Epochs to measure at (default: 0 and last)."),
+    points: int = typer.Option(200, help="Train and test points whose regions are measured."),
+    direction: str = typer.Option("centre", help="centre (towards the class mean) or random."),
+    t_max: float = typer.Option(5.0, help="Walk at most this far on each side (original: 5)."),
+    pairs: int = typer.Option(100, help="Same-class and different-class test pairs."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path | None = typer.Option(None, help="Run directory (default: a new one under runs/)."),
+    runs_root: Path = typer.Option(Path("runs"), help="Where new run directories go."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Exact linear-region diameters around train vs test points and region counts between
+    same-class vs different-class pairs (with histograms)."""
+    from acthash.studies.regions import RegionsConfig, run_regions_study
+
+    try:
+        cfg = RegionsConfig(dataset=dataset, model=model, width=width, depth=depth,
+                            batchnorm=batchnorm,
+                            activation=activation, epochs=epochs, lr=lr,
+                            checkpoints=tuple(_parse_ints(checkpoints)), n_points=points,
+                            direction=direction, t_max=t_max, n_pairs=pairs, seed=seed)
+        result = run_regions_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        _fail(e)
+    table = Table(title="linear regions (exact)")
+    for col in ("epoch", "measure", "group", "mean", "median", "std", "n"):
+        table.add_column(col, justify="right" if col in ("mean", "median", "std", "n") else "left")
+    for r in result.summary.itertuples():
+        table.add_row(str(r.epoch), r.measure, r.group, _fmt(float(r.mean)),
+                      _fmt(float(r.median)), _fmt(float(r.std)), str(r.n))
+    console.print(table)
+    console.print(f"run directory: [bold]{result.run_dir}[/]")
+
+
+def _parse_floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.replace(" ", "").split(",") if t)
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+@study_app.command("lsh")
+def study_lsh(
+    classes: int = typer.Option(100, help="Training manifolds (classes)."),
+    per_class: int = typer.Option(100, help="Training examples per manifold."),
+    input_dim: int = typer.Option(64, help="Input dimension of x = G(gamma, theta)."),
+    gamma_dim: int = typer.Option(8, help="Dimension of the manifold identifier gamma."),
+    theta_dim: int = typer.Option(4, help="Dimension of the transformation parameter theta."),
+    theta_range: float = typer.Option(2.0, help="theta is uniform on [-range, range]."),
+    generator: str = typer.Option("relu", help="relu (piecewise linear G) or smooth (tanh)."),
+    width: int = typer.Option(256, help="Hidden units per layer of the classifier."),
+    depth: int = typer.Option(2, help="Hidden layers of the classifier."),
+    epochs: int = typer.Option(20, help="Training epochs (manifolds)."),
+    lr: float = typer.Option(1e-3, help="Learning rate (Adam)."),
+    distances: str = typer.Option("0,0.25,0.5,1,2,3,4,6", help="gamma distances of the LSH curve."),
+    pairs: int = typer.Option(400, help="Pairs per distance."),
+    srp_bits: str = typer.Option("4,8,16,32", help="Bit lengths of the SRP hashes."),
+    unseen: str = typer.Option("2,5,10,20,50", help="Numbers of unseen classes (one-shot)."),
+    queries: int = typer.Option(20, help="Query examples per unseen class."),
+    repeats: int = typer.Option(10, help="Draws per number of unseen classes."),
+    real: str = typer.Option("digits", help="Real dataset for held-out-class one-shot ('' = skip)."),
+    real_epochs: int = typer.Option(20, help="Training epochs on the real dataset."),
+    real_max_train: int | None = typer.Option(None, help="Cap the real training set size."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path | None = typer.Option(None, help="Run directory (default: a new one under runs/)."),
+    runs_root: Path = typer.Option(Path("runs"), help="Where new run directories go."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """LSH study: collision curves vs gamma distance, per-layer invariance, and one-shot
+    learning of unseen classes (raw vs untrained vs trained representation vs code)."""
+    from acthash.studies.lsh import REPRESENTATIONS, LSHConfig, run_lsh_study
+
+    try:
+        cfg = LSHConfig(n_classes=classes, per_class=per_class, input_dim=input_dim,
+                        gamma_dim=gamma_dim, theta_dim=theta_dim, theta_range=theta_range,
+                        generator=generator, width=width, depth=depth, epochs=epochs, lr=lr,
+                        distances=_parse_floats(distances), n_pairs=pairs,
+                        srp_bits=tuple(_parse_ints(srp_bits)),
+                        n_unseen=tuple(_parse_ints(unseen)), queries_per_class=queries,
+                        repeats=repeats, real_dataset=real or None, real_epochs=real_epochs,
+                        real_max_train=real_max_train, seed=seed)
+        result = run_lsh_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        _fail(e)
+    for title, summ in (("one-shot accuracy on unseen manifolds", result.one_shot_summary),
+                        ("one-shot accuracy on held-out real classes", result.real_summary)):
+        if summ is None:
+            continue
+        wide = summ.assign(cell=[f"{m:.3f} ± {s:.3f}" for m, s in zip(summ["mean"], summ["std"],
+                                                                       strict=True)])
+        wide = wide.pivot(index="n_unseen", columns="representation", values="cell")
+        wide = wide[[c for c in REPRESENTATIONS if c in wide.columns]]
+        table = Table(title=title)
+        table.add_column("unseen classes", justify="right")
+        for col in wide.columns:
+            table.add_column(col, justify="right")
+        for n, row in wide.iterrows():
+            table.add_row(str(n), *[str(v) for v in row])
+        console.print(table)
+    console.print(f"run directory: [bold]{result.run_dir}[/]")
+
+
 def main() -> None:  # console-script entry point
     app()
 

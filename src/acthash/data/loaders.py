@@ -30,3 +30,5 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
         info={"source": "sklearn.datasets.load_digits", "test_fraction": test_fraction,
               "split_seed": split_seed},
     )
+
+from acthash.data import manifolds as _manifolds  # noqa: E402,F401  (registers "manifolds")

@@ -1,0 +1,1 @@
+"""Companion studies: each module runs one study end to end into a run directory."""
