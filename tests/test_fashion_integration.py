@@ -23,7 +23,7 @@ def test_fashion_mnist_run_codes_and_properties(tmp_path):
     result = CliRunner().invoke(app, [
         "run", "--dataset", "fashion-mnist", "--model", "mlp", "--width", "64", "--depth", "1",
         "--epochs", "2", "--checkpoints", "0,1,2", "--sample-size", "2000",
-        "--label-noise", "0.2", "--weight-decay", "1e-4", "--seed", "0", "-O", "n_test=1000",
+        "--label-noise", "0.2", "--weight-decay", "1e-4", "--seed", "0", "-O", "n_test=500",
         "--out", str(out), "--no-progress",
     ])
     assert result.exit_code == 0, result.output
@@ -37,10 +37,10 @@ def test_fashion_mnist_run_codes_and_properties(tmp_path):
     # ten balanced clothing classes: chance is 0.1; two epochs on 2000 images reach far more
     assert last["net_acc_test"] > 0.6 and last["knn_test"] > 0.6 and last["logreg_test"] > 0.6
     codes = NeuralCodes.load(out / "codes" / "epoch_0002_test.ahc")
-    assert len(codes) == 1000 and codes.n_bits == 64
+    assert len(codes) == 500 and codes.n_bits == 64
     np.testing.assert_array_equal(codes.labels[:5], np.array([9, 2, 1, 1, 6]))  # t10k labels
     redundancy = (len(codes) - len(np.unique(codes.unpack(), axis=0))) / len(codes)
     assert last["redundancy_test"] == pytest.approx(redundancy)
     info = json.loads((out / "dataset.json").read_text())
-    assert info["label_noise"]["n_noisy"] == 400 and info["dataset"]["n_test"] == 1000
+    assert info["label_noise"]["n_noisy"] == 400 and info["dataset"]["n_test"] == 500
     assert len(np.load(out / "noisy_indices.npy")) == 400

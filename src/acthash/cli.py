@@ -157,8 +157,10 @@ def run(
 @app.command()
 def layers(
     dataset: str = typer.Option("digits", help="Dataset whose input shape to use."),
+    data_dir: Path | None = typer.Option(None, help="Directory holding the dataset's files."),
     model: str = typer.Option("mlp", help="Model name, or package.module:function."),
     width: int = typer.Option(100),
+    width_mult: float | None = typer.Option(None, help="Channel multiplier (vgg*/resnet*)."),
     depth: int = typer.Option(1),
     batchnorm: bool = typer.Option(False),
     activation: str = typer.Option("relu"),
@@ -169,9 +171,10 @@ def layers(
     from acthash.models import build_model
 
     try:
-        ds = datasets.load(dataset)
+        ds = datasets.load(dataset, **({"root": str(data_dir)} if data_dir else {}))
+        extra = {"width_mult": width_mult} if width_mult is not None else {}
         m = build_model(model, ds.input_shape, ds.n_classes, width=width, depth=depth,
-                        batchnorm=batchnorm, activation=activation)
+                        batchnorm=batchnorm, activation=activation, **extra)
         console.print(list_layers(m, ds.x_train[:2]).to_string(index=False))
     except (ValueError, FileNotFoundError, TypeError) as e:
         _fail(e)

@@ -208,8 +208,8 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.detach() * len(idx)
-            correct += (out.detach().argmax(1) == yb).sum()
+            total.add_(loss.detach(), alpha=len(idx))
+            correct.add_((out.detach().argmax(1) == yb).sum())
         total, correct = float(total), int(correct)
         if not math.isfinite(total):
             raise FloatingPointError(
