@@ -326,3 +326,31 @@ def test_list_reports_availability(tmp_path, monkeypatch):
     ds = data.load("mnist")  # found through $ACTHASH_DATA/mnist
     assert len(ds.x_train) == 30
     assert all(d["how_to_get"] for d in rows.values())
+
+
+def test_download_goes_through_torchvision_when_installed(tmp_path, monkeypatch):
+    """A stand-in torchvision writes files where the real one does (root/MNIST/raw)."""
+    import sys
+    import types
+
+    calls = []
+
+    class FakeMNIST:
+        def __init__(self, root, train=True, download=False):
+            calls.append((root, train, download))
+            raw = tmp_path / "dl" / "MNIST" / "raw"
+            if not (raw / "train-images-idx3-ubyte").exists():
+                write_mnist_dir(raw, n_train=9, n_test=4, compress=False)
+
+    tv = types.ModuleType("torchvision")
+    tvd = types.ModuleType("torchvision.datasets")
+    tvd.MNIST = FakeMNIST
+    tv.datasets = tvd
+    monkeypatch.setitem(sys.modules, "torchvision", tv)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", tvd)
+    ds = data.load("mnist", root=str(tmp_path / "dl"), download=True)
+    assert len(ds.x_train) == 9 and len(ds.x_test) == 4
+    assert calls and all(c[2] for c in calls)
+    n = len(calls)
+    data.load("mnist", root=str(tmp_path / "dl"), download=True)  # present: no new download
+    assert len(calls) == n

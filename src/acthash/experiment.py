@@ -3,7 +3,9 @@
 ``run_experiment(RunConfig(...))`` is what ``acthash run`` calls. The run directory holds:
 
 - ``config.json`` (the full config), ``environment.json`` (versions, machine, seed),
-  ``dataset.json`` (sizes and manipulations; ``noisy_indices.npy`` with label noise);
+  ``dataset.json`` (sizes, manipulations and their seeds), ``train_indices.npy`` (rows of
+  the dataset's training set used), ``train_labels.npy`` (labels trained on) and, with label
+  noise, ``noisy_indices.npy`` (rows of the used training set whose label was changed);
 - ``metrics.json`` and ``metrics.parquet``: one row of encoding properties per checkpoint;
 - ``history.parquet``: the training curve, one row per epoch;
 - ``codes/epoch_XXXX_{train,test}.ahc``: the neural codes at each checkpoint;

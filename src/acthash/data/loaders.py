@@ -141,7 +141,7 @@ def load_fashion_mnist(root: str | None = None, normalize: str = "scale",
     """Fashion-MNIST from IDX files: ``/usr/share/datasets/fashion-mnist`` (Debian package
     dataset-fashion-mnist), ``$ACTHASH_DATA/fashion-mnist`` or ``root``. Shape (1, 28, 28);
     ``n_train``/``n_test`` keep the first N of each split."""
-    if download:
+    if download and not (root is None and _idx_available(_fashion_dirs())):
         target = Path(root).expanduser() if root else data_root() / "fashion-mnist"
         if not _idx_available(_mnist_dirs(target, "FashionMNIST")):
             _torchvision_download("FashionMNIST", target, readers.FASHION_HOW, train=True)
