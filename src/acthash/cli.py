@@ -34,6 +34,19 @@ def _parse_ints(text: str | None) -> list[int]:
         raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
 
 
+def parse_key_values(items: list[str]) -> dict:
+    """``["n_test=2000", "normalize=standardize"]`` -> {"n_test": 2000, ...} (YAML scalars)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value) if value else None
+    return out
+
+
 def _fmt(v) -> str:
     if v is None:
         return "-"
@@ -77,9 +90,16 @@ def _fail(e: Exception) -> None:
 @app.command()
 def run(
     dataset: str = typer.Option("digits", help="Dataset name (see `acthash data list`)."),
-    data_dir: Path | None = typer.Option(None, help="Directory holding the dataset's files."),
+    data_dir: Path | None = typer.Option(
+        None, help="Directory holding the dataset's files (mnist, fashion-mnist, cifar10, svhn)."),
+    label_column: str | None = typer.Option(None, help="Label column of a csv:PATH dataset."),
+    data_option: list[str] = typer.Option(
+        [], "--data-option", "-O",
+        help="Dataset option KEY=VALUE, repeatable (e.g. -O n_test=2000 -O normalize=standardize)."),
     model: str = typer.Option("mlp", help="Model name, or package.module:function."),
-    width: int = typer.Option(100, help="Hidden units per layer (MLP) or width multiplier."),
+    width: int = typer.Option(100, help="Hidden units per layer (MLP)."),
+    width_mult: float | None = typer.Option(
+        None, help="Channel multiplier of vgg*/resnet* models (1.0 = the standard widths)."),
     depth: int = typer.Option(1, help="Hidden layers (MLP) or depth (ResNet)."),
     batchnorm: bool = typer.Option(False, help="BatchNorm after each hidden Linear."),
     activation: str = typer.Option("relu", help="relu, leaky_relu, prelu, rrelu, relu6, hardtanh."),
@@ -88,7 +108,8 @@ def run(
     batch_size: int = typer.Option(64, help="Mini-batch size."),
     optimizer: str = typer.Option("adam", help="adam or sgd (momentum 0.9)."),
     weight_decay: float = typer.Option(0.0, help="L2 weight decay."),
-    schedule: str = typer.Option("none", help="none, step (x0.1 every 20 epochs) or cosine."),
+    schedule: str = typer.Option("none", help="none, step (x0.1 every --step-size epochs) or cosine."),
+    step_size: int = typer.Option(20, help="Epochs between x0.1 steps of the step schedule."),
     checkpoints: str = typer.Option("", help="Epochs to measure at, e.g. 0,1,3,10 (0 = init)."),
     sample_size: int | None = typer.Option(None, help="Train on the first N examples."),
     balanced: bool = typer.Option(False, help="Class-balanced random sample instead of first N."),
@@ -109,9 +130,16 @@ def run(
     from acthash.experiment import RunConfig, run_experiment
 
     try:
+        dataset_options = parse_key_values(data_option)
+        if data_dir:
+            dataset_options["root"] = str(data_dir)
+        if label_column:
+            dataset_options["label"] = label_column
         cfg = RunConfig(
             dataset=dataset,
-            dataset_options={"root": str(data_dir)} if data_dir else {},
+            dataset_options=dataset_options,
+            model_options={"width_mult": width_mult} if width_mult is not None else {},
+            step_size=step_size,
             model=model, width=width, depth=depth, batchnorm=batchnorm, activation=activation,
             epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
             weight_decay=weight_decay, schedule=schedule, checkpoints=_parse_ints(checkpoints),
@@ -129,8 +157,10 @@ def run(
 @app.command()
 def layers(
     dataset: str = typer.Option("digits", help="Dataset whose input shape to use."),
+    data_dir: Path | None = typer.Option(None, help="Directory holding the dataset's files."),
     model: str = typer.Option("mlp", help="Model name, or package.module:function."),
     width: int = typer.Option(100),
+    width_mult: float | None = typer.Option(None, help="Channel multiplier (vgg*/resnet*)."),
     depth: int = typer.Option(1),
     batchnorm: bool = typer.Option(False),
     activation: str = typer.Option("relu"),
@@ -141,9 +171,10 @@ def layers(
     from acthash.models import build_model
 
     try:
-        ds = datasets.load(dataset)
+        ds = datasets.load(dataset, **({"root": str(data_dir)} if data_dir else {}))
+        extra = {"width_mult": width_mult} if width_mult is not None else {}
         m = build_model(model, ds.input_shape, ds.n_classes, width=width, depth=depth,
-                        batchnorm=batchnorm, activation=activation)
+                        batchnorm=batchnorm, activation=activation, **extra)
         console.print(list_layers(m, ds.x_train[:2]).to_string(index=False))
     except (ValueError, FileNotFoundError, TypeError) as e:
         _fail(e)

@@ -3,7 +3,9 @@
 ``run_experiment(RunConfig(...))`` is what ``acthash run`` calls. The run directory holds:
 
 - ``config.json`` (the full config), ``environment.json`` (versions, machine, seed),
-  ``dataset.json`` (sizes and manipulations; ``noisy_indices.npy`` with label noise);
+  ``dataset.json`` (sizes, manipulations and their seeds), ``train_indices.npy`` (rows of
+  the dataset's training set used), ``train_labels.npy`` (labels trained on) and, with label
+  noise, ``noisy_indices.npy`` (rows of the used training set whose label was changed);
 - ``metrics.json`` and ``metrics.parquet``: one row of encoding properties per checkpoint;
 - ``history.parquet``: the training curve, one row per epoch;
 - ``codes/epoch_XXXX_{train,test}.ahc``: the neural codes at each checkpoint;
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 from acthash import data as datasets
-from acthash._io import save_torch, write_json, write_table
+from acthash._io import atomic_path, save_torch, write_json, write_table
 from acthash.capture import capture
 from acthash.codes import CorruptFileError
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
@@ -35,7 +37,7 @@ from acthash.properties import encoding_properties
 from acthash.train import TrainConfig, resolve_device, seed_everything, train
 
 __all__ = ["RunConfig", "RunResult", "run_experiment", "load_checkpoint", "environment_info",
-           "prepare_data", "make_model"]
+           "prepare_data", "training_rows", "make_model", "derived_seed"]
 
 
 @dataclass
@@ -142,36 +144,77 @@ def environment_info(seed: int | None = None) -> dict:
     return info
 
 
+# tags that derive one independent seed per manipulation from the run's seed
+_SEED_TAGS = {"val_split": 1, "sample": 2, "random_labels": 3, "label_noise": 4}
+
+
+def derived_seed(seed: int, what: str) -> int:
+    """The seed a manipulation ``what`` uses: ``SeedSequence([seed, tag])``'s first word,
+    so the split, the sample and the label noise are independent yet fixed by one seed."""
+    return int(np.random.SeedSequence([int(seed), _SEED_TAGS[what]]).generate_state(1)[0])
+
+
 def prepare_data(cfg: RunConfig):
-    """Load the dataset and apply the study manipulations. Returns (dataset, info, arrays)
-    where arrays = (x_train, y_train, x_val, y_val) after manipulation."""
+    """Load the dataset and apply the study manipulations, in this order: validation split,
+    sample size, random labels, label noise (the last two on training labels only).
+
+    Returns ``(dataset, info, (x_train, y_train, x_val, y_val), noisy_indices)``.
+    ``info`` (JSON-ready) records every manipulation with its seed; ``noisy_indices`` index
+    the training rows used (None without label noise). The dataset's tensors are never
+    modified. :func:`training_rows` gives the rows' indices into the dataset's training set.
+    """
+    ds, info, arrays, noisy_idx, _ = _prepare(cfg)
+    return ds, info, arrays, noisy_idx
+
+
+def training_rows(cfg: RunConfig) -> np.ndarray:
+    """Indices into ``load(cfg.dataset).x_train`` of the training examples a run uses."""
+    return _prepare(cfg)[4]
+
+
+def _prepare(cfg: RunConfig):
     ds = datasets.load(cfg.dataset, **cfg.dataset_options)
     x_tr, y_tr = ds.x_train, ds.y_train
-    info: dict = {"dataset": ds.describe()}
+    rows = np.arange(len(x_tr))
+    info: dict = {"dataset": ds.describe(), "seed": cfg.seed}
     x_val = y_val = None
     if cfg.val_split:
-        tr_idx, val_idx = train_val_split(len(x_tr), cfg.val_split, seed=cfg.seed)
+        s = derived_seed(cfg.seed, "val_split")
+        tr_idx, val_idx = train_val_split(len(x_tr), cfg.val_split, seed=s)
         x_val, y_val = x_tr[val_idx], y_tr[val_idx]
-        x_tr, y_tr = x_tr[tr_idx], y_tr[tr_idx]
-        info["val_split"] = {"fraction": cfg.val_split, "n_val": len(val_idx)}
+        rows = rows[tr_idx]
+        info["val_split"] = {"fraction": cfg.val_split, "n_val": len(val_idx), "seed": s}
     if cfg.sample_size is not None:
-        idx = subsample(y_tr, cfg.sample_size, balanced=cfg.balanced, seed=cfg.seed)
-        x_tr, y_tr = x_tr[idx], y_tr[idx]
-        info["sample_size"] = {"n": cfg.sample_size, "balanced": cfg.balanced}
+        s = derived_seed(cfg.seed, "sample")
+        idx = subsample(y_tr[rows], cfg.sample_size, balanced=cfg.balanced, seed=s)
+        rows = rows[idx]
+        info["sample_size"] = {"n": cfg.sample_size, "balanced": cfg.balanced,
+                               "seed": s if cfg.balanced else None,
+                               "protocol": "class-balanced random" if cfg.balanced else "first N"}
+    x_tr, y_tr = x_tr[rows], y_tr[rows].clone()
     noisy_idx = None
     if cfg.random_labels:
-        y_tr = random_labels(y_tr, ds.n_classes, seed=cfg.seed)
-        info["random_labels"] = True
+        s = derived_seed(cfg.seed, "random_labels")
+        y_tr = random_labels(y_tr, ds.n_classes, seed=s)
+        info["random_labels"] = {"seed": s}
     if cfg.label_noise:
-        y_tr, noisy_idx = noisy_labels(y_tr, cfg.label_noise, ds.n_classes, seed=cfg.seed)
-        info["label_noise"] = {"fraction": cfg.label_noise, "n_noisy": int(len(noisy_idx))}
+        s = derived_seed(cfg.seed, "label_noise")
+        y_tr, noisy_idx = noisy_labels(y_tr, cfg.label_noise, ds.n_classes, seed=s)
+        info["label_noise"] = {"fraction": cfg.label_noise, "n_noisy": int(len(noisy_idx)),
+                               "seed": s, "file": "noisy_indices.npy"}
     info["n_train_used"] = len(x_tr)
-    return ds, info, (x_tr, y_tr, x_val, y_val), noisy_idx
+    return ds, info, (x_tr, y_tr, x_val, y_val), noisy_idx, rows
 
 
 def make_model(cfg: RunConfig, input_shape, n_classes: int) -> nn.Module:
     seed_everything(cfg.seed)
     return build_model(cfg.model, input_shape, n_classes, **cfg.model_kwargs())
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(array))
 
 
 def _default_run_dir(cfg: RunConfig, root: Path) -> Path:
@@ -189,7 +232,7 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     ``runs_root``) unless ``write=False``.
     """
     cfg = cfg or RunConfig()
-    ds, data_info, (x_tr, y_tr, x_val, y_val), noisy_idx = prepare_data(cfg)
+    ds, data_info, (x_tr, y_tr, x_val, y_val), noisy_idx, train_rows = _prepare(cfg)
     model = make_model(cfg, ds.input_shape, ds.n_classes)
     tcfg = cfg.train_config()
     run_dir = None
@@ -198,9 +241,13 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", cfg.to_dict())
         write_json(run_dir / "environment.json", environment_info(cfg.seed))
+        data_info["files"] = {"train_indices": "train_indices.npy",
+                              "train_labels": "train_labels.npy"}
         write_json(run_dir / "dataset.json", data_info)
+        _save_npy(run_dir / "train_indices.npy", train_rows)
+        _save_npy(run_dir / "train_labels.npy", y_tr.numpy())
         if noisy_idx is not None:
-            np.save(run_dir / "noisy_indices.npy", noisy_idx)
+            _save_npy(run_dir / "noisy_indices.npy", noisy_idx)
     device = resolve_device(cfg.device)
     rows: list[dict] = []
     ckpt_meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -44,13 +45,14 @@ class TrainConfig:
     epochs: int = 20
     lr: float = 1e-2
     batch_size: int = 64
-    optimizer: str = "adam"  # "adam" or "sgd" (with momentum)
+    optimizer: str = "adam"  # "adam", "adamw" or "sgd" (with momentum)
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "none"  # "none", "step" or "cosine"
     step_size: int = 20
     gamma: float = 0.1
     early_stopping: int | None = None  # patience in epochs on validation loss
+    restore_best: bool = False  # after early stopping, load the best validation state
     checkpoints: Sequence[int] = field(default_factory=tuple)
     seed: int = 0
     device: str = "auto"
@@ -59,6 +61,32 @@ class TrainConfig:
         d = asdict(self)
         d["checkpoints"] = list(self.checkpoints)
         return d
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad setting."""
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; use one of {_OPTIMIZERS}")
+        if self.schedule not in _SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; use one of {_SCHEDULES}")
+        if self.schedule == "step" and self.step_size < 1:
+            raise ValueError(f"step_size must be >= 1, got {self.step_size}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise ValueError(f"early_stopping patience must be >= 1, got {self.early_stopping}")
+        bad = [c for c in self.checkpoints if not 0 <= c <= self.epochs]
+        if bad:
+            raise ValueError(f"checkpoint epochs {bad} are outside 0..{self.epochs}")
+
+
+_OPTIMIZERS = ("adam", "adamw", "sgd")
+_SCHEDULES = ("none", "step", "cosine")
 
 
 @dataclass
@@ -72,10 +100,12 @@ class TrainResult:
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'adam' or 'sgd'")
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use one of {_OPTIMIZERS}")
 
 
 def _lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -113,19 +143,27 @@ def train(
 ) -> TrainResult:
     """Train ``model`` with cross-entropy on (x, y) in place.
 
-    x : (N, ...) float tensor; y : (N,) int64 labels.
+    x : (N, ...) float tensor; y : (N,) int64 labels. Tensors are moved to the model's
+    device once (``config.device``; "auto" = CUDA when available) and sliced per batch.
     on_checkpoint(epoch, model) is called at each epoch listed in ``config.checkpoints``
     (0 = before training), with the model in eval mode; it must not change the model.
+
+    ``config.seed`` fixes the batch order and reseeds torch's global generator (used by
+    dropout or RReLU), so on CPU the same model and seed give bit-identical weights.
     """
     cfg = config or TrainConfig()
+    cfg.validate()
     if len(x) != len(y):
         raise ValueError(f"{len(x)} inputs but {len(y)} labels; pass one label per input")
     if len(x) == 0:
         raise ValueError("no training examples")
-    bad = [c for c in cfg.checkpoints if not 0 <= c <= cfg.epochs]
-    if bad:
-        raise ValueError(f"checkpoint epochs {bad} are outside 0..{cfg.epochs}")
+    if cfg.early_stopping and x_val is None:
+        raise ValueError("early stopping watches the validation loss: pass x_val/y_val "
+                         "(acthash run: --val-split 0.2)")
+    if (x_val is None) != (y_val is None):
+        raise ValueError("pass both x_val and y_val, or neither")
     device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
     model.to(device)
     x, y = x.to(device), y.to(device).long()
     if x_val is not None:
@@ -170,8 +208,8 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.detach() * len(idx)
-            correct += (out.detach().argmax(1) == yb).sum()
+            total.add_(loss.detach(), alpha=len(idx))
+            correct.add_((out.detach().argmax(1) == yb).sum())
         total, correct = float(total), int(correct)
         if not math.isfinite(total):
             raise FloatingPointError(
@@ -191,5 +229,11 @@ def train(
                 if waited >= cfg.early_stopping:
                     stopped = True
                     break
+    if stopped and cfg.restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    skipped = [c for c in checkpoints if c not in done]
+    if skipped:
+        warnings.warn(f"training stopped early at epoch {epoch}; checkpoints {skipped} were "
+                      "not reached", stacklevel=2)
     model.eval()
     return TrainResult(pd.DataFrame(rows), done, stopped, best_state)

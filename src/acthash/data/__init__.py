@@ -4,16 +4,20 @@ from acthash.data.registry import (
     Dataset,
     DatasetNotFoundError,
     available_datasets,
+    data_root,
     list_datasets,
     load,
     register_dataset,
+    with_random_labels,
 )
 
 __all__ = [
     "Dataset",
     "DatasetNotFoundError",
     "available_datasets",
+    "data_root",
     "list_datasets",
     "load",
     "register_dataset",
+    "with_random_labels",
 ]

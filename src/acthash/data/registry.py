@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -99,18 +102,66 @@ def available_datasets() -> list[str]:
     return [d["name"] for d in list_datasets() if d["available"]]
 
 
-def load(name: str, **options) -> Dataset:
-    """Load a dataset by registry name (``digits``, ...); options go to its loader."""
+def data_root() -> Path:
+    """Default parent folder of user-provided datasets: ``$ACTHASH_DATA`` or
+    ``~/.acthash/data`` (a dataset ``NAME`` is then looked for in ``data_root()/NAME``)."""
+    return Path(os.environ.get("ACTHASH_DATA", "~/.acthash/data")).expanduser()
+
+
+def _check_options(name: str, fn: Callable, options: dict, skip: int = 0) -> None:
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    valid = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        hint = ""
+        if "root" in unknown:
+            hint = f" ({name} needs no data directory: drop --data-dir / root=)"
+        raise ValueError(
+            f"dataset {name!r} takes no option(s) {unknown}{hint}; its options are "
+            f"{valid + ['random_labels', 'random_labels_seed']}"
+        )
+
+
+def load(name: str, *, random_labels: bool = False, random_labels_seed: int = 0,
+         **options) -> Dataset:
+    """Load a dataset by registry name; ``options`` go to its loader.
+
+    Names: ``digits``, ``mnist1d``, ``fashion-mnist``, ``mnist``, ``cifar10``, ``svhn``,
+    ``csv:PATH`` and ``random:NAME`` (see ``acthash data list``). ``random_labels=True``
+    replaces the training labels by uniformly random classes (seeded by
+    ``random_labels_seed``) on any dataset; test labels stay true.
+    """
     _ensure_builtin()
     prefix, sep, rest = name.partition(":")
     if sep and f"{prefix}:" in _REGISTRY:
-        return _REGISTRY[f"{prefix}:"].loader(rest, **options)
-    if name not in _REGISTRY:
+        fn = _REGISTRY[f"{prefix}:"].loader
+        if not rest:
+            raise ValueError(f"{prefix}: needs an argument, e.g. {prefix}:{'data.csv' if prefix == 'csv' else 'fashion-mnist'}")
+        _check_options(name, fn, options, skip=1)
+        ds = fn(rest, **options)
+    elif name not in _REGISTRY:
         raise ValueError(
             f"unknown dataset {name!r}; available names: {', '.join(sorted(_REGISTRY))} "
             "(see `acthash data list`)"
         )
-    return _REGISTRY[name].loader(**options)
+    else:
+        _check_options(name, _REGISTRY[name].loader, options)
+        ds = _REGISTRY[name].loader(**options)
+    if random_labels:
+        ds = with_random_labels(ds, seed=random_labels_seed)
+    return ds
+
+
+def with_random_labels(ds: Dataset, seed: int = 0) -> Dataset:
+    """A copy of ``ds`` whose training labels are drawn uniformly from its classes
+    (``numpy.random.default_rng(seed)``); inputs and test labels are shared, not copied."""
+    rng = np.random.default_rng(seed)
+    y = torch.as_tensor(rng.integers(0, ds.n_classes, size=len(ds.y_train)), dtype=torch.long)
+    info = {**ds.info, "random_labels": {"seed": seed}}
+    return Dataset(ds.name, ds.x_train, y, ds.x_test, ds.y_test, list(ds.class_names),
+                   tuple(ds.input_shape), dict(ds.normalization), info)
 
 
 def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

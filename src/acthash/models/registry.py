@@ -54,3 +54,52 @@ def build_model(name: str, input_shape, n_classes: int, **options) -> nn.Module:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())} "
                          "or give 'package.module:function'")
     return _BUILDERS[name](tuple(input_shape), n_classes, **options)
+
+
+# ---- convolutional models (image inputs (C, H, W)); MLP-only options are ignored ----------
+
+def _vgg_builder(config: str):
+    def build(input_shape, n_classes, width_mult=1.0, activation="relu", **_):
+        from acthash.models.cnn import VGG
+
+        return VGG(input_shape, n_classes, config=config, width_mult=width_mult,
+                   batchnorm=True, activation=activation)
+
+    build.__doc__ = f"{config.upper()}-style CNN with BatchNorm; options width_mult, activation."
+    return build
+
+
+for _cfg in ("vgg11", "vgg13", "vgg16", "vgg19"):
+    register(_cfg)(_vgg_builder(_cfg))
+
+
+@register("vgg")
+def _vgg(input_shape, n_classes, config="vgg11", width_mult=1.0, activation="relu", **_):
+    from acthash.models.cnn import VGG
+
+    return VGG(input_shape, n_classes, config=config, width_mult=width_mult, batchnorm=True,
+               activation=activation)
+
+
+def _resnet_builder(depth: int):
+    def build(input_shape, n_classes, width_mult=1.0, activation="relu", **_):
+        from acthash.models.cnn import ResNet
+
+        return ResNet(input_shape, n_classes, depth=depth, width_mult=width_mult,
+                      activation=activation)
+
+    build.__doc__ = f"CIFAR-style ResNet-{depth}; options width_mult, activation."
+    return build
+
+
+for _d in (20, 32, 44, 56, 110):
+    register(f"resnet{_d}")(_resnet_builder(_d))
+
+
+@register("resnet")
+def _resnet(input_shape, n_classes, depth=20, width_mult=1.0, activation="relu", **_):
+    """CIFAR-style ResNet of ``depth`` = 6n+2 layers (``--depth 20``)."""
+    from acthash.models.cnn import ResNet
+
+    return ResNet(input_shape, n_classes, depth=depth, width_mult=width_mult,
+                  activation=activation)
