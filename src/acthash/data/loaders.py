@@ -30,3 +30,7 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
         info={"source": "sklearn.datasets.load_digits", "test_fraction": test_fraction,
               "split_seed": split_seed},
     )
+
+
+# the random-data control (``random:NAME``) registers itself on import
+from acthash.data import random_data as _random_data  # noqa: E402,F401
