@@ -163,6 +163,135 @@ def data_list() -> None:
     console.print(table)
 
 
+# ---------------------------------------------------------------- sweeps, figures, reports
+
+
+@app.command()
+def sweep(
+    config: Path | None = typer.Argument(None, help="Sweep file (.yaml/.yml/.toml)."),
+    preset: str | None = typer.Option(
+        None, help="model-size, training-time, sample-size, regularization, label-noise or "
+        "random-data (instead of CONFIG)."),
+    scale: str = typer.Option("cpu", help="Preset scale: cpu (minutes on 2 cores) or paper."),
+    dataset: str | None = typer.Option(None, help="Preset dataset (default digits; paper: mnist)."),
+    seeds: int | None = typer.Option(None, help="Preset repeats (seeds 0..N-1)."),
+    out: Path | None = typer.Option(None, help="Sweep directory (default sweeps/<name>)."),
+    executor: str = typer.Option("serial", help="serial, process or ray."),
+    workers: int = typer.Option(1, help="Worker processes (process) or local Ray CPUs (ray)."),
+    ray_address: str | None = typer.Option(
+        None, help="Join a Ray cluster: auto, or ray://host:10001 (default: a local Ray)."),
+    cache_dir: Path | None = typer.Option(None, help="Model cache (default <sweep>/cache)."),
+    threads: int = typer.Option(1, help="torch threads per cell."),
+    gpus_per_cell: float | None = typer.Option(
+        None, help="Ray GPUs per cell (default 1 when the cluster has GPUs, else 0)."),
+    dry_run: bool = typer.Option(False, help="List the cells and stop."),
+    progress: bool = typer.Option(True, help="Show a progress bar (cells done/total, ETA)."),
+) -> None:
+    """Run a grid of experiments; a rerun computes only the missing cells."""
+    from acthash.sweep import SweepConfig, run_sweep
+    from acthash.sweep import preset as make_preset
+
+    try:
+        if (config is None) == (preset is None):
+            raise ValueError("give either a sweep file CONFIG or --preset NAME")
+        cfg = (make_preset(preset, scale=scale, dataset=dataset, seeds=seeds) if preset
+               else SweepConfig.from_file(config))
+        cells = cfg.cells()
+        sweep_dir = out or Path("sweeps") / cfg.name
+        console.print(f"sweep [bold]{cfg.name}[/]: {len(cells)} cells -> {sweep_dir}")
+        if dry_run:
+            table = Table(title="cells")
+            keys = list(cells[0].params) if cells else []
+            for col in ("#", "key", *keys):
+                table.add_column(col)
+            for c in cells:
+                table.add_row(str(c.index), c.key, *[str(c.params[k]) for k in keys])
+            console.print(table)
+            return
+        result = run_sweep(cfg, sweep_dir, executor=executor, workers=workers,
+                           ray_address=ray_address, cache_dir=cache_dir, threads=threads,
+                           gpus_per_cell=gpus_per_cell, progress=progress)
+    except (ValueError, FileNotFoundError, TypeError, ImportError) as e:
+        _fail(e)
+    table = Table(title=f"sweep {cfg.name}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for k, v in result.summary().items():
+        table.add_row(k.replace("_", " "), str(v))
+    console.print(table)
+    console.print(f"results: [bold]{sweep_dir / 'results.parquet'}[/]")
+
+
+@app.command()
+def plot(
+    results: Path = typer.Argument(..., help="Sweep directory or results .parquet/.csv."),
+    factor: str | None = typer.Option(None, help="x axis (default: the sweep's factor)."),
+    hue: str | None = typer.Option(None, help="Separate series per value of this column."),
+    out: Path | None = typer.Option(None, help="Figure folder (default <sweep>/figures)."),
+) -> None:
+    """Figures: encoding properties vs the factor, mean ± std over seeds (PNG + SVG)."""
+    from acthash.plots import plot_results
+
+    try:
+        paths = plot_results(results, out, factor=factor, hue=hue)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+@app.command("phase-chart")
+def phase_chart_cmd(
+    results: list[Path] = typer.Argument(..., help="Sweep directories or results files."),
+    out: Path | None = typer.Option(None, help="Folder (default: the first sweep's figures/)."),
+    under: float = typer.Option(0.1, help="Redundancy above this: under-expressive."),
+    sufficient: float = typer.Option(0.001, help="Redundancy at or below this (and accuracy "
+                                     "at its plateau): sufficiently-expressive."),
+    plateau_tol: float = typer.Option(0.02, help="Accuracy within this of its plateau."),
+    redundancy: str = typer.Option("redundancy_train", help="Redundancy column."),
+    accuracy: str = typer.Option("knn_test", help="Categorization accuracy column."),
+) -> None:
+    """Classify each point into under-/critically-/sufficiently-expressive and chart it."""
+    from acthash.phase import PhaseThresholds, phase_charts
+
+    try:
+        t = PhaseThresholds(under=under, sufficient=sufficient, plateau_tol=plateau_tol,
+                            redundancy=redundancy, accuracy=accuracy)
+        first = results[0]
+        out_dir = out or ((first if first.is_dir() else first.parent) / "figures")
+        table, paths = phase_charts(results, out_dir, t)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    rt = Table(title="phase classification (mean over seeds)")
+    cols = [c for c in table.columns if c not in ("redundancy_std", "accuracy_std")]
+    for c in cols:
+        rt.add_column(c)
+    colors = {"under": "red", "critical": "yellow", "sufficient": "green"}
+    for _, r in table.iterrows():
+        rt.add_row(*[f"[{colors[str(r[c])]}]{r[c]}[/]" if c == "regime" else _fmt(r[c])
+                     for c in cols])
+    console.print(rt)
+    console.print(t.describe())
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+@app.command()
+def report(
+    sweep_dir: Path = typer.Argument(..., help="Sweep directory."),
+    out: Path | None = typer.Option(None, help="HTML file (default <sweep>/report.html)."),
+) -> None:
+    """One self-contained HTML page: figures, tables, config and environment."""
+    from acthash.report import build_report
+
+    try:
+        path = build_report(sweep_dir, out)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    console.print(f"wrote [bold]{path}[/]")
+
+
+
 def main() -> None:  # console-script entry point
     app()
 

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from acthash._io import atomic_path  # noqa: E402
 
@@ -99,9 +100,13 @@ def _axis_scale(ax, values: np.ndarray, axis: str = "x") -> str:
         return "linear"
     if (v == 0).any():
         set_scale("symlog", linthresh=float(pos.min()))
-        return "symlog"
-    set_scale("log")
-    return "log"
+        scale = "symlog"
+    else:
+        set_scale("log")
+        scale = "log"
+    axis_obj = ax.xaxis if axis == "x" else ax.yaxis
+    axis_obj.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
+    return scale
 
 
 def _is_numeric(s: pd.Series) -> bool:

@@ -30,7 +30,8 @@ A part file appears (by atomic rename) only once its cell is complete, and a cel
 only when its part is missing, so a killed sweep loses at most the cells in flight and a
 rerun computes exactly those; ``results.parquet`` is rebuilt from the parts, so it never
 holds a partial or duplicated row. A cell whose model is in the cache (``cell.json`` is
-written last) is read back instead of trained.
+written last) is read back instead of trained. Rerunning a changed grid in the same
+directory computes only its new cells; ``results.parquet`` holds the current grid's cells.
 
 Executors: ``serial``, ``process`` (``workers`` spawned processes) and ``ray`` (a local
 Ray, or ``ray_address="auto"``/``"ray://host:10001"``). Every cell runs with
@@ -382,7 +383,11 @@ def _iter_ray(todo, cache_dir, threads, workers, address, gpus_per_cell, runtime
                 env = {"py_modules": [str(Path(acthash.__file__).parent)]}
             ray.init(address=address, runtime_env=env, **kwargs)
         else:
-            env = {"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            import acthash  # workers import this very package
+
+            path = [str(Path(acthash.__file__).resolve().parents[1]),
+                    *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(path),
                                 "OMP_NUM_THREADS": str(threads)}}
             ray.init(num_cpus=workers or os.cpu_count(), runtime_env=env, **kwargs)
         started = True
@@ -427,7 +432,6 @@ def run_sweep(config: SweepConfig | dict | str | Path, sweep_dir: str | Path, *,
     sweep_dir.mkdir(parents=True, exist_ok=True)
     cells = config.cells()
     order = [c.key for c in cells]
-    _check_same_sweep(sweep_dir, config)
     write_json(sweep_dir / "sweep.json", {**config.to_dict(), "n_cells": len(cells)})
     write_json(sweep_dir / "environment.json",
                {**environment_info(), "executor": executor, "workers": workers,
@@ -489,22 +493,6 @@ def _check_datasets(config: SweepConfig) -> None:
             )
 
 
-def _check_same_sweep(sweep_dir: Path, config: SweepConfig) -> None:
-    """Refuse to mix two different grids in one directory (a resumed sweep must match)."""
-    path = sweep_dir / "sweep.json"
-    if not path.exists():
-        return
-    old = json.loads(path.read_text())
-    old.pop("n_cells", None)
-    same = _canonical({k: old.get(k) for k in ("base", "grid", "seeds")}) == _canonical(
-        {k: getattr(config, k) for k in ("base", "grid", "seeds")})
-    if not same:
-        raise ValueError(
-            f"{sweep_dir} holds a different sweep ({old.get('name')!r}); choose another --out "
-            "directory to run this grid, or delete the old one"
-        )
-
-
 # ---------------------------------------------------------------------------- presets
 
 PRESETS = ("model-size", "training-time", "sample-size", "regularization", "label-noise",
@@ -544,7 +532,7 @@ def preset(name: str, scale: str = "cpu", dataset: str | None = None,
         if ds != "digits":  # keep a big dataset at CPU scale
             base["sample_size"] = 5000
         widths, n_seeds = [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256], 3
-        few_widths = [4, 8, 16, 32, 64]
+        few_widths = [8, 16, 32, 64, 128, 256]
         epochs_grid = [0, 1, 2, 3, 5, 10, 20, 30]
         sizes = [10, 30, 100, 300, 1000, 1437] if ds == "digits" else [
             10, 30, 100, 300, 1000, 3000, 10000]
