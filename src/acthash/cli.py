@@ -262,15 +262,20 @@ def phase_chart_cmd(
         table, paths = phase_charts(results, out_dir, t)
     except (ValueError, FileNotFoundError) as e:
         _fail(e)
-    rt = Table(title="phase classification (mean over seeds)")
-    cols = [c for c in table.columns if c not in ("redundancy_std", "accuracy_std")]
-    for c in cols:
-        rt.add_column(c)
     colors = {"under": "red", "critical": "yellow", "sufficient": "green"}
-    for _, r in table.iterrows():
-        rt.add_row(*[f"[{colors[str(r[c])]}]{r[c]}[/]" if c == "regime" else _fmt(r[c])
-                     for c in cols])
-    console.print(rt)
+    for source, sub in table.groupby("source", sort=False):
+        sub = sub.dropna(axis=1, how="all")
+        for c in sub.columns:  # integer axes come back as floats after the concat
+            if sub[c].dtype.kind == "f" and sub[c].notna().all() and (sub[c] % 1 == 0).all():
+                sub[c] = sub[c].astype(int)
+        rt = Table(title=f"phase classification of {source} (mean over seeds)")
+        cols = [c for c in sub.columns if c not in ("source", "redundancy_std", "accuracy_std")]
+        for c in cols:
+            rt.add_column(c, justify="left" if c == "regime" else "right")
+        for _, r in sub.iterrows():
+            rt.add_row(*[f"[{colors[str(r[c])]}]{r[c]}[/]" if c == "regime" else _fmt(r[c])
+                         for c in cols])
+        console.print(rt)
     console.print(t.describe())
     for p in paths:
         console.print(f"wrote {p}")

@@ -130,9 +130,10 @@ def classify(df: pd.DataFrame, thresholds: PhaseThresholds | None = None,
         out["plateau"] = out.groupby(data_cols, dropna=False)["accuracy"].transform("max")
     else:
         out["plateau"] = out["accuracy"].max()
-    regime = np.where(out["redundancy"] > t.under, "under",
-                      np.where((out["redundancy"] <= t.sufficient)
-                               & (out["accuracy"] >= out["plateau"] - t.plateau_tol - 1e-12),
+    eps = 1e-12  # means of equal values must not fall on the wrong side by rounding
+    regime = np.where(out["redundancy"] > t.under + eps, "under",
+                      np.where((out["redundancy"] <= t.sufficient + eps)
+                               & (out["accuracy"] >= out["plateau"] - t.plateau_tol - eps),
                                "sufficient", "critical"))
     out["regime"] = pd.Categorical(regime, categories=list(REGIMES))
     return out
@@ -196,11 +197,11 @@ def phase_chart(df: pd.DataFrame, x: str = "width", y: str = "epoch",
             gk = gkey if isinstance(gkey, tuple) else (gkey,)
             ax.set_title(", ".join(f"{c}={v}" for c, v in zip(others, gk, strict=True)),
                          fontsize=9)
-        ax.text(0.01, 0.99, t.describe(), transform=ax.transAxes, va="top", ha="left",
-                fontsize=6.5, bbox={"facecolor": "white", "alpha": 0.85, "lw": 0.5})
     handles = [Patch(color=REGIME_COLORS[r], label=REGIME_LABELS[r]) for r in REGIMES]
     handles.append(plt.Line2D([], [], color="k", lw=1, label=f"mean {t.redundancy}"))
-    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False,
+               title="thresholds\n" + t.describe().replace(" and ", "\n    and "),
+               title_fontsize=7, alignment="left")
     fig.suptitle(title or f"activation hash phase chart: {AXIS_LABELS.get(x, x)} × "
                  f"{AXIS_LABELS.get(y, y)}", fontsize=10)
     return fig
@@ -213,7 +214,8 @@ def phase_charts(results, out_dir: str | Path, thresholds: PhaseThresholds | Non
                  name: str | None = None) -> tuple[pd.DataFrame, list[Path]]:
     """Classify each results table and draw the size × time and size × sample-size charts
     that apply (both axes vary). ``results``: a DataFrame, a path, or a list of them (each
-    classified on its own). Writes ``phase_<x>_<y>[_i].png/svg`` and ``phase_table.csv``;
+    classified on its own). Writes ``phase_<x>_<y>.png/svg`` (``_<i>`` added when two
+    tables span the same plane) and ``phase_table.csv``;
     returns (the concatenated classification table, written paths)."""
     from acthash.plots import save_figure
     from acthash.sweep import load_results
@@ -221,7 +223,7 @@ def phase_charts(results, out_dir: str | Path, thresholds: PhaseThresholds | Non
     t = thresholds or PhaseThresholds()
     items = results if isinstance(results, (list, tuple)) else [results]
     out_dir = Path(out_dir)
-    tables, paths = [], []
+    tables, paths, used = [], [], set()
     for i, item in enumerate(items):
         df = item if isinstance(item, pd.DataFrame) else load_results(item)
         if df.empty:
@@ -233,8 +235,11 @@ def phase_charts(results, out_dir: str | Path, thresholds: PhaseThresholds | Non
         for x, y in _CHARTS:
             if x in cls.columns and y in cls.columns:
                 fig = phase_chart(df, x, y, t, table=cls.drop(columns="source"))
-                suffix = f"_{i}" if len(items) > 1 else ""
-                paths += save_figure(fig, out_dir / f"phase_{x}_{y}{suffix}")
+                stem = f"phase_{x}_{y}"
+                if stem in used:  # two tables span the same plane
+                    stem = f"{stem}_{i}"
+                used.add(stem)
+                paths += save_figure(fig, out_dir / stem)
                 plt.close(fig)
     table = pd.concat(tables, ignore_index=True)
     if not paths:
