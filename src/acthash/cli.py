@@ -244,20 +244,34 @@ def plot(
 def phase_chart_cmd(
     results: list[Path] = typer.Argument(..., help="Sweep directories or results files."),
     out: Path | None = typer.Option(None, help="Folder (default: the first sweep's figures/)."),
-    under: float = typer.Option(0.1, help="Redundancy above this: under-expressive."),
-    sufficient: float = typer.Option(0.001, help="Redundancy at or below this (and accuracy "
-                                     "at its plateau): sufficiently-expressive."),
-    plateau_tol: float = typer.Option(0.02, help="Accuracy within this of its plateau."),
-    redundancy: str = typer.Option("redundancy_train", help="Redundancy column."),
-    accuracy: str = typer.Option("knn_test", help="Categorization accuracy column."),
+    under: float | None = typer.Option(
+        None, help="Redundancy above this: under-expressive [default 0.1]."),
+    sufficient: float | None = typer.Option(
+        None, help="Redundancy at or below this (and accuracy at its plateau): "
+        "sufficiently-expressive [default 0.001]."),
+    plateau_tol: float | None = typer.Option(
+        None, help="Accuracy within this of its plateau [default 0.02]."),
+    redundancy: str | None = typer.Option(
+        None, help="Redundancy column [default redundancy_train]."),
+    accuracy: str | None = typer.Option(
+        None, help="Categorization accuracy column [default knn_test]."),
 ) -> None:
-    """Classify each point into under-/critically-/sufficiently-expressive and chart it."""
+    """Classify each point into under-/critically-/sufficiently-expressive and chart it.
+
+    Thresholds: the options, else the first sweep's `phase:` settings, else the defaults.
+    """
+    import json
+
     from acthash.phase import PhaseThresholds, phase_charts
 
     try:
-        t = PhaseThresholds(under=under, sufficient=sufficient, plateau_tol=plateau_tol,
-                            redundancy=redundancy, accuracy=accuracy)
         first = results[0]
+        meta_path = (first if first.is_dir() else first.parent) / "sweep.json"
+        settings = json.loads(meta_path.read_text()).get("phase", {}) if meta_path.exists() else {}
+        given = {"under": under, "sufficient": sufficient, "plateau_tol": plateau_tol,
+                 "redundancy": redundancy, "accuracy": accuracy}
+        settings.update({k: v for k, v in given.items() if v is not None})
+        t = PhaseThresholds(**settings)
         out_dir = out or ((first if first.is_dir() else first.parent) / "figures")
         table, paths = phase_charts(results, out_dir, t)
     except (ValueError, FileNotFoundError) as e:
