@@ -270,3 +270,29 @@ def test_cli_sweep_dry_run_and_errors(tmp_path):
     assert r.exit_code == 2 and "either" in r.output
     r = runner.invoke(app, ["sweep", "--preset", "nope"])
     assert r.exit_code == 2 and "model-size" in r.output
+
+
+def test_example_sweep_file_parses():
+    from acthash.phase import PhaseThresholds
+
+    cfg = SweepConfig.from_file(Path(__file__).resolve().parents[1] / "examples"
+                                / "sweep_digits.yaml")
+    cells = cfg.cells()
+    assert len(cells) == 3 * 2 and cfg.factor == "epoch" and cfg.hue == "width"
+    assert cells[0].config["checkpoints"] == [0, 1, 3, 10]
+    assert PhaseThresholds(**cfg.phase) == PhaseThresholds()
+
+
+def test_ray_requests_gpus_when_the_cluster_has_them():
+    from acthash.sweep import _ray_gpus_per_cell
+
+    class FakeRay:
+        def __init__(self, res):
+            self.res = res
+
+        def cluster_resources(self):
+            return self.res
+
+    assert _ray_gpus_per_cell(FakeRay({"CPU": 8, "GPU": 2}), None) == 1.0
+    assert _ray_gpus_per_cell(FakeRay({"CPU": 8}), None) == 0.0
+    assert _ray_gpus_per_cell(FakeRay({"CPU": 8, "GPU": 2}), 0.5) == 0.5
