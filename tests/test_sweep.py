@@ -296,3 +296,19 @@ def test_ray_requests_gpus_when_the_cluster_has_them():
     assert _ray_gpus_per_cell(FakeRay({"CPU": 8, "GPU": 2}), None) == 1.0
     assert _ray_gpus_per_cell(FakeRay({"CPU": 8}), None) == 0.0
     assert _ray_gpus_per_cell(FakeRay({"CPU": 8, "GPU": 2}), 0.5) == 0.5
+
+
+def test_a_failing_cell_does_not_stop_the_sweep(tmp_path):
+    cfg = {"name": "bad", "base": {"epochs": 1, "checkpoints": [1], "kmeans_n_init": 1,
+                                   "logreg_strategy": "ovr", "save_codes": False, "width": 4},
+           "grid": {"sample_size": [5000, 100]}, "seeds": [0]}  # digits has 1437
+    res = run_sweep(cfg, tmp_path / "s", progress=False)
+    keys = [c.key for c in SweepConfig.from_dict(cfg).cells()]
+    assert list(res.failed) == [keys[0]] and "sample size 5000" in res.failed[keys[0]]
+    assert res.computed == [keys[1]] and list(res.table["n_train"]) == [100]
+    import json
+
+    failures = json.loads((tmp_path / "s" / "failures.json").read_text())
+    assert failures[0]["params"] == {"sample_size": 5000, "seed": 0}
+    again = run_sweep(cfg, tmp_path / "s", progress=False)  # retried, not skipped
+    assert list(again.failed) == [keys[0]] and again.skipped == [keys[1]]

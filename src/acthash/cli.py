@@ -220,6 +220,12 @@ def sweep(
         table.add_row(k.replace("_", " "), str(v))
     console.print(table)
     console.print(f"results: [bold]{sweep_dir / 'results.parquet'}[/]")
+    if result.failed:
+        for key, err in result.failed.items():
+            console.print(f"[bold red]cell {key} failed:[/] {err}")
+        console.print(f"{len(result.failed)} cell(s) failed (see {sweep_dir / 'failures.json'}); "
+                      "fix the config and rerun: only missing cells run")
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -28,7 +28,8 @@ Sweep directory::
 
 A part file appears (by atomic rename) only once its cell is complete, and a cell is run
 only when its part is missing, so a killed sweep loses at most the cells in flight and a
-rerun computes exactly those; ``results.parquet`` is rebuilt from the parts, so it never
+rerun computes exactly those (and retries failed cells, listed in ``failures.json``);
+``results.parquet`` is rebuilt from the parts, so it never
 holds a partial or duplicated row. A cell whose model is in the cache (``cell.json`` is
 written last) is read back instead of trained. Rerunning a changed grid in the same
 directory computes only its new cells; ``results.parquet`` holds the current grid's cells.
@@ -240,6 +241,15 @@ def run_cell(cell: Cell | dict, cache_dir: str | None = None, threads: int = 1) 
     return {"key": key, "metrics": res.metrics, "cached": False, "elapsed_s": elapsed}
 
 
+def _safe_run_cell(cell: dict, cache_dir: str | None = None, threads: int = 1) -> dict:
+    """:func:`run_cell` that returns ``{"key", "error"}`` instead of raising, so one
+    failing cell (a diverged run, a bad sample size) does not stop the sweep."""
+    try:
+        return run_cell(cell, cache_dir, threads)
+    except Exception as e:  # reported per cell; the sweep goes on
+        return {"key": cell["key"], "error": f"{type(e).__name__}: {e}"}
+
+
 def _tidy(cell: Cell, metrics: pd.DataFrame) -> pd.DataFrame:
     """Metrics rows plus the cell's identity and config columns (deterministic)."""
     df = metrics.copy()
@@ -331,17 +341,18 @@ class SweepResult:
     computed: list[str]  # keys run (or read from the cache) by this call
     cache_hits: list[str]  # subset of computed read from the model cache
     elapsed_s: float
+    failed: dict = field(default_factory=dict)  # key -> "ErrorType: message"
 
     def summary(self) -> dict:
         return {"cells": self.n_cells, "already_done": len(self.skipped),
                 "computed": len(self.computed), "cache_hits": len(self.cache_hits),
                 "trained": len(self.computed) - len(self.cache_hits),
-                "elapsed_s": round(self.elapsed_s, 2), "rows": len(self.table)}
+                "failed": len(self.failed), "elapsed_s": round(self.elapsed_s, 2), "rows": len(self.table)}
 
 
 def _iter_serial(todo, cache_dir, threads):
     for cell in todo:
-        yield cell, run_cell(cell, cache_dir, threads)
+        yield cell, _safe_run_cell(asdict(cell), cache_dir, threads)
 
 
 def _iter_process(todo, cache_dir, threads, workers):
@@ -349,7 +360,7 @@ def _iter_process(todo, cache_dir, threads, workers):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_cell, asdict(c), cache_dir, threads): c for c in todo}
+        futures = {pool.submit(_safe_run_cell, asdict(c), cache_dir, threads): c for c in todo}
         try:
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
@@ -393,7 +404,7 @@ def _iter_ray(todo, cache_dir, threads, workers, address, gpus_per_cell, runtime
         started = True
     try:
         gpus = _ray_gpus_per_cell(ray, gpus_per_cell)
-        remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=1)(run_cell)
+        remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=1)(_safe_run_cell)
         pending = {remote.remote(asdict(c), cache_dir, threads): c for c in todo}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -459,9 +470,15 @@ def run_sweep(config: SweepConfig | dict | str | Path, sweep_dir: str | Path, *,
 
         bar = tqdm(total=len(cells), initial=len(skipped), desc=f"sweep {config.name}",
                    unit="cell", dynamic_ncols=True)
-    computed, hits = [], []
+    computed, hits, failed = [], [], {}
     try:
         for cell, out in it:
+            if "error" in out:
+                failed[cell.key] = out["error"]
+                if bar is not None:
+                    bar.update(1)
+                    bar.write(f"cell {cell.index} {cell.params} failed: {out['error']}")
+                continue
             store.write_part(cell.key, _tidy(cell, out["metrics"]))
             computed.append(cell.key)
             if out["cached"]:
@@ -474,8 +491,15 @@ def run_sweep(config: SweepConfig | dict | str | Path, sweep_dir: str | Path, *,
         if bar is not None:
             bar.close()
     table = store.consolidate(order)
+    failures = sweep_dir / "failures.json"
+    if failed:
+        write_json(failures, [{"cell": k, "cell_index": order.index(k), "error": v,
+                               "params": next(c.params for c in cells if c.key == k)}
+                              for k, v in failed.items()])
+    elif failures.exists():
+        failures.unlink()
     return SweepResult(table, sweep_dir, len(cells), skipped, computed, hits,
-                       time.perf_counter() - t0)
+                       time.perf_counter() - t0, failed)
 
 
 def _check_datasets(config: SweepConfig) -> None:
