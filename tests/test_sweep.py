@@ -312,3 +312,15 @@ def test_a_failing_cell_does_not_stop_the_sweep(tmp_path):
     assert failures[0]["params"] == {"sample_size": 5000, "seed": 0}
     again = run_sweep(cfg, tmp_path / "s", progress=False)  # retried, not skipped
     assert list(again.failed) == [keys[0]] and again.skipped == [keys[1]]
+
+
+def test_yaml_reads_scientific_notation_as_floats(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "grid:\n  weight_decay: [0, 1e-6, 1.0e-4, 5E-4]\n  lr: [1e-2]\n"
+        "phase: {under: 2e-1}\n")
+    cfg = SweepConfig.from_file(tmp_path / "s.yaml")
+    assert cfg.grid["weight_decay"] == [0, 1e-6, 1e-4, 5e-4]
+    assert all(isinstance(v, (int, float)) for v in cfg.grid["weight_decay"])
+    assert cfg.grid["lr"] == [0.01] and cfg.phase == {"under": 0.2}
+    with pytest.raises(ValueError, match="unknown phase keys"):
+        SweepConfig(grid={"width": [4]}, phase={"undr": 0.2})

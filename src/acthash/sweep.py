@@ -68,6 +68,7 @@ _KEY_VERSION = 1  # bump when the meaning of cached results changes
 _CONFIG_COLUMNS = ("dataset", "model", "width", "depth", "batchnorm", "activation", "epochs",
                    "lr", "optimizer", "schedule", "weight_decay", "sample_size", "label_noise",
                    "random_labels", "seed")
+_PHASE_KEYS = {"under", "sufficient", "plateau_tol", "redundancy", "accuracy"}
 _TOP_KEYS = {"name", "description", "factor", "hue", "base", "grid", "seeds", "repeats",
              "phase"}
 
@@ -130,6 +131,9 @@ class SweepConfig:
         self.seeds = [int(s) for s in self.seeds]
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds {self.seeds} repeat a value")
+        bad = sorted(set(self.phase) - _PHASE_KEYS)
+        if bad:
+            raise ValueError(f"unknown phase keys {bad}; valid: {sorted(_PHASE_KEYS)}")
         for axis in (self.factor, self.hue):
             if axis is not None and axis not in self.grid and axis not in ("epoch", "n_train"):
                 raise ValueError(
@@ -174,6 +178,23 @@ class SweepConfig:
         return out
 
 
+def _yaml_load(text: str):
+    """``yaml.safe_load`` that also reads ``1e-4`` as a float (YAML 1.1 wants ``1.0e-4``)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_sweep_config(path: str | Path) -> dict:
     """Read a YAML or TOML sweep file into a dict."""
     path = Path(path)
@@ -181,9 +202,7 @@ def load_sweep_config(path: str | Path) -> dict:
         raise FileNotFoundError(f"no sweep file at {path}; pass a .yaml/.yml/.toml file or --preset")
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        d = yaml.safe_load(text)
+        d = _yaml_load(text)
     elif path.suffix == ".toml":
         try:
             import tomllib
@@ -386,13 +405,13 @@ def _iter_ray(todo, cache_dir, threads, workers, address, gpus_per_cell, runtime
     started = False
     if not ray.is_initialized():
         kwargs: dict = {"include_dashboard": False, "log_to_driver": False}
-        if address:
+        if address:  # an existing cluster (also via the Ray client): only the runtime env
             env = runtime_env
             if env is None:  # ship this package to the cluster's workers
                 import acthash
 
                 env = {"py_modules": [str(Path(acthash.__file__).parent)]}
-            ray.init(address=address, runtime_env=env, **kwargs)
+            ray.init(address=address, runtime_env=env)
         else:
             import acthash  # workers import this very package
 
