@@ -324,3 +324,11 @@ def test_yaml_reads_scientific_notation_as_floats(tmp_path):
     assert cfg.grid["lr"] == [0.01] and cfg.phase == {"under": 0.2}
     with pytest.raises(ValueError, match="unknown phase keys"):
         SweepConfig(grid={"width": [4]}, phase={"undr": 0.2})
+
+
+def test_unknown_dataset_fails_before_training(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'no-such-data'.*digits"):
+        run_sweep(preset("model-size", dataset="no-such-data", seeds=1), tmp_path)
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        run_sweep({**TINY, "base": {**TINY["base"], "dataset": "random:nope"}}, tmp_path)
+    assert not (tmp_path / "parts").exists()

@@ -522,18 +522,30 @@ def run_sweep(config: SweepConfig | dict | str | Path, sweep_dir: str | Path, *,
 
 
 def _check_datasets(config: SweepConfig) -> None:
+    """Fail before any training when a dataset is unknown or not on this machine."""
     from acthash.data import list_datasets
 
     names = config.grid.get("dataset", [config.base.get("dataset", RunConfig.dataset)])
     known = {d["name"]: d for d in list_datasets()}
-    for name in names:
-        base = name.split(":", 1)[1] if name.startswith("random:") else name
-        d = known.get(base)
-        if d is not None and not d["available"]:
+
+    def check(name: str) -> None:
+        prefix, sep, rest = name.partition(":")
+        if sep and f"{prefix}:" in known:
+            if prefix == "random":
+                check(rest)
+            return
+        d = known.get(name)
+        if d is None:
+            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(known))} "
+                             "(see `acthash data list`)")
+        if not d["available"]:
             raise FileNotFoundError(
-                f"dataset {base!r} is not available on this machine; {d['how_to_get']} "
+                f"dataset {name!r} is not available on this machine; {d['how_to_get']} "
                 "(or use --dataset digits)"
             )
+
+    for name in names:
+        check(str(name))
 
 
 # ---------------------------------------------------------------------------- presets
