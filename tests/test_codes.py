@@ -91,3 +91,14 @@ def test_labels_are_validated():
         NeuralCodes.from_bits(np.zeros((2, 3)), labels=[1])
     with pytest.raises(ValueError, match="integers"):
         NeuralCodes.from_bits(np.zeros((2, 3)), labels=["a", "b"])
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from acthash._io import write_json
+
+    path = write_json(tmp_path / "x.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~mask)

@@ -305,6 +305,160 @@ def study_lsh(
     console.print(f"run directory: [bold]{result.run_dir}[/]")
 
 
+# ---------------------------------------------------------------- sweeps, figures, reports
+
+
+@app.command()
+def sweep(
+    config: Path | None = typer.Argument(None, help="Sweep file (.yaml/.yml/.toml)."),
+    preset: str | None = typer.Option(
+        None, help="model-size, training-time, sample-size, regularization, label-noise or "
+        "random-data (instead of CONFIG)."),
+    scale: str = typer.Option("cpu", help="Preset scale: cpu (minutes on 2 cores) or paper."),
+    dataset: str | None = typer.Option(None, help="Preset dataset (default digits; paper: mnist)."),
+    seeds: int | None = typer.Option(None, help="Preset repeats (seeds 0..N-1)."),
+    out: Path | None = typer.Option(None, help="Sweep directory (default sweeps/<name>)."),
+    executor: str = typer.Option("serial", help="serial, process or ray."),
+    workers: int = typer.Option(1, help="Worker processes (process) or local Ray CPUs (ray)."),
+    ray_address: str | None = typer.Option(
+        None, help="Join a Ray cluster: auto, or ray://host:10001 (default: a local Ray)."),
+    cache_dir: Path | None = typer.Option(None, help="Model cache (default <sweep>/cache)."),
+    threads: int = typer.Option(1, help="torch threads per cell."),
+    gpus_per_cell: float | None = typer.Option(
+        None, help="Ray GPUs per cell (default 1 when the cluster has GPUs, else 0)."),
+    dry_run: bool = typer.Option(False, help="List the cells and stop."),
+    progress: bool = typer.Option(True, help="Show a progress bar (cells done/total, ETA)."),
+) -> None:
+    """Run a grid of experiments; a rerun computes only the missing cells."""
+    from acthash.sweep import SweepConfig, run_sweep
+    from acthash.sweep import preset as make_preset
+
+    try:
+        if (config is None) == (preset is None):
+            raise ValueError("give either a sweep file CONFIG or --preset NAME")
+        cfg = (make_preset(preset, scale=scale, dataset=dataset, seeds=seeds) if preset
+               else SweepConfig.from_file(config))
+        cells = cfg.cells()
+        sweep_dir = out or Path("sweeps") / cfg.name
+        console.print(f"sweep [bold]{cfg.name}[/]: {len(cells)} cells -> {sweep_dir}")
+        if dry_run:
+            table = Table(title="cells")
+            keys = list(cells[0].params) if cells else []
+            for col in ("#", "key", *keys):
+                table.add_column(col)
+            for c in cells:
+                table.add_row(str(c.index), c.key, *[str(c.params[k]) for k in keys])
+            console.print(table)
+            return
+        result = run_sweep(cfg, sweep_dir, executor=executor, workers=workers,
+                           ray_address=ray_address, cache_dir=cache_dir, threads=threads,
+                           gpus_per_cell=gpus_per_cell, progress=progress)
+    except (ValueError, FileNotFoundError, TypeError, ImportError) as e:
+        _fail(e)
+    table = Table(title=f"sweep {cfg.name}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for k, v in result.summary().items():
+        table.add_row(k.replace("_", " "), str(v))
+    console.print(table)
+    console.print(f"results: [bold]{sweep_dir / 'results.parquet'}[/]")
+    if result.failed:
+        for key, err in result.failed.items():
+            console.print(f"[bold red]cell {key} failed:[/] {err}")
+        console.print(f"{len(result.failed)} cell(s) failed (see {sweep_dir / 'failures.json'}); "
+                      "fix the config and rerun: only missing cells run")
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def plot(
+    results: Path = typer.Argument(..., help="Sweep directory or results .parquet/.csv."),
+    factor: str | None = typer.Option(None, help="x axis (default: the sweep's factor)."),
+    hue: str | None = typer.Option(None, help="Separate series per value of this column."),
+    out: Path | None = typer.Option(None, help="Figure folder (default <sweep>/figures)."),
+) -> None:
+    """Figures: encoding properties vs the factor, mean ± std over seeds (PNG + SVG)."""
+    from acthash.plots import plot_results
+
+    try:
+        paths = plot_results(results, out, factor=factor, hue=hue)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+@app.command("phase-chart")
+def phase_chart_cmd(
+    results: list[Path] = typer.Argument(..., help="Sweep directories or results files."),
+    out: Path | None = typer.Option(None, help="Folder (default: the first sweep's figures/)."),
+    under: float | None = typer.Option(
+        None, help="Redundancy above this: under-expressive [default 0.1]."),
+    sufficient: float | None = typer.Option(
+        None, help="Redundancy at or below this (and accuracy at its plateau): "
+        "sufficiently-expressive [default 0.001]."),
+    plateau_tol: float | None = typer.Option(
+        None, help="Accuracy within this of its plateau [default 0.02]."),
+    redundancy: str | None = typer.Option(
+        None, help="Redundancy column [default redundancy_train]."),
+    accuracy: str | None = typer.Option(
+        None, help="Categorization accuracy column [default knn_test]."),
+) -> None:
+    """Classify each point into under-/critically-/sufficiently-expressive and chart it.
+
+    Thresholds: the options, else the first sweep's `phase:` settings, else the defaults.
+    """
+    import json
+
+    from acthash.phase import PhaseThresholds, phase_charts
+
+    try:
+        first = results[0]
+        meta_path = (first if first.is_dir() else first.parent) / "sweep.json"
+        settings = json.loads(meta_path.read_text()).get("phase", {}) if meta_path.exists() else {}
+        given = {"under": under, "sufficient": sufficient, "plateau_tol": plateau_tol,
+                 "redundancy": redundancy, "accuracy": accuracy}
+        settings.update({k: v for k, v in given.items() if v is not None})
+        t = PhaseThresholds(**settings)
+        out_dir = out or ((first if first.is_dir() else first.parent) / "figures")
+        table, paths = phase_charts(results, out_dir, t)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    colors = {"under": "red", "critical": "yellow", "sufficient": "green"}
+    for source, sub in table.groupby("source", sort=False):
+        sub = sub.dropna(axis=1, how="all")
+        for c in sub.columns:  # integer axes come back as floats after the concat
+            if sub[c].dtype.kind == "f" and sub[c].notna().all() and (sub[c] % 1 == 0).all():
+                sub[c] = sub[c].astype(int)
+        rt = Table(title=f"phase classification of {source} (mean over seeds)")
+        cols = [c for c in sub.columns if c not in ("source", "redundancy_std", "accuracy_std")]
+        for c in cols:
+            rt.add_column(c, justify="left" if c == "regime" else "right")
+        for _, r in sub.iterrows():
+            rt.add_row(*[f"[{colors[str(r[c])]}]{r[c]}[/]" if c == "regime" else _fmt(r[c])
+                         for c in cols])
+        console.print(rt)
+    console.print(t.describe())
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+@app.command()
+def report(
+    sweep_dir: Path = typer.Argument(..., help="Sweep directory."),
+    out: Path | None = typer.Option(None, help="HTML file (default <sweep>/report.html)."),
+) -> None:
+    """One self-contained HTML page: figures, tables, config and environment."""
+    from acthash.report import build_report
+
+    try:
+        path = build_report(sweep_dir, out)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    console.print(f"wrote [bold]{path}[/]")
+
+
+
 def main() -> None:  # console-script entry point
     app()
 

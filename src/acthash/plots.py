@@ -1,0 +1,233 @@
+"""Figures of a sweep: encoding properties against one factor, mean ± std over seeds.
+
+:func:`plot_factor` draws one panel per quantity (``QUANTITIES``: redundancy ratio,
+K-Means, K-NN, logistic regression and the network's own accuracy), each with a train
+(dashed) and a test (solid) series per ``hue`` value; the band is ± one standard
+deviation over the seeds. The x axis is logarithmic when the factor spans more than a
+factor of 20 (symmetric-log when it includes 0, e.g. epoch 0 or weight decay 0).
+:func:`plot_results` writes PNG and SVG figures for a sweep directory or results file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from acthash._io import atomic_path  # noqa: E402
+
+__all__ = ["QUANTITIES", "FACTOR_LABELS", "aggregate", "plot_factor", "plot_results",
+           "infer_factor", "factor_column", "save_figure"]
+
+QUANTITIES = [
+    ("redundancy", "redundancy ratio"),
+    ("kmeans", "K-Means accuracy (Hungarian)"),
+    ("knn", "9-NN accuracy (Hamming)"),
+    ("logreg", "logistic regression accuracy"),
+    ("net_acc", "network accuracy"),
+]
+SPLITS = ("train", "test")
+FACTOR_LABELS = {
+    "width": "hidden units per layer",
+    "depth": "hidden layers",
+    "epoch": "training epoch",
+    "sample_size": "training examples",
+    "n_train": "training examples",
+    "weight_decay": "L2 weight decay",
+    "label_noise": "fraction of wrong training labels",
+    "dataset": "dataset",
+    "lr": "learning rate",
+}
+# factors tried, in order, when a results table does not say which one it studies
+_CANDIDATES = ("width", "depth", "n_train", "weight_decay", "label_noise", "dataset", "lr",
+               "epoch")
+
+
+def factor_column(df: pd.DataFrame, factor: str) -> str:
+    """The column holding ``factor``'s values (``sample_size`` is read as ``n_train``,
+    the number of training examples actually used)."""
+    if factor == "sample_size" and "n_train" in df.columns:
+        return "n_train"
+    if factor not in df.columns:
+        raise ValueError(f"factor {factor!r} is not a column of the results; "
+                         f"columns: {sorted(df.columns)}")
+    return factor
+
+
+def infer_factor(df: pd.DataFrame) -> tuple[str, str | None]:
+    """(factor, hue) from the columns that vary: the first varying candidate is the factor,
+    the next (if any) the hue."""
+    varying = [c for c in _CANDIDATES if c in df.columns and df[c].nunique(dropna=False) > 1]
+    if not varying:
+        raise ValueError("no factor varies in these results; pass --factor")
+    # with several checkpoints and one other factor, epoch is usually the hue
+    factor = varying[0]
+    hue = varying[1] if len(varying) > 1 else None
+    return factor, hue
+
+
+def aggregate(df: pd.DataFrame, factor: str, hue: str | None = None,
+              quantities=None) -> pd.DataFrame:
+    """Mean, std and count over seeds of each ``<quantity>_<split>`` column, per
+    (hue, factor) value. Columns: [hue,] factor, ``<col>_mean``, ``<col>_std``, ``n``."""
+    fcol = factor_column(df, factor)
+    keys = ([hue] if hue else []) + [fcol]
+    cols = [f"{q}_{s}" for q, _ in (quantities or QUANTITIES) for s in SPLITS
+            if f"{q}_{s}" in df.columns]
+    if not cols:
+        raise ValueError("the results hold no encoding-property columns (redundancy_train, ...)")
+    g = df.groupby(keys, dropna=False)[cols]
+    mean = g.mean().add_suffix("_mean")
+    std = g.std(ddof=1).fillna(0.0).add_suffix("_std")
+    out = pd.concat([mean, std], axis=1)
+    out["n"] = g.size()
+    return out.reset_index().sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _axis_scale(ax, values: np.ndarray, axis: str = "x") -> str:
+    """Log (or symlog with 0) when the positive values span a factor >= 20; returns the scale."""
+    set_scale = ax.set_xscale if axis == "x" else ax.set_yscale
+    v = np.asarray(values, dtype=float)
+    pos = v[v > 0]
+    if len(pos) < 2 or pos.max() / pos.min() < 20 or (v < 0).any():
+        return "linear"
+    if (v == 0).any():
+        set_scale("symlog", linthresh=float(pos.min()))
+        scale = "symlog"
+    else:
+        set_scale("log")
+        scale = "log"
+    axis_obj = ax.xaxis if axis == "x" else ax.yaxis
+    axis_obj.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
+    return scale
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def plot_factor(df: pd.DataFrame, factor: str, hue: str | None = None, *,
+                title: str | None = None, quantities=None):
+    """One panel per quantity vs ``factor``; returns the matplotlib Figure.
+
+    Series: for each hue value, ``<hue>=<v>, train`` (dashed) and ``..., test`` (solid)
+    (just ``train``/``test`` without a hue); shaded band = ± 1 std over seeds.
+    """
+    quantities = quantities or QUANTITIES
+    fcol = factor_column(df, factor)
+    if hue is not None and hue == fcol:
+        hue = None
+    agg = aggregate(df, factor, hue, quantities)
+    numeric = _is_numeric(agg[fcol])
+    if not numeric:
+        cats = list(dict.fromkeys(agg[fcol]))
+        agg["_x"] = agg[fcol].map({c: i for i, c in enumerate(cats)})
+    else:
+        agg["_x"] = agg[fcol].astype(float)
+    hues = list(dict.fromkeys(agg[hue])) if hue else [None]
+    cmap = plt.get_cmap("viridis" if len(hues) > 2 else "tab10")
+    colors = ([cmap(i / max(len(hues) - 1, 1)) for i in range(len(hues))] if len(hues) > 2
+              else [cmap(i) for i in range(len(hues))])
+    n = len(quantities)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.3), squeeze=False, constrained_layout=True)
+    axes = axes[0]
+    for ax, (q, label) in zip(axes, quantities, strict=True):
+        for h, color in zip(hues, colors, strict=True):
+            sub = agg if h is None else agg[agg[hue] == h]
+            for split, style in (("train", "--"), ("test", "-")):
+                col = f"{q}_{split}"
+                if f"{col}_mean" not in sub.columns:
+                    continue
+                name = split if h is None else f"{hue}={h}, {split}"
+                m, s = sub[f"{col}_mean"].to_numpy(), sub[f"{col}_std"].to_numpy()
+                x = sub["_x"].to_numpy()
+                ax.plot(x, m, style, color=color, marker="o", ms=3, lw=1.4, label=name)
+                ax.fill_between(x, m - s, m + s, color=color, alpha=0.15, lw=0)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel(FACTOR_LABELS.get(fcol, fcol))
+        if numeric:
+            _axis_scale(ax, agg["_x"].to_numpy())
+        else:
+            ax.set_xticks(range(len(cats)), [str(c) for c in cats], rotation=20)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean ± std over seeds")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if len(labels) <= 4:
+        axes[0].legend(fontsize=7, loc="best")
+    else:
+        fig.legend(handles, labels, loc="outside right center", fontsize=7, frameon=False)
+    seeds = int(agg["n"].max()) if len(agg) else 0
+    fig.suptitle(title or f"encoding properties vs {FACTOR_LABELS.get(fcol, fcol)} "
+                 f"({seeds} seed{'s' if seeds != 1 else ''})", fontsize=11)
+    return fig
+
+
+def save_figure(fig, stem: str | Path, formats=("png", "svg"), dpi: int = 110) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg`` atomically; returns the paths."""
+    out = []
+    for fmt in formats:
+        path = Path(f"{stem}.{fmt}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
+        out.append(path)
+    return out
+
+
+def _sweep_meta(path: Path) -> dict:
+    p = path / "sweep.json" if path.is_dir() else path.parent / "sweep.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def plot_results(results, out_dir: str | Path | None = None, *, factor: str | None = None,
+                 hue: str | None = None, name: str | None = None) -> list[Path]:
+    """Figures of a sweep directory / results file / DataFrame, as PNG and SVG.
+
+    The factor and hue come from the arguments, else the sweep's ``sweep.json``, else
+    the varying columns. With several checkpoints and a factor other than ``epoch``, the
+    last checkpoint is plotted (and a second figure against ``epoch`` is drawn).
+    Returns the written paths (``out_dir`` defaults to ``<sweep>/figures``).
+    """
+    from acthash.sweep import load_results
+
+    meta: dict = {}
+    if isinstance(results, pd.DataFrame):
+        df = results
+        if out_dir is None:
+            raise ValueError("pass out_dir when plotting a DataFrame")
+    else:
+        path = Path(results)
+        df = load_results(path)
+        meta = _sweep_meta(path)
+        if out_dir is None:
+            out_dir = (path if path.is_dir() else path.parent) / "figures"
+    if df.empty:
+        raise ValueError("the results table is empty; run the sweep first")
+    factor = factor or meta.get("factor")
+    hue = hue if hue is not None else meta.get("hue")
+    if factor is None:
+        factor, inferred_hue = infer_factor(df)
+        hue = hue or inferred_hue
+    name = name or meta.get("name") or "sweep"
+    out_dir = Path(out_dir)
+    paths: list[Path] = []
+    multi_epoch = "epoch" in df.columns and df["epoch"].nunique() > 1
+    plot_df = df
+    if factor != "epoch" and multi_epoch:
+        plot_df = df[df["epoch"] == df["epoch"].max()]
+    title = f"{name}: encoding properties vs {FACTOR_LABELS.get(factor, factor)}"
+    fig = plot_factor(plot_df, factor, hue, title=title)
+    paths += save_figure(fig, out_dir / f"{name}_{factor}")
+    plt.close(fig)
+    if factor != "epoch" and multi_epoch:
+        fig = plot_factor(df, "epoch", hue or factor, title=f"{name}: vs training epoch")
+        paths += save_figure(fig, out_dir / f"{name}_epoch")
+        plt.close(fig)
+    return paths
