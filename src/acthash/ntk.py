@@ -427,6 +427,8 @@ def ntk(model: nn.Module, x: torch.Tensor, x2: torch.Tensor | None = None, *,
     Returns (N1, N2), or (C, N1, N2) for ``output="per-logit"``, in the compute dtype.
     """
     _check(model, x, x2, output, method)
+    if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
     if method == "auto":
         method = choose_method(model)
     with _EvalMode(model, dtype) as m:
