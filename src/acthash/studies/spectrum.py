@@ -42,7 +42,8 @@ from acthash.ntk import ntk
 
 __all__ = ["SpectrumConfig", "SpectrumTrace", "SpectrumStudy", "energy_fraction",
            "kernel_alignment", "eig_desc", "track_spectrum", "load_image_task",
-           "run_spectrum_study", "spectrum_variants", "COMPARISONS"]
+           "run_spectrum_study", "spectrum_variants", "load_spectrum_study", "summary_table",
+           "COMPARISONS"]
 
 COMPARISONS = {"depth": (2, 6), "schedule": ("constant", "step"), "optimizer": ("gd", "adam")}
 
@@ -253,10 +254,12 @@ def load_image_task(image: str = "grace_hopper.jpg", grid: int = 32):
 
         try:
             path = Path(cbook.get_sample_data(image, asfileobj=False))
-        except (FileNotFoundError, ValueError, OSError) as e:
+        except (FileNotFoundError, ValueError, OSError):
+            path = None
+        if path is None or not path.is_file():
             raise FileNotFoundError(
                 f"image {image!r} is neither a file nor one of matplotlib's sample images "
-                "(e.g. 'grace_hopper.jpg'); give a path to a grayscale/RGB image") from e
+                "(e.g. 'grace_hopper.jpg'); give a path to a grayscale/RGB image")
     if grid < 2:
         raise ValueError(f"grid must be >= 2 pixels, got {grid}")
     with Image.open(path) as im:
@@ -285,7 +288,7 @@ class SpectrumConfig:
     width: int = 64
     activation: str = "leaky_relu"
     optimizer: str = "gd"  # "gd" (full batch) or "adam"
-    lr: float = 0.05  # learning rate for gd
+    lr: float = 0.2  # learning rate for gd
     adam_lr: float = 1e-3  # learning rate for adam
     schedule: str = "constant"  # "constant" or "step"
     decay_at: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of steps
@@ -323,7 +326,7 @@ class SpectrumConfig:
     def record_steps(self) -> list[int]:
         if self.n_records < 2:
             raise ValueError(f"n_records must be >= 2 (start and end), got {self.n_records}")
-        s = np.unique(np.round(np.geomspace(1, self.steps + 1, self.n_records - 1)) - 1)
+        s = np.round(np.geomspace(1, self.steps + 1, self.n_records)) - 1
         return sorted({0, self.steps, *[int(v) for v in s]})
 
     def decay_steps(self) -> list[int]:
@@ -460,6 +463,29 @@ def run_spectrum_study(cfg: SpectrumConfig | None = None, *, out_dir: str | Path
 
         plot_study(study, cfg, run_dir / "figures", target=y)
     return study
+
+
+def load_spectrum_study(run_dir: str | Path) -> tuple[SpectrumStudy, SpectrumConfig]:
+    """Read a study back from its run directory (tables, arrays and config)."""
+    import json
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "records.parquet").is_file():
+        raise FileNotFoundError(f"{run_dir} holds no spectrum study (records.parquet missing); "
+                                "give a directory written by `acthash study spectrum`")
+    conf = json.loads((run_dir / "config.json").read_text())
+    cfg = SpectrumConfig.from_dict({k: v for k, v in conf.items()
+                                    if k in {f.name for f in fields(SpectrumConfig)}})
+    meta = json.loads((run_dir / "task.json").read_text())
+    arrays = {}
+    for name in conf["variants"]:
+        with np.load(run_dir / "arrays" / f"{name}.npz") as z:
+            arrays[name] = {k: z[k] for k in z.files}
+    study = SpectrumStudy(pd.read_parquet(run_dir / "records.parquet"),
+                          pd.read_parquet(run_dir / "eigenvalues.parquet"),
+                          pd.read_parquet(run_dir / "history.parquet"), arrays,
+                          {**meta, "variants": conf["variants"]}, run_dir)
+    return study, cfg
 
 
 def summary_table(study: SpectrumStudy, k: int | None = None) -> pd.DataFrame:

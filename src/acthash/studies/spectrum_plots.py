@@ -105,7 +105,7 @@ def plot_eigvec_images(study, variant: str, grid: int, target=None, slice_index=
     n_vec = arr["vectors_first"].shape[1]
     n_sl = len(slice_index)
     cols = 1 + n_vec + n_sl
-    fig, axes = plt.subplots(2, cols, figsize=(1.7 * cols, 3.8), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(1.7 * cols, 4.4), squeeze=False)
     for r, tag in enumerate(("first", "last")):
         ax = axes[r, 0]
         if tag == "first" and target is not None:
@@ -133,15 +133,15 @@ def plot_eigvec_images(study, variant: str, grid: int, target=None, slice_index=
     return fig
 
 
-def plot_summary(study, grid: int | None = None, target=None, k_show=(4, 16, 64)):
+def plot_summary(study, grid: int | None = None, target=None, k_show=(16, 64)):
     """One-figure finding: E_k(target) over training per variant, alignment over training,
     E_k(output) at the end, and (image task) the base variant's top eigenvectors."""
     r = study.records
     names = list(dict.fromkeys(r["variant"]))
     ks = [k for k in k_show if k in _ks(r)] or _ks(r)[:3]
     image = grid is not None and "vectors_first" in study.arrays[names[0]]
-    fig = plt.figure(figsize=(13, 7.2 if image else 3.6))
-    gs = fig.add_gridspec(2 if image else 1, 4)
+    fig = plt.figure(figsize=(15.5, 7.2 if image else 3.6))
+    gs = fig.add_gridspec(2 if image else 1, 5)
     ax0 = fig.add_subplot(gs[0, 0:2])
     styles = ["-", "--", ":", "-."]
     cmap = plt.get_cmap("tab10")
@@ -149,7 +149,7 @@ def plot_summary(study, grid: int | None = None, target=None, k_show=(4, 16, 64)
         d = r[r["variant"] == name]
         for j, k in enumerate(ks):
             ax0.plot(d["step"] + 1, d[f"E{k}_target"], styles[j % 4], color=cmap(i),
-                     label=f"{name}, k={k}" if True else None)
+                     label=f"{name}, k={k}")
     ax0.set_xscale("log")
     ax0.set_xlabel("step + 1")
     ax0.set_ylabel("E_k(target)")
@@ -166,13 +166,21 @@ def plot_summary(study, grid: int | None = None, target=None, k_show=(4, 16, 64)
     ax2 = fig.add_subplot(gs[0, 3])
     for i, name in enumerate(names):
         d = r[r["variant"] == name]
-        k = ks[0]
+        k = ks[-1]
         ax2.plot(d["step"] + 1, d[f"E{k}_output"], color=cmap(i), marker=".", label=name)
         ax2.plot(d["step"] + 1, d[f"E{k}_residual"], color=cmap(i), ls=":", lw=1)
     ax2.set_xscale("log")
     ax2.set_ylim(-0.02, 1.02)
     ax2.set_xlabel("step + 1")
-    ax2.set_title(f"E_{ks[0]}(output) (solid), E_{ks[0]}(residual) (dotted)", fontsize=9)
+    ax2.set_title(f"E_{ks[-1]}(output) (solid), E_{ks[-1]}(residual) (dotted)", fontsize=9)
+    ax3 = fig.add_subplot(gs[0, 4])
+    for i, name in enumerate(names):
+        d = r[r["variant"] == name]
+        ax3.plot(d["step"] + 1, d["lambda_max"], color=cmap(i), marker=".", label=name)
+    ax3.set_xscale("log")
+    ax3.set_yscale("log")
+    ax3.set_xlabel("step + 1")
+    ax3.set_title("top eigenvalue λ₁ of G_t", fontsize=9)
     if image:
         arr = study.arrays[names[0]]
         sub = gs[1, :].subgridspec(2, 7)
@@ -188,7 +196,7 @@ def plot_summary(study, grid: int | None = None, target=None, k_show=(4, 16, 64)
                 ax = fig.add_subplot(sub[rr, 1 + i])
                 ax.imshow(v, cmap="RdBu_r", vmin=-abs(v).max(), vmax=abs(v).max())
                 ax.set_title(f"{names[0]} v{i + 1}, step {int(arr[f'step_{tag}'])}", fontsize=7)
-        for ax in fig.axes[3:]:
+        for ax in fig.axes[4:]:
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
