@@ -103,7 +103,7 @@ def test_image_task_and_variants():
 def test_spectrum_study_end_to_end_image(tmp_path):
     cfg = SpectrumConfig(grid=10, depth=2, width=16, steps=12, n_records=3, ks=[1, 4],
                          n_eigs=10, n_vectors=2, compare=["depth"], lr=0.1)
-    st = run_spectrum_study(cfg, out_dir=tmp_path)
+    st = run_spectrum_study(cfg, out_dir=tmp_path, figure_formats=("png",))
     assert set(st.records["variant"]) == {"d2-gd-constant", "d6-gd-constant"}
     for f in ("config.json", "environment.json", "task.json", "records.parquet",
               "eigenvalues.parquet", "history.parquet", "arrays/d2-gd-constant.npz",
@@ -123,8 +123,36 @@ def test_spectrum_study_end_to_end_image(tmp_path):
 def test_spectrum_study_classification(tmp_path):
     cfg = SpectrumConfig(task="digits", n_train=60, depth=2, width=16, steps=10, n_records=3,
                          ks=[1, 10], n_eigs=5, optimizer="adam", adam_lr=1e-2)
-    st = run_spectrum_study(cfg, out_dir=tmp_path)
+    st = run_spectrum_study(cfg, out_dir=tmp_path, figure_formats=("png",))
     r = st.records
     assert len(r) == 3 and r["loss"].iloc[-1] < r["loss"].iloc[0]
     assert st.eigenvalues["eigenvalue"].max() > 0
     assert (tmp_path / "figures" / "summary.png").is_file()
+
+
+def test_cli_spectrum_rejects_bad_options(tmp_path):
+    from typer.testing import CliRunner
+
+    from acthash.cli import app
+
+    res = CliRunner().invoke(app, ["study", "spectrum", "--compare", "width",
+                                   "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "unknown comparison" in res.output
+    res = CliRunner().invoke(app, ["study", "spectrum", "--optimizer", "lbfgs"])
+    assert res.exit_code == 2 and "optimizer" in res.output
+
+
+@pytest.mark.slow
+def test_cli_spectrum_small_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from acthash.cli import app
+
+    res = CliRunner().invoke(app, ["study", "spectrum", "--task", "digits", "--n-train", "30",
+                                   "--depth", "1", "--width", "8", "--steps", "3",
+                                   "--records", "2", "--ks", "1,5", "--no-progress",
+                                   "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "run directory" in res.output and "neural spectrum alignment" in res.output
+    rec = pd.read_parquet(tmp_path / "records.parquet")
+    assert list(rec["variant"].unique()) == ["d1-gd-constant"] and len(rec) == 2

@@ -212,7 +212,8 @@ def study_spectrum(
     df = summary_table(study)
     table = Table(title="neural spectrum alignment (first -> last recorded step)")
     for col in df.columns:
-        table.add_column(col, justify="left" if col == "variant" else "right")
+        table.add_column(col.replace("_", " "), justify="left" if col == "variant" else "right",
+                         overflow="fold")
     for _, row in df.iterrows():
         table.add_row(*[_fmt(v) for v in row])
     console.print(table)

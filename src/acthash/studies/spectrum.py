@@ -403,8 +403,15 @@ class SpectrumStudy:
 
 def run_spectrum_study(cfg: SpectrumConfig | None = None, *, out_dir: str | Path | None = None,
                        runs_root: str | Path = "runs", write: bool = True,
-                       progress: bool = False) -> SpectrumStudy:
-    """Train every variant of ``cfg`` and record its NTK spectrum; write tables and figures."""
+                       progress: bool = False,
+                       figure_formats: Sequence[str] = ("png", "svg")) -> SpectrumStudy:
+    """Train every variant of ``cfg`` and record its NTK spectrum.
+
+    With ``write`` (default) the run directory gets config.json, environment.json,
+    task.json, records.{parquet,csv}, eigenvalues.parquet, history.parquet,
+    arrays/<variant>.npz (eigenvectors, kernel slices, outputs at the first and last record)
+    and figures/ (one file per figure and format in ``figure_formats``; empty = none).
+    """
     from acthash.experiment import environment_info
 
     cfg = cfg or SpectrumConfig()
@@ -459,9 +466,11 @@ def run_spectrum_study(cfg: SpectrumConfig | None = None, *, out_dir: str | Path
             with atomic_path(run_dir / "arrays" / "target.npy") as tmp:
                 with open(tmp, "wb") as fh:
                     np.save(fh, y.numpy().reshape(cfg.grid, cfg.grid))
-        from acthash.studies.spectrum_plots import plot_study
+        if figure_formats:
+            from acthash.studies.spectrum_plots import plot_study
 
-        plot_study(study, cfg, run_dir / "figures", target=y)
+            plot_study(study, cfg, run_dir / "figures", target=y,
+                       formats=tuple(figure_formats))
     return study
 
 

@@ -16,10 +16,10 @@ __all__ = ["plot_study", "plot_spectra", "plot_energy", "plot_alignment", "plot_
            "plot_summary"]
 
 
-def _save(fig, folder: Path, name: str) -> list[Path]:
+def _save(fig, folder: Path, name: str, formats=("png", "svg")) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for ext in ("png", "svg"):
+    for ext in formats:
         p = folder / f"{name}.{ext}"
         with atomic_path(p) as tmp:
             fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight")
@@ -203,18 +203,19 @@ def plot_summary(study, grid: int | None = None, target=None, k_show=(16, 64)):
     return fig
 
 
-def plot_study(study, cfg, folder: str | Path, target=None) -> list[Path]:
-    """Write every figure of a study into ``folder``."""
+def plot_study(study, cfg, folder: str | Path, target=None,
+               formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Write every figure of a study into ``folder`` (one file per figure and format)."""
     folder = Path(folder)
     paths = []
-    paths += _save(plot_spectra(study), folder, "spectra")
-    paths += _save(plot_energy(study), folder, "energy")
-    paths += _save(plot_alignment(study), folder, "alignment")
+    paths += _save(plot_spectra(study), folder, "spectra", formats)
+    paths += _save(plot_energy(study), folder, "energy", formats)
+    paths += _save(plot_alignment(study), folder, "alignment", formats)
     grid = cfg.grid if cfg.is_image else None
     if cfg.is_image:
         for name in study.arrays:
             paths += _save(plot_eigvec_images(study, name, cfg.grid, target,
                                               study.meta.get("slice_index", ())),
-                           folder, f"eigvecs_{name}")
-    paths += _save(plot_summary(study, grid, target), folder, "summary")
+                           folder, f"eigvecs_{name}", formats)
+    paths += _save(plot_summary(study, grid, target), folder, "summary", formats)
     return paths
