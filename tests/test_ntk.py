@@ -154,3 +154,26 @@ def test_float32_close_to_float64(mlp3):
     g64 = ntk(mlp3, x, dtype=torch.float64)
     assert g32.dtype == torch.float32
     np.testing.assert_allclose(g32.numpy(), g64.numpy(), rtol=1e-4, atol=1e-4)
+
+
+class _TokenNet(nn.Module):
+    """A Linear shared over 3 positions (weight sharing), no bias, and a (N,) output."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 5, bias=False)
+        self.out = nn.Linear(5, 1)
+
+    def forward(self, x):  # x: (N, 3, 4)
+        h = torch.nn.functional.leaky_relu(self.proj(x)).mean(1)
+        return self.out(h).squeeze(-1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_shared_linear_and_flat_output_match_loop(method):
+    torch.manual_seed(3)
+    model = _TokenNet()
+    x = torch.randn(6, 3, 4)
+    ref = reference_gram(_copy(model), x)[0]
+    g = ntk(model, x, method=method, dtype=torch.float64, chunk_size=4)
+    torch.testing.assert_close(g, ref, atol=1e-10, rtol=0)
