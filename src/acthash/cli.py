@@ -209,13 +209,13 @@ def study_spectrum(
         study = run_spectrum_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
     except (ValueError, FileNotFoundError, TypeError, FloatingPointError) as e:
         _fail(e)
-    df = summary_table(study)
-    table = Table(title="neural spectrum alignment (first -> last recorded step)")
+    df = summary_table(study).set_index("variant")
+    table = Table(title="neural spectrum alignment (first and last recorded step)")
+    table.add_column("measure")
+    for name in df.index:
+        table.add_column(name, justify="right", overflow="fold")
     for col in df.columns:
-        table.add_column(col.replace("_", " "), justify="left" if col == "variant" else "right",
-                         overflow="fold")
-    for _, row in df.iterrows():
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(col.replace("_", " "), *[f"{v:.4g}" for v in df[col]])
     console.print(table)
     console.print(f"run directory: [bold]{study.run_dir}[/]")
 
