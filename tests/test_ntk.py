@@ -21,7 +21,8 @@ def reference_gram(model, x, x2=None):
     def jac(xs):
         rows = []
         for i in range(len(xs)):
-            out = model(xs[i : i + 1].double()).reshape(-1)
+            xi = xs[i : i + 1]
+            out = model(xi.double() if xi.is_floating_point() else xi).reshape(-1)
             rows.append(torch.stack([
                 torch.cat([g.reshape(-1) for g in
                            torch.autograd.grad(out[c], params, retain_graph=True)])
@@ -177,3 +178,13 @@ def test_shared_linear_and_flat_output_match_loop(method):
     ref = reference_gram(_copy(model), x)[0]
     g = ntk(model, x, method=method, dtype=torch.float64, chunk_size=4)
     torch.testing.assert_close(g, ref, atol=1e-10, rtol=0)
+
+
+def test_integer_inputs_and_embedding_use_generic_path():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Embedding(10, 3), nn.Flatten(), nn.Linear(6, 1))
+    x = torch.randint(0, 10, (7, 2))
+    ref = reference_gram(_copy(model), x)[0]
+    for method in METHODS:
+        torch.testing.assert_close(ntk(model, x, method=method, dtype=torch.float64), ref,
+                                   atol=1e-10, rtol=0)

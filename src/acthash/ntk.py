@@ -19,9 +19,11 @@ Three methods, equal up to round-off:
   f(x_n) w.r.t. W is δ_n a_nᵀ, with δ_n = ∂f(x_n)/∂z_n, so its kernel contribution is
   (δδᵀ) ∘ (aaᵀ) and the bias adds δδᵀ. The layer inputs a come from one batched forward
   pass and the δ from one batched backward pass per output (examples are independent in
-  eval mode, so the gradient of Σ_n f(x_n) w.r.t. z_n is δ_n). Conv2d layers use their
-  unfolded patches; any other parameter (PReLU, norms, embeddings, ...) goes through the
-  ``"jacobian"`` path restricted to those parameters. Memory: N·Σ(layer widths) + N².
+  eval mode, so the gradient of Σ_n f(x_n) w.r.t. z_n is δ_n). Memory: N·Σ(layer widths)
+  + N². Conv2d layers (and Linear layers applied at several positions) use their unfolded
+  patches and the per-example layer gradients Σ_t δ_t a_tᵀ (N x that layer's parameters);
+  any other parameter (PReLU, norms, embeddings, ...) goes through the ``"jacobian"`` path
+  restricted to those parameters (a per-example loop where ``vmap`` cannot batch them).
 
 The kernel is always evaluated with the model in eval mode (a BatchNorm in training mode
 would couple the examples of a batch); the model's mode is restored afterwards. Parameters
@@ -434,8 +436,11 @@ def ntk(model: nn.Module, x: torch.Tensor, x2: torch.Tensor | None = None, *,
     with _EvalMode(model, dtype) as m:
         dt = _model_dtype(m)
         dev = next(iter(m.parameters())).device if any(True for _ in m.parameters()) else None
-        x = x.to(dtype=dt, device=dev)
-        x2 = None if x2 is None else x2.to(dtype=dt, device=dev)
+        def _to(t):  # float inputs follow the compute dtype; integer ones (tokens) do not
+            return t.to(dtype=dt, device=dev) if t.is_floating_point() else t.to(device=dev)
+
+        x = _to(x)
+        x2 = None if x2 is None else _to(x2)
         n_out = _n_outputs(m, x)
         output = _resolve_output(output, n_out)
         if method == "structured":
