@@ -156,3 +156,41 @@ def test_cli_spectrum_small_run(tmp_path):
     assert "run directory" in res.output and "neural spectrum alignment" in res.output
     rec = pd.read_parquet(tmp_path / "records.parquet")
     assert list(rec["variant"].unique()) == ["d1-gd-constant"] and len(rec) == 2
+
+
+def test_per_logit_kernel_measures_average_the_logits():
+    """Per-logit records equal the mean over logits of each logit's own measures."""
+    import copy
+
+    from acthash.ntk import ntk
+
+    torch.manual_seed(5)
+    x = torch.randn(25, 4)
+    y = torch.randint(0, 3, (25,))
+    model = nn.Sequential(nn.Linear(4, 8), nn.LeakyReLU(), nn.Linear(8, 3))
+    ref_model = copy.deepcopy(model)
+    tr = track_spectrum(model, x, y, steps=0, record_at=[0], loss="ce", kernel="per-logit",
+                        ks=[2, 5])
+    g = ntk(ref_model, x, output="per-logit", dtype=torch.float64).numpy()
+    onehot = np.eye(3)[y.numpy()]
+    tgt = onehot - onehot.mean(0)
+    align = np.mean([kernel_alignment(g[c], tgt[:, c]) for c in range(3)])
+    e5 = np.mean([energy_fraction(eig_desc(g[c])[1], tgt[:, c], [5])[0] for c in range(3)])
+    row = tr.records.iloc[0]
+    assert row["alignment"] == pytest.approx(align, rel=1e-10)
+    assert row["E5_target"] == pytest.approx(e5, rel=1e-10)
+    with pytest.raises(ValueError, match="kernel must be"):
+        track_spectrum(model, x, y, steps=0, record_at=[0], loss="ce", kernel="full")
+
+
+def test_track_spectrum_rejects_mismatched_targets():
+    model = nn.Linear(2, 3)
+    with pytest.raises(ValueError, match="int64 class indices"):
+        track_spectrum(model, torch.randn(4, 2), torch.tensor([0.0, 1, 2, 1]), steps=1,
+                       record_at=[0], loss="ce")
+    with pytest.raises(ValueError, match="one-hot"):
+        track_spectrum(model, torch.randn(4, 2), torch.tensor([0, 1, 2, 1]), steps=1,
+                       record_at=[0], loss="mse")
+    with pytest.raises(ValueError, match="examples"):
+        track_spectrum(model, torch.randn(5, 2), torch.tensor([0, 1, 2, 1]), steps=1,
+                       record_at=[0], loss="ce")

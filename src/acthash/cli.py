@@ -184,6 +184,8 @@ def study_spectrum(
     compare: str = typer.Option("", help="Comma list of depth, schedule, optimizer: runs "
                                 "d2 vs d6, constant vs step decay, gd vs adam in one go."),
     loss: str = typer.Option("auto", help="auto (mse for image, ce for classes), mse or ce."),
+    kernel: str = typer.Option("trace", help="Several outputs: trace, or per-logit (measures "
+                               "averaged over the logits)."),
     method: str = typer.Option("auto", help="NTK method: auto, structured, jacobian, ntk-vp."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Path | None = typer.Option(None, help="Run directory (default: new one under runs/)."),
@@ -205,7 +207,7 @@ def study_spectrum(
             optimizer=optimizer, lr=lr, adam_lr=adam_lr, schedule=schedule, decay_at=fracs,
             gamma=gamma, steps=steps, n_records=records, ks=_parse_ints(ks),
             compare=[c.strip() for c in compare.split(",") if c.strip()], loss=loss,
-            method=method, seed=seed)
+            kernel=kernel, method=method, seed=seed)
         study = run_spectrum_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
     except (ValueError, FileNotFoundError, TypeError, FloatingPointError) as e:
         _fail(e)

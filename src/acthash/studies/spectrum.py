@@ -12,7 +12,9 @@ is eigen-decomposed, G_t = Σ λᵢ vᵢ vᵢᵀ (λ descending), and recorded:
 
 Targets are centred (zero mean per column) so that a constant shift does not count as
 alignment. The residual is f_t − y for the squared loss and softmax(f_t) − onehot(y) (the
-loss gradient w.r.t. the logits) for cross-entropy. Classifiers use the trace kernel.
+loss gradient w.r.t. the logits) for cross-entropy. Classifiers use the trace kernel, or
+per-logit kernels (``kernel="per-logit"``: kernel c against column c, measures averaged
+over the logits).
 
 Tasks: ``"image"`` — a grayscale image (matplotlib's bundled ``grace_hopper.jpg`` by
 default) regressed from pixel coordinates in [-1, 1]², intensities standardized, scalar
@@ -144,7 +146,7 @@ def track_spectrum(
     schedule: str = "constant", decay_steps: Sequence[int] = (), gamma: float = 0.1,
     loss: str = "mse", ks: Sequence[int] = (1, 4, 16, 64), n_eigs: int = 100,
     n_vectors: int = 0, slice_index: Sequence[int] = (), method: str = "auto",
-    chunk_size: int | None = None, progress: bool = False,
+    kernel: str = "trace", chunk_size: int | None = None, progress: bool = False,
 ) -> SpectrumTrace:
     """Train ``model`` full batch on (x, y) for ``steps`` steps, recording the NTK spectrum.
 
@@ -152,9 +154,22 @@ def track_spectrum(
         outputs) or (N,) int64 classes (``loss="ce"``)
     record_at : steps at which to measure (0 = before training, ``steps`` = the end)
     schedule : ``"constant"`` or ``"step"`` (lr × ``gamma`` at each of ``decay_steps``)
+    kernel : for several outputs, ``"trace"`` (one kernel, the sum over outputs) or
+        ``"per-logit"`` (kernel c measured against column c; the records, eigenvalues and
+        kernel change are then averaged over the outputs)
     """
+    if kernel not in ("trace", "per-logit"):
+        raise ValueError(f"kernel must be 'trace' or 'per-logit', got {kernel!r}")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+    if loss == "ce" and (y.is_floating_point() or y.dim() != 1):
+        raise ValueError("loss='ce' needs y as (N,) int64 class indices; use loss='mse' for "
+                         "real-valued targets")
+    if loss == "mse" and not y.is_floating_point():
+        raise ValueError("loss='mse' needs real-valued y; one-hot encode class labels first "
+                         "or use loss='ce'")
     rec = sorted({int(s) for s in record_at})
     if not rec or rec[0] < 0 or rec[-1] > steps:
         raise ValueError(f"record_at must be steps within 0..{steps}, got {list(record_at)}")
@@ -173,36 +188,52 @@ def track_spectrum(
     rows, eig_rows, hist, arrays = [], [], [], {}
     n_rec = 0
 
+    def measures(g, tgt, outc, res):
+        """Measures of one kernel g (N, N) against (N, C') target/output/residual."""
+        lam, vec = eig_desc(g)
+        row = {"alignment": kernel_alignment(g, tgt), "lambda_max": float(lam[0]),
+               "trace": float(np.trace(g))}
+        for name, phi in (("target", tgt), ("output", outc - outc.mean(0)), ("residual", res)):
+            for k, e in zip(ks, energy_fraction(vec, phi, ks), strict=True):
+                row[f"E{k}_{name}"] = float(e)
+        return row, lam, vec
+
     def record(step: int) -> None:
         nonlocal g0, g0_norm, n_rec
         model.eval()
-        g = ntk(model, x, method=method, chunk_size=chunk_size, dtype=torch.float64)
-        g = g.numpy()
+        g = ntk(model, x, method=method, chunk_size=chunk_size, dtype=torch.float64,
+                output="per-logit" if kernel == "per-logit" else "auto").numpy()
+        if g.ndim == 3 and len(g) == 1:  # one output: per-logit = scalar kernel
+            g = g[0]
         with torch.no_grad():
             out = model(x).double()
         out = out.reshape(len(x), -1).numpy()
         resid = (torch.softmax(torch.from_numpy(out), 1).numpy() - raw
                  if loss == "ce" else out - raw)
-        lam, vec = eig_desc(g)
         if g0 is None:
-            g0, g0_norm = g.copy(), np.linalg.norm(g)
+            g0 = g.copy()
+            g0_norm = (np.linalg.norm(g0) if g.ndim == 2
+                       else np.linalg.norm(g0, axis=(1, 2)))
+        if g.ndim == 2:
+            row, lam, vec = measures(g, target, out, resid)
+            rel = float(np.linalg.norm(g - g0) / g0_norm)
+        else:  # per-logit: logit c's kernel against column c; averages over the logits
+            parts = [measures(g[c], target[:, c], out[:, c:c + 1], resid[:, c])
+                     for c in range(len(g))]
+            row = {k: float(np.mean([p[0][k] for p in parts])) for k in parts[0][0]}
+            lam = np.mean([p[1] for p in parts], axis=0)
+            vec = parts[0][2]
+            rel = float(np.mean(np.linalg.norm(g - g0, axis=(1, 2)) / g0_norm))
         row = {"step": step, "lr": _lr_at(step, lr, schedule, decay_steps, gamma),
-               "loss": float(loss_f(torch.from_numpy(out), y_loss)),
-               "alignment": kernel_alignment(g, target),
-               "rel_frob": float(np.linalg.norm(g - g0) / g0_norm),
-               "lambda_max": float(lam[0]), "trace": float(np.trace(g))}
-        for name, phi in (("target", target), ("output", out - out.mean(0)),
-                          ("residual", resid)):
-            for k, e in zip(ks, energy_fraction(vec, phi, ks), strict=True):
-                row[f"E{k}_{name}"] = float(e)
+               "loss": float(loss_f(torch.from_numpy(out), y_loss)), "rel_frob": rel, **row}
         rows.append(row)
         m = min(n_eigs, len(lam))
         eig_rows.append(pd.DataFrame({"step": step, "index": np.arange(1, m + 1),
                                       "eigenvalue": lam[:m]}))
         tag = "first" if n_rec == 0 else "last"
-        if n_vectors:
+        if n_vectors and g.ndim == 2:
             arrays[f"vectors_{tag}"] = vec[:, :n_vectors].astype(np.float32)
-        if len(slice_index):
+        if len(slice_index) and g.ndim == 2:
             arrays[f"slices_{tag}"] = g[list(slice_index)].astype(np.float32)
         arrays[f"output_{tag}"] = out.astype(np.float32)
         arrays[f"step_{tag}"] = np.asarray(step)
@@ -301,6 +332,7 @@ class SpectrumConfig:
     slice_points: list[list[float]] = field(
         default_factory=lambda: [[0.3, 0.5], [0.5, 0.5], [0.7, 0.3]])  # (row, col) fractions
     loss: str = "auto"  # "auto": mse for image, ce for classification
+    kernel: str = "trace"  # several outputs: "trace" or "per-logit" (averaged measures)
     method: str = "auto"
     seed: int = 0
     compare: list[str] = field(default_factory=list)  # subset of COMPARISONS
@@ -345,6 +377,8 @@ class SpectrumConfig:
             raise ValueError(f"schedule must be 'constant' or 'step', got {self.schedule!r}")
         if self.depth < 1 or self.width < 1 or self.steps < 1:
             raise ValueError("depth, width and steps must be positive")
+        if self.kernel not in ("trace", "per-logit"):
+            raise ValueError(f"kernel must be 'trace' or 'per-logit', got {self.kernel!r}")
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"ks must be positive integers, got {self.ks}")
 
@@ -443,7 +477,8 @@ def run_spectrum_study(cfg: SpectrumConfig | None = None, *, out_dir: str | Path
             schedule=v.schedule, decay_steps=v.decay_steps(), gamma=v.gamma,
             loss=v.resolved_loss(), ks=v.ks, n_eigs=v.n_eigs,
             n_vectors=v.n_vectors if v.is_image else 0,
-            slice_index=meta["slice_index"], method=v.method, progress=progress)
+            slice_index=meta["slice_index"], method=v.method, kernel=v.kernel,
+            progress=progress)
         info = {"variant": v.label(), "depth": v.depth, "optimizer": v.optimizer,
                 "schedule": v.schedule}
         for df, acc in ((trace.records, recs), (trace.eigenvalues, eigs),
