@@ -171,6 +171,7 @@ def track_spectrum(
         raise ValueError("loss='mse' needs real-valued y; one-hot encode class labels first "
                          "or use loss='ce'")
     rec = sorted({int(s) for s in record_at})
+    rec_set = set(rec)
     if not rec or rec[0] < 0 or rec[-1] > steps:
         raise ValueError(f"record_at must be steps within 0..{steps}, got {list(record_at)}")
     loss_f = _loss_fn(loss)
@@ -245,7 +246,7 @@ def track_spectrum(
 
         it = tqdm(it, desc="spectrum", unit="step", leave=False)
     for step in it:
-        if step in rec:
+        if step in rec_set:
             record(step)
         if step == steps:
             break
