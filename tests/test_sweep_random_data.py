@@ -22,5 +22,5 @@ def test_random_digits_keeps_shapes_and_labels_and_is_seeded():
 
 
 def test_random_needs_a_base_dataset():
-    with pytest.raises(ValueError, match="random:digits"):
+    with pytest.raises(ValueError, match="needs an argument, e.g. random:"):
         data.load("random:")

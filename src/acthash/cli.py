@@ -459,6 +459,65 @@ def report(
 
 
 
+@study_app.command("spectrum")
+def study_spectrum(
+    task: str = typer.Option("image", help="'image' (2-D regression of a grayscale image from "
+                             "pixel coordinates) or a classification dataset name (digits, ...)."),
+    image: str = typer.Option("grace_hopper.jpg", help="Image file, or a matplotlib sample image."),
+    grid: int = typer.Option(32, help="Image task: grid x grid pixels (N = grid²)."),
+    n_train: int = typer.Option(500, help="Classification: class-balanced training subset size."),
+    depth: int = typer.Option(6, help="Hidden layers of the Leaky-ReLU MLP."),
+    width: int = typer.Option(64, help="Hidden units per layer."),
+    optimizer: str = typer.Option("gd", help="gd (full-batch gradient descent) or adam."),
+    lr: float = typer.Option(0.2, help="Learning rate for gd."),
+    adam_lr: float = typer.Option(1e-3, help="Learning rate for adam."),
+    schedule: str = typer.Option("constant", help="constant, or step (x gamma at decay-at)."),
+    decay_at: str = typer.Option("0.5,0.75", help="Step decay points as fractions of steps."),
+    gamma: float = typer.Option(0.1, help="Step decay factor."),
+    steps: int = typer.Option(3000, help="Training steps (full batch)."),
+    records: int = typer.Option(16, help="Recorded steps, log-spaced from 0 to steps."),
+    ks: str = typer.Option("1,4,16,64,256", help="k values for E_k (top-k energy)."),
+    compare: str = typer.Option("", help="Comma list of depth, schedule, optimizer: runs "
+                                "d2 vs d6, constant vs step decay, gd vs adam in one go."),
+    loss: str = typer.Option("auto", help="auto (mse for image, ce for classes), mse or ce."),
+    kernel: str = typer.Option("trace", help="Several outputs: trace, or per-logit (measures "
+                               "averaged over the logits)."),
+    method: str = typer.Option("auto", help="NTK method: auto, structured, jacobian, ntk-vp."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path | None = typer.Option(None, help="Run directory (default: new one under runs/)."),
+    runs_root: Path = typer.Option(Path("runs"), help="Where new run directories go."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Neural spectrum alignment: the NTK's spectrum and its alignment with the target
+    over training (Kopitkov & Indelman)."""
+    from acthash.studies.spectrum import SpectrumConfig, run_spectrum_study, summary_table
+
+    try:
+        fracs = [float(t) for t in decay_at.split(",") if t.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"decay-at: expected comma-separated fractions, got "
+                                 f"{decay_at!r}") from None
+    try:
+        cfg = SpectrumConfig(
+            task=task, image=image, grid=grid, n_train=n_train, depth=depth, width=width,
+            optimizer=optimizer, lr=lr, adam_lr=adam_lr, schedule=schedule, decay_at=fracs,
+            gamma=gamma, steps=steps, n_records=records, ks=_parse_ints(ks),
+            compare=[c.strip() for c in compare.split(",") if c.strip()], loss=loss,
+            kernel=kernel, method=method, seed=seed)
+        study = run_spectrum_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    except (ValueError, FileNotFoundError, TypeError, FloatingPointError) as e:
+        _fail(e)
+    df = summary_table(study).set_index("variant")
+    table = Table(title="neural spectrum alignment (first and last recorded step)")
+    table.add_column("measure")
+    for name in df.index:
+        table.add_column(name, justify="right", overflow="fold")
+    for col in df.columns:
+        table.add_row(col.replace("_", " "), *[f"{v:.4g}" for v in df[col]])
+    console.print(table)
+    console.print(f"run directory: [bold]{study.run_dir}[/]")
+
+
 def main() -> None:  # console-script entry point
     app()
 

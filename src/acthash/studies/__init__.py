@@ -1,1 +1,2 @@
-"""Companion studies: each module runs one study end to end into a run directory."""
+"""Companion studies: each module runs one study end to end into a run directory
+(lsh, regions, spectrum, binary)."""
