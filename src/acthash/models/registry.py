@@ -54,3 +54,19 @@ def build_model(name: str, input_shape, n_classes: int, **options) -> nn.Module:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())} "
                          "or give 'package.module:function'")
     return _BUILDERS[name](tuple(input_shape), n_classes, **options)
+
+
+@register("bottleneck")
+def _bottleneck(input_shape, n_classes, backbone="mlp", latent_dim=4, penultimate="linear",
+                latent_activation="relu", **backbone_options):
+    """A backbone from the registry (its output layer removed) with a bottleneck head."""
+    import torch
+
+    from acthash.models.bottleneck import BottleneckNet, split_head
+
+    if backbone == "bottleneck":
+        raise ValueError("backbone cannot itself be 'bottleneck'; pick e.g. 'mlp'")
+    net = build_model(backbone, input_shape, n_classes, **backbone_options)
+    net, feature_dim = split_head(net, torch.zeros((2, *input_shape)))
+    return BottleneckNet(net, feature_dim, n_classes, latent_dim=latent_dim,
+                         penultimate=penultimate, activation=latent_activation)
