@@ -66,13 +66,16 @@ def _as_labels(y, n: int, name: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------- bimodality
-def bimodality(z, *, seed: int = 0, max_samples: int | None = 5000) -> np.ndarray:
+def bimodality(z, *, seed: int = 0, max_samples: int | None = 5000,
+               var_floor: float = 1e-3) -> np.ndarray:
     """(d,) peak separation |μ₁ − μ₂| / ((σ₁ + σ₂)/2) per dimension.
 
     Each dimension gets its own 2-component scikit-learn ``GaussianMixture`` (full
     variances, ``random_state=seed``). Large values (≫ 2) mean two well separated modes; a
     unimodal dimension gives a small value. A constant dimension gives 0. ``max_samples``
-    caps the points used per fit (a seeded random subset).
+    caps the points used per fit (a seeded random subset). ``var_floor`` · var(z_j) is
+    added to each component's variance (scikit-learn's ``reg_covar``), so that a point
+    mass (e.g. the zeros of a ReLU unit) cannot make the ratio arbitrarily large.
     """
     from sklearn.mixture import GaussianMixture
 
@@ -87,7 +90,8 @@ def bimodality(z, *, seed: int = 0, max_samples: int | None = 5000) -> np.ndarra
         col = z[:, j : j + 1]
         if np.ptp(col) <= 1e-12 * max(1.0, float(np.abs(col).max())):
             continue
-        gm = GaussianMixture(2, random_state=seed, reg_covar=1e-6 * float(col.var()) + 1e-12)
+        gm = GaussianMixture(2, random_state=seed,
+                             reg_covar=var_floor * float(col.var()) + 1e-12)
         gm.fit(col)
         mu = gm.means_.ravel()
         sd = np.sqrt(gm.covariances_.ravel())

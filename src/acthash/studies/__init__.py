@@ -1,0 +1,1 @@
+"""Companion studies built on the acthash core (one module per study)."""
