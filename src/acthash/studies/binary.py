@@ -359,8 +359,9 @@ def _save(fig, stem: Path) -> None:
 
 def plot_latent_histograms(latents: dict, stem: str | Path, *, dims: int = 4,
                            split: str = "test", bins: int = 40) -> None:
-    """Grid: one row per variant, one column per latent dimension (the first ``dims``),
-    histograms of z stacked by true class. ``latents``: variant -> arrays of
+    """Grid: one row per variant, one column per latent dimension, histograms of z stacked
+    by true class. A representation wider than ``dims`` (the "none" variant's features)
+    shows its ``dims`` dimensions of largest variance. ``latents``: variant -> arrays of
     :func:`latent_metrics`. Writes ``<stem>.png`` and ``<stem>.svg``."""
     import matplotlib
 
@@ -375,11 +376,14 @@ def plot_latent_histograms(latents: dict, stem: str | Path, *, dims: int = 4,
     for i, v in enumerate(variants):
         z, y = latents[v][f"z_{split}"], latents[v][f"y_{split}"]
         classes = np.unique(y)
-        for j in range(ncol):
-            ax = axes[i, j]
-            if j >= z.shape[1]:
+        shown = (np.arange(z.shape[1]) if z.shape[1] <= ncol
+                 else np.sort(np.argsort(-z.var(0), kind="stable")[:ncol]))
+        for col in range(ncol):
+            ax = axes[i, col]
+            if col >= len(shown):
                 ax.axis("off")
                 continue
+            j = int(shown[col])
             edges = np.histogram_bin_edges(z[:, j], bins=bins)
             ax.hist([z[y == c, j] for c in classes], bins=edges, stacked=True,
                     histtype="stepfilled", color=[cmap(int(c) % 10) for c in classes],
@@ -387,9 +391,8 @@ def plot_latent_histograms(latents: dict, stem: str | Path, *, dims: int = 4,
             ax.axvline(0, color="k", lw=0.6, ls=":")
             ax.set_yticks([])
             ax.tick_params(labelsize=7)
-            if i == 0:
-                ax.set_title(f"z[{j}]", fontsize=9)
-            if j == 0:
+            ax.set_title(f"z[{j}]", fontsize=8)
+            if col == 0:
                 ax.set_ylabel(v, fontsize=9)
     fig.suptitle(f"latent z per dimension ({split} set, stacked by class)", fontsize=10)
     fig.tight_layout()
