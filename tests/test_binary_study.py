@@ -60,10 +60,13 @@ def test_cli_study_binary(tmp_path):
     r = CliRunner().invoke(app, [
         "study", "binary", "--epochs", "2", "--width", "8", "--depth", "1",
         "--variants", "compressed,none", "--checkpoints", "2", "--robustness-size", "20",
-        "--test-size", "50", "--device", "cpu", "--no-progress", "--out", str(out)])
+        "--test-size", "50", "--device", "cpu", "--no-progress", "--no-figures",
+        "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "same-encoding" in r.output
     assert (out / "comparison.md").exists()
+    assert not (out / "latent_histograms.png").exists()
+    assert not (out / "metrics_over_epochs.png").exists()
     bad = CliRunner().invoke(app, ["study", "binary", "--variants", "nope", "--out",
                                    str(tmp_path / "x")])
     assert bad.exit_code == 2 and "unknown variants" in bad.output

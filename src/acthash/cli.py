@@ -186,6 +186,7 @@ def study_binary(
     eps: float = typer.Option(0.1, help="L-inf radius of the FGSM/PGD attacks (input units)."),
     robustness_size: int = typer.Option(500, help="Test examples attacked (0 = all)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    figures: bool = typer.Option(True, help="Write the latent-histogram and metric figures."),
     out: Path | None = typer.Option(None, help="Study directory (default: new one under runs/)."),
     runs_root: Path = typer.Option(Path("runs"), help="Where new study directories go."),
     progress: bool = typer.Option(True, help="Show progress bars."),
@@ -204,6 +205,7 @@ def study_binary(
             gamma_ratio=gamma_ratio, gamma_cap=gamma_cap,
             checkpoints=_parse_ints(checkpoints), seeds=_parse_ints(seeds) or [0],
             attack_eps=eps, robustness_size=robustness_size or None, device=device,
+            figures=figures,
         )
         result = run_binary_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
     except (ValueError, FileNotFoundError, TypeError) as e:

@@ -99,6 +99,7 @@ class BinaryStudyConfig:
     attack_eps: float = 0.1  # L∞ radius for FGSM/PGD, in input units
     pgd_steps: int = 10
     hash_metrics: bool = True
+    figures: bool = True  # write the PNG/SVG figures into the study directory
     k: int = 9
     kmeans_n_init: int = 4
     logreg_strategy: str = "ovo"  # for the hash view: "ovo" (the original), "ovr", "multinomial"
@@ -342,11 +343,10 @@ def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Pat
         write_table(run_dir / "comparison.csv", table.reset_index())
         with atomic_path(run_dir / "comparison.md") as tmp:
             Path(tmp).write_text(table_markdown(table))
-        latent = latents[(cfg.variants[0], base_seed)]
-        if latent:
+        if cfg.figures:
             plot_latent_histograms({v: latents[(v, base_seed)] for v in cfg.variants},
                                    run_dir / "latent_histograms", dims=cfg.latent_dim)
-        plot_metrics_over_epochs(metrics, run_dir / "metrics_over_epochs")
+            plot_metrics_over_epochs(metrics, run_dir / "metrics_over_epochs")
     return BinaryStudyResult(metrics, history, table, run_dir, models, latents)
 
 
