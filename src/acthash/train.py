@@ -110,6 +110,9 @@ def train(
     y_val: torch.Tensor | None = None,
     on_checkpoint: Callable[[int, nn.Module], None] | None = None,
     progress: bool = False,
+    # extra_loss(model, outputs, epoch) -> scalar tensor, added to each mini-batch's
+    # cross-entropy (epoch 1-based); the history then also holds the per-example means of
+    # the cross-entropy alone (train_ce) and of the extra term (train_extra).
     extra_loss: Callable[[nn.Module, torch.Tensor, int], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` with cross-entropy on (x, y) in place.
@@ -117,9 +120,6 @@ def train(
     x : (N, ...) float tensor; y : (N,) int64 labels.
     on_checkpoint(epoch, model) is called at each epoch listed in ``config.checkpoints``
     (0 = before training), with the model in eval mode; it must not change the model.
-    extra_loss(model, outputs, epoch) -> scalar tensor, when given, is added to the
-    cross-entropy of every mini-batch (epoch is 1-based); the history then also holds the
-    cross-entropy alone (``train_ce``) and the extra term (``train_extra``), per example.
     """
     cfg = config or TrainConfig()
     if len(x) != len(y):
