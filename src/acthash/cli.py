@@ -518,6 +518,65 @@ def study_spectrum(
     console.print(f"run directory: [bold]{study.run_dir}[/]")
 
 
+@study_app.command("binary")
+def study_binary(
+    dataset: str = typer.Option("digits", help="Dataset name (see `acthash data list`)."),
+    data_dir: Path | None = typer.Option(None, help="Directory holding the dataset's files."),
+    sample_size: int | None = typer.Option(None, help="Class-balanced training subset size."),
+    test_size: int | None = typer.Option(None, help="Class-balanced test subset size."),
+    backbone: str = typer.Option("mlp", help="Backbone model name (its output layer is removed)."),
+    width: int = typer.Option(100, help="Backbone hidden units per layer."),
+    depth: int = typer.Option(2, help="Backbone hidden layers."),
+    latent_dim: int = typer.Option(4, help="Penultimate dimension d (~ceil(log2 classes))."),
+    variants: str = typer.Option("compressed,linear,nonlinear,none",
+                                 help="Models to train (comma-separated)."),
+    epochs: int = typer.Option(100, help="Training epochs."),
+    lr: float = typer.Option(1e-3, help="Learning rate (Adam)."),
+    batch_size: int = typer.Option(64, help="Mini-batch size."),
+    gamma0: float = typer.Option(0.01, help="Compression weight in epoch 1."),
+    gamma_ratio: float = typer.Option(1.06, help="Geometric growth of the weight per epoch."),
+    gamma_cap: float | None = typer.Option(None, help="Largest compression weight."),
+    checkpoints: str = typer.Option("", help="Epochs to measure at (default: 0 and 10 steps)."),
+    seeds: str = typer.Option("0", help="Seeds, comma-separated (one model each)."),
+    eps: float = typer.Option(0.1, help="L-inf radius of the FGSM/PGD attacks (input units)."),
+    robustness_size: int = typer.Option(500, help="Test examples attacked (0 = all)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    figures: bool = typer.Option(True, help="Write the latent-histogram and metric figures."),
+    out: Path | None = typer.Option(None, help="Study directory (default: new one under runs/)."),
+    runs_root: Path = typer.Option(Path("runs"), help="Where new study directories go."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Latent binary encoding: train the compressed bottleneck model and its three
+    baselines, then compare same-encoding fraction, bimodality, robustness and reliability."""
+    from acthash.studies.binary import TABLE_COLUMNS, BinaryStudyConfig, run_binary_study
+
+    try:
+        cfg = BinaryStudyConfig(
+            dataset=dataset, dataset_options={"root": str(data_dir)} if data_dir else {},
+            sample_size=sample_size, test_size=test_size, backbone=backbone,
+            backbone_options={"width": width, "depth": depth}, latent_dim=latent_dim,
+            variants=[v for v in variants.replace(" ", "").split(",") if v],
+            epochs=epochs, lr=lr, batch_size=batch_size, gamma0=gamma0,
+            gamma_ratio=gamma_ratio, gamma_cap=gamma_cap,
+            checkpoints=_parse_ints(checkpoints), seeds=_parse_ints(seeds) or [0],
+            attack_eps=eps, robustness_size=robustness_size or None, device=device,
+            figures=figures,
+        )
+        result = run_binary_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        _fail(e)
+    table = Table(title=f"latent binary encoding, {dataset}, epoch {epochs}")
+    table.add_column("metric")
+    for v in result.table.index:
+        table.add_column(v, justify="right")
+    for col, label in TABLE_COLUMNS:
+        if col in result.table.columns:
+            table.add_row(label, *[_fmt(float(result.table.loc[v, col]))
+                                   for v in result.table.index])
+    console.print(table)
+    console.print(f"study directory: [bold]{result.run_dir}[/]")
+
+
 def main() -> None:  # console-script entry point
     app()
 

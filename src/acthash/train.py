@@ -140,6 +140,10 @@ def train(
     y_val: torch.Tensor | None = None,
     on_checkpoint: Callable[[int, nn.Module], None] | None = None,
     progress: bool = False,
+    # extra_loss(model, outputs, epoch) -> scalar tensor, added to each mini-batch's
+    # cross-entropy (epoch 1-based); the history then also holds the per-example means of
+    # the cross-entropy alone (train_ce) and of the extra term (train_extra).
+    extra_loss: Callable[[nn.Module, torch.Tensor, int], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` with cross-entropy on (x, y) in place.
 
@@ -197,6 +201,7 @@ def train(
         perm = torch.randperm(n, generator=gen).to(device)
         total = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
+        extra_total = torch.zeros((), device=device)
         for lo in range(0, n, cfg.batch_size):
             idx = perm[lo : lo + cfg.batch_size]
             if len(idx) < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -205,6 +210,10 @@ def train(
             xb, yb = x[idx], y[idx]
             out = model(xb)
             loss = F.cross_entropy(out, yb)
+            if extra_loss is not None:
+                extra = extra_loss(model, out, epoch)
+                extra_total += extra.detach() * len(idx)
+                loss = loss + extra
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -216,6 +225,9 @@ def train(
                 f"training diverged at epoch {epoch} (loss is {total}); lower the learning rate"
             )
         row = {"epoch": epoch, "lr": lr, "train_loss": total / n, "train_acc": correct / n}
+        if extra_loss is not None:
+            row["train_extra"] = float(extra_total) / n
+            row["train_ce"] = row["train_loss"] - row["train_extra"]
         if x_val is not None:
             row["val_loss"], row["val_acc"] = _evaluate(model, x_val, y_val)
         rows.append(row)

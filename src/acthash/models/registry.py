@@ -103,3 +103,19 @@ def _resnet(input_shape, n_classes, depth=20, width_mult=1.0, activation="relu",
 
     return ResNet(input_shape, n_classes, depth=depth, width_mult=width_mult,
                   activation=activation)
+
+
+@register("bottleneck")
+def _bottleneck(input_shape, n_classes, backbone="mlp", latent_dim=4, penultimate="linear",
+                latent_activation="relu", **backbone_options):
+    """A backbone from the registry (its output layer removed) with a bottleneck head."""
+    import torch
+
+    from acthash.models.bottleneck import BottleneckNet, split_head
+
+    if backbone == "bottleneck":
+        raise ValueError("backbone cannot itself be 'bottleneck'; pick e.g. 'mlp'")
+    net = build_model(backbone, input_shape, n_classes, **backbone_options)
+    net, feature_dim = split_head(net, torch.zeros((2, *input_shape)))
+    return BottleneckNet(net, feature_dim, n_classes, latent_dim=latent_dim,
+                         penultimate=penultimate, activation=latent_activation)
