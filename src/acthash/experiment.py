@@ -19,7 +19,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from acthash import data as datasets
+from acthash._config import ConfigDict
 from acthash._io import atomic_path, save_torch, write_json, write_table
 from acthash.capture import capture
 from acthash.codes import CorruptFileError
@@ -41,8 +42,10 @@ __all__ = ["RunConfig", "RunResult", "run_experiment", "load_checkpoint", "envir
 
 
 @dataclass
-class RunConfig:
+class RunConfig(ConfigDict):
     """Everything that determines a run (with the seed, it fixes the codes bit for bit)."""
+
+    _kind = "run config"
 
     dataset: str = "digits"
     dataset_options: dict = field(default_factory=dict)
@@ -75,17 +78,6 @@ class RunConfig:
     logreg_strategy: str = "ovo"
     device: str = "auto"
     save_codes: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RunConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown run config keys {unknown}; valid keys: {sorted(names)}")
-        return cls(**d)
 
     def checkpoint_epochs(self) -> list[int]:
         eps = sorted(set(self.checkpoints)) if self.checkpoints else [self.epochs]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from acthash import binary
+from acthash._config import ConfigDict
 from acthash._io import atomic_path, save_torch, write_json, write_table
 from acthash.data.manipulate import subsample
 from acthash.models import build_model
@@ -70,8 +71,10 @@ TABLE_COLUMNS = [
 
 
 @dataclass
-class BinaryStudyConfig:
+class BinaryStudyConfig(ConfigDict):
     """Everything that fixes the study (with the seeds, bit for bit on CPU)."""
+
+    _kind = "study config"
 
     dataset: str = "digits"
     dataset_options: dict = field(default_factory=dict)
@@ -123,17 +126,6 @@ class BinaryStudyConfig:
         else:
             eps = set(np.linspace(0, self.epochs, 11).round().astype(int).tolist())
         return sorted(eps | {self.epochs})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> BinaryStudyConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown study config keys {unknown}; valid keys: {sorted(names)}")
-        return cls(**d)
 
 
 @dataclass

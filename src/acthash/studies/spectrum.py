@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from acthash._config import ConfigDict
 from acthash._io import atomic_path, write_json, write_table
 from acthash.ntk import ntk
 
@@ -309,8 +310,10 @@ def load_image_task(image: str = "grace_hopper.jpg", grid: int = 32):
 
 
 @dataclass
-class SpectrumConfig:
+class SpectrumConfig(ConfigDict):
     """One spectrum run (``compare`` expands it into variants)."""
+
+    _kind = "spectrum config"
 
     task: str = "image"  # "image" or a classification dataset name
     image: str = "grace_hopper.jpg"
@@ -337,17 +340,6 @@ class SpectrumConfig:
     method: str = "auto"
     seed: int = 0
     compare: list[str] = field(default_factory=list)  # subset of COMPARISONS
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SpectrumConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown spectrum config keys {unknown}; valid: {sorted(names)}")
-        return cls(**d)
 
     @property
     def is_image(self) -> bool:
