@@ -143,6 +143,31 @@ def _single_fn(model: nn.Module, buffers: dict):
 # method 1: Jacobian contraction
 
 
+def _tiled_gram(x, x2, chunk_size, block, row_state=None):
+    """Assemble a (C, N1, N2) kernel from chunk-pair blocks ``block(s1, s2, state)``.
+
+    With ``x2 is None`` the kernel is symmetric: only blocks on or above the diagonal are
+    computed and mirrored. ``row_state(s1)``, when given, is computed once per row chunk and
+    passed to ``block`` (e.g. that chunk's Jacobian)."""
+    sym = x2 is None
+    n2 = len(x) if sym else len(x2)
+    c1 = _chunks(len(x), chunk_size)
+    c2 = c1 if sym else _chunks(n2, chunk_size)
+    out = None
+    for i, s1 in enumerate(c1):
+        state = row_state(s1) if row_state is not None else None
+        for j, s2 in enumerate(c2):
+            if sym and j < i:
+                continue
+            blk = block(s1, s2, state)
+            if out is None:
+                out = blk.new_zeros(blk.shape[0], len(x), n2)
+            out[:, s1, s2] = blk
+            if sym and j != i:
+                out[:, s2, s1] = blk.transpose(1, 2)
+    return out
+
+
 def _jacobian_rows(f, params, x):
     """Per-example Jacobians: dict name -> (n, C, P_name)."""
     jac = vmap(jacrev(f), (None, 0))(params, x)
@@ -161,24 +186,13 @@ def _gram_jacobian(model, x, x2, chunk_size, names: Sequence[str] | None = None)
         return _single_fn(model, buffers)({**fixed, **p}, x1)
 
     sym = x2 is None
-    x2 = x if sym else x2
-    c1 = _chunks(len(x), chunk_size)
-    c2 = c1 if sym else _chunks(len(x2), chunk_size)
-    out = None
-    for i, s1 in enumerate(c1):
-        j1 = _jacobian_rows(f, free, x[s1])
-        for j, s2 in enumerate(c2):
-            if sym and j < i:
-                continue
-            j2 = j1 if (sym and i == j) else _jacobian_rows(f, free, x2[s2])
-            blk = sum(torch.einsum("ncp,mcp->cnm", j1[k], j2[k]) for k in names)
-            if out is None:
-                out = blk.new_zeros(blk.shape[0], len(x), len(x2))
-            out[:, s1, s2] = blk
-            if sym and j != i:
-                out[:, s2, s1] = blk.transpose(1, 2)
-            del j2
-    return out
+    other = x if sym else x2
+
+    def block(s1, s2, j1):
+        j2 = j1 if (sym and s1 == s2) else _jacobian_rows(f, free, other[s2])
+        return sum(torch.einsum("ncp,mcp->cnm", j1[k], j2[k]) for k in names)
+
+    return _tiled_gram(x, x2, chunk_size, block, lambda s1: _jacobian_rows(f, free, x[s1]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -209,22 +223,8 @@ def _gram_ntkvp(model, x, x2, chunk_size):
         res = vmap(row)(basis).reshape(n1, c, len(x2_), c)
         return res.diagonal(dim1=1, dim2=3).permute(2, 0, 1)  # (C, n1, n2)
 
-    sym = x2 is None
-    x2 = x if sym else x2
-    c1 = _chunks(len(x), chunk_size)
-    c2 = c1 if sym else _chunks(len(x2), chunk_size)
-    out = None
-    for i, s1 in enumerate(c1):
-        for j, s2 in enumerate(c2):
-            if sym and j < i:
-                continue
-            blk = block(x[s1], x2[s2])
-            if out is None:
-                out = blk.new_zeros(blk.shape[0], len(x), len(x2))
-            out[:, s1, s2] = blk
-            if sym and j != i:
-                out[:, s2, s1] = blk.transpose(1, 2)
-    return out
+    other = x if x2 is None else x2
+    return _tiled_gram(x, x2, chunk_size, lambda s1, s2, _: block(x[s1], other[s2]))
 
 
 # ---------------------------------------------------------------------------------------
