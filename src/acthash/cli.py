@@ -492,11 +492,7 @@ def study_spectrum(
     over training (Kopitkov & Indelman)."""
     from acthash.studies.spectrum import SpectrumConfig, run_spectrum_study, summary_table
 
-    try:
-        fracs = [float(t) for t in decay_at.split(",") if t.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"decay-at: expected comma-separated fractions, got "
-                                 f"{decay_at!r}") from None
+    fracs = list(_parse_floats(decay_at))
     try:
         cfg = SpectrumConfig(
             task=task, image=image, grid=grid, n_train=n_train, depth=depth, width=width,
