@@ -116,38 +116,39 @@ def _summarize(diam: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _plot(diam: pd.DataFrame, counts: pd.DataFrame, figs: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _hist_per_epoch(frame: pd.DataFrame, group_col: str, groups, values, xlabel: str,
+                    ylabel: str, path: Path, epochs) -> None:
+    """One histogram panel per epoch, one series per group; ``values(rows)`` -> numbers."""
     import matplotlib.pyplot as plt
 
     from acthash.studies.lsh import _save_fig
 
-    epochs = sorted(diam["epoch"].unique())
     fig, axes = plt.subplots(1, len(epochs), figsize=(5 * len(epochs), 3.6), squeeze=False)
     for ax, e in zip(axes[0], epochs, strict=True):
-        for split in ("train", "test"):
-            d = diam[(diam["epoch"] == e) & (diam["split"] == split)]["length"]
-            ax.hist(np.log10(d.clip(lower=1e-8)), bins=30, alpha=0.6, label=split)
-        ax.set_xlabel("log10 region diameter along the line")
+        for g in groups:
+            rows = frame[(frame["epoch"] == e) & (frame[group_col] == g)]
+            ax.hist(values(rows), bins=30, alpha=0.6, label=g)
+        ax.set_xlabel(xlabel)
         ax.set_title(f"epoch {e}")
         ax.legend()
-    axes[0][0].set_ylabel("examples")
-    _save_fig(fig, figs / "diameters")
+    axes[0][0].set_ylabel(ylabel)
+    _save_fig(fig, path)
     plt.close(fig)
+
+
+def _plot(diam: pd.DataFrame, counts: pd.DataFrame, figs: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    epochs = sorted(diam["epoch"].unique())
+    _hist_per_epoch(diam, "split", ("train", "test"),
+                    lambda d: np.log10(d["length"].clip(lower=1e-8)),
+                    "log10 region diameter along the line", "examples", figs / "diameters",
+                    epochs)
     if len(counts):
-        fig, axes = plt.subplots(1, len(epochs), figsize=(5 * len(epochs), 3.6), squeeze=False)
-        for ax, e in zip(axes[0], epochs, strict=True):
-            for kind in ("same class", "different class"):
-                d = counts[(counts["epoch"] == e) & (counts["pair"] == kind)]["n_regions"]
-                ax.hist(d, bins=30, alpha=0.6, label=kind)
-            ax.set_xlabel("linear regions crossed between the pair")
-            ax.set_title(f"epoch {e}")
-            ax.legend()
-        axes[0][0].set_ylabel("pairs")
-        _save_fig(fig, figs / "region_counts")
-        plt.close(fig)
+        _hist_per_epoch(counts, "pair", ("same class", "different class"),
+                        lambda d: d["n_regions"], "linear regions crossed between the pair",
+                        "pairs", figs / "region_counts", epochs)
 
 
 def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path | None = None,
