@@ -8,6 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from acthash import NoReluUnitError, capture, list_layers, neural_codes
+from acthash.errors import InputError
 
 
 def _linear(w, b):
@@ -226,7 +227,7 @@ def test_bad_inputs_give_clear_errors():
         neural_codes(model, torch.empty(0, 3))
     with pytest.raises(ValueError, match="labels have length 3 but there are 10 codes"):
         neural_codes(model, torch.randn(10, 3), labels=[0, 1, 2])
-    with pytest.raises(TypeError, match="nn.Module"):
+    with pytest.raises(InputError, match="nn.Module"):
         neural_codes(lambda t: t, x)
 
 

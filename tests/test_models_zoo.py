@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from acthash.capture import neural_codes
+from acthash.errors import InputError
 from acthash.models import VGG, ResNet, build_model
 
 
@@ -100,7 +101,7 @@ def test_user_builder_from_import_path(tmp_path, monkeypatch):
     m = build_model("my_models:tiny", (1, 8, 8), 3, width=6)
     assert m[1].in_features == math.prod((1, 8, 8)) and m[1].out_features == 6
     assert neural_codes(m, torch.rand(4, 1, 8, 8)).n_bits == 6
-    with pytest.raises(TypeError, match="not an nn.Module"):
+    with pytest.raises(InputError, match="not an nn.Module"):
         build_model("my_models:not_a_model", (1, 8, 8), 3)
     with pytest.raises(ValueError, match="cannot import model builder"):
         build_model("my_models:missing", (1, 8, 8), 3)

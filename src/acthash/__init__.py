@@ -1,15 +1,35 @@
 """acthash: a trained neural network as a hash encoder.
 
 >>> import acthash
->>> codes = acthash.neural_codes(model, x_train, labels=y_train)
->>> acthash.encoding_properties(codes, None, acthash.neural_codes(model, x_test), y_test)
+>>> ds = acthash.data.load("digits")
+>>> model = acthash.models.MLP(64, widths=100, n_classes=10)
+>>> codes = acthash.neural_codes(model, ds.x_train, labels=ds.y_train)
+>>> acthash.redundancy_ratio(codes)
+
+Subpackages: :mod:`acthash.data` (datasets), :mod:`acthash.models` (model zoo),
+:mod:`acthash.train` (training loop with checkpoints), :mod:`acthash.errors` (every user-facing
+error). The property functions and the capture API are importable from the top level.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
-from acthash.capture import Capture, NoReluUnitError, capture, list_layers, neural_codes
-from acthash.codes import CorruptFileError, LayerSpan, NeuralCodes
-from acthash.properties import (
+try:
+    __version__ = _version("acthash")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+from acthash import data, errors, models, train  # noqa: E402
+from acthash.capture import Capture, capture, list_layers, neural_codes  # noqa: E402
+from acthash.codes import LayerSpan, NeuralCodes  # noqa: E402
+from acthash.errors import (  # noqa: E402
+    ActhashError,
+    CorruptFileError,
+    DatasetNotFoundError,
+    InputError,
+    NoReluUnitError,
+)
+from acthash.properties import (  # noqa: E402
     encoding_properties,
     kmeans_accuracy,
     knn_accuracy,
@@ -22,23 +42,30 @@ from acthash.properties import (
 
 __all__ = [
     "__version__",
+    "ActhashError",
     "Capture",
     "CorruptFileError",
+    "DatasetNotFoundError",
+    "InputError",
     "LayerSpan",
     "NeuralCodes",
     "NoReluUnitError",
     "capture",
+    "data",
     "encoding_properties",
+    "errors",
     "kmeans_accuracy",
     "knn_accuracy",
     "knn_loo_accuracy",
     "list_layers",
     "logreg_accuracy",
+    "models",
     "network_scores",
     "neural_codes",
     "properties_table",
     "redundancy_ratio",
     "run",
+    "train",
 ]
 
 

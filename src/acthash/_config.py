@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
+from acthash.errors import InputError
+
 
 class ConfigDict:
     """``to_dict()`` and ``from_dict(d)`` for a dataclass; ``_kind`` names it in errors."""
@@ -19,5 +21,5 @@ class ConfigDict:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"unknown {cls._kind} keys {unknown}; valid keys: {sorted(names)}")
+            raise InputError(f"unknown {cls._kind} keys {unknown}; valid keys: {sorted(names)}")
         return cls(**d)

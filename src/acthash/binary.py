@@ -25,6 +25,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from acthash.errors import InputError
+
 __all__ = [
     "as_numpy",
     "bimodality",
@@ -51,7 +53,7 @@ def as_numpy(a, name: str = "z", ndim: int | None = 2) -> np.ndarray:
         a = a.detach().cpu().numpy()
     a = np.asarray(a, dtype=np.float64)
     if ndim is not None and a.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} axes, got shape {a.shape}")
+        raise InputError(f"{name} must have {ndim} axes, got shape {a.shape}")
     return a
 
 
@@ -60,7 +62,7 @@ def _as_labels(y, n: int, name: str) -> np.ndarray:
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
     if y.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},) to match the representation, "
+        raise InputError(f"{name} must have shape ({n},) to match the representation, "
                          f"got {y.shape}")
     return y.astype(np.int64)
 
@@ -82,7 +84,7 @@ def bimodality(z, *, seed: int = 0, max_samples: int | None = 5000,
     z = as_numpy(z)
     n, d = z.shape
     if n < 2:
-        raise ValueError("bimodality needs at least 2 examples")
+        raise InputError("bimodality needs at least 2 examples")
     if max_samples is not None and n > max_samples:
         z = z[np.random.default_rng(seed).choice(n, max_samples, replace=False)]
     out = np.zeros(d)
@@ -140,7 +142,7 @@ def same_encoding_fraction(z, predicted, *, threshold: float = 0.0,
     bits = binarize(z, threshold)
     pred = _as_labels(predicted, len(bits), "predicted")
     if len(bits) == 0:
-        raise ValueError("no examples")
+        raise InputError("no examples")
     packed = np.packbits(bits, axis=1)
     keys = pd.Series([row.tobytes() for row in packed])
     frame = pd.DataFrame({"cls": pred, "key": keys})
@@ -168,7 +170,7 @@ def neural_collapse(z, labels) -> dict:
     classes = np.unique(y)
     c = len(classes)
     if c < 2:
-        raise ValueError("neural-collapse metrics need at least two classes")
+        raise InputError("neural-collapse metrics need at least two classes")
     mu_g = z.mean(0)
     means = np.stack([z[y == k].mean(0) for k in classes])
     centred = z - means[np.searchsorted(classes, y)]
@@ -317,7 +319,7 @@ def pgd_accuracy(model: nn.Module, x, y, eps: float, *, steps: int = 10,
     ``step_size`` (default 2.5·ε/steps), projected on the ε-ball, from a seeded random
     start in the ball)."""
     if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+        raise InputError(f"eps must be >= 0, got {eps}")
     device = _model_device(model)
     x = torch.as_tensor(x).float().to(device)
     y = torch.as_tensor(y).long().to(device)
@@ -356,7 +358,7 @@ def auroc(labels, scores) -> float:
     y = np.asarray(labels).astype(bool).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.shape != s.shape:
-        raise ValueError(f"labels {y.shape} and scores {s.shape} differ in length")
+        raise InputError(f"labels {y.shape} and scores {s.shape} differ in length")
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         warnings.warn("AUROC is undefined with only one class present; returning NaN",
@@ -411,7 +413,7 @@ def mahalanobis_auroc(z_train, y_train, pred_train, z_test, y_test, pred_test, *
     p_te = _as_labels(pred_test, len(z_test), "pred_test")
     ok = y_tr == p_tr
     if not ok.any():
-        raise ValueError("no correctly classified training example to fit the Gaussians on")
+        raise InputError("no correctly classified training example to fit the Gaussians on")
     gauss = fit_class_gaussians(z_train[ok], y_tr[ok], shrinkage=shrinkage)
     dist = mahalanobis_scores(gauss, z_test, p_te)
     dist = np.where(np.isfinite(dist), dist, np.finfo(np.float64).max)

@@ -33,6 +33,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from acthash.codes import LayerSpan, NeuralCodes
+from acthash.errors import InputError, NoReluUnitError
 
 __all__ = [
     "NoReluUnitError",
@@ -109,10 +110,6 @@ _OTHER_ACTIVATIONS = (
 )
 
 
-class NoReluUnitError(ValueError):
-    """The model has no ReLU-like unit, so it has no neural code."""
-
-
 @dataclass
 class _Record:
     name: str
@@ -166,12 +163,12 @@ class _Recorder(TorchFunctionMode):
                 i = self.calls
                 self.calls += 1
                 if i >= len(self.plan):
-                    raise RuntimeError(_CONTROL_FLOW)
+                    raise InputError(_CONTROL_FLOW)
                 slot = self.plan[i]
                 if slot is not None:
                     start, units = slot
                     if flat.shape[1] != units:
-                        raise RuntimeError(_CONTROL_FLOW)
+                        raise InputError(_CONTROL_FLOW)
                     host = self.host_buffer
                     if host is not None and flat.device.type == "cpu" and flat.dtype in _NUMPY_OK:
                         flat_np = flat.numpy()  # numpy's strided compare is ~5x torch's here
@@ -230,7 +227,7 @@ def _iter_batches(data, batch_size: int):
         data = torch.from_numpy(data)
     if isinstance(data, torch.Tensor):
         if data.ndim == 0:
-            raise ValueError("inputs must have a batch dimension, got a scalar")
+            raise InputError("inputs must have a batch dimension, got a scalar")
         for lo in range(0, data.shape[0], batch_size):
             yield data[lo : lo + batch_size], None
         return
@@ -242,7 +239,7 @@ def _iter_batches(data, batch_size: int):
             yield x[lo : lo + batch_size], y[lo : lo + batch_size]
         return
     if not isinstance(data, Iterable):
-        raise TypeError(
+        raise InputError(
             f"cannot read inputs from a {type(data).__name__}; pass a tensor, a numpy array, "
             "an iterable of batches or a DataLoader"
         )
@@ -286,12 +283,12 @@ def _select(names: list[str], layers) -> list[int]:
         wanted = list(layers)
         missing = [w for w in wanted if w not in names]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"unknown layer(s) {missing}; captured layers are: {', '.join(names)}"
             )
         idx = [i for i, n in enumerate(names) if n in set(wanted)]
     if not idx:
-        raise ValueError(f"no captured layer matches {layers!r}; layers are: {', '.join(names)}")
+        raise InputError(f"no captured layer matches {layers!r}; layers are: {', '.join(names)}")
     return idx
 
 
@@ -327,7 +324,7 @@ def capture(
     The model's train/eval state is restored afterwards.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     model_device, model_dtype = _model_device_dtype(model)
     device = torch.device(device) if device is not None else model_device
     was_training = model.training
@@ -360,7 +357,7 @@ def capture(
                     ):
                         bad = (~torch.isfinite(x.reshape(x.shape[0], -1))).any(1).nonzero()
                         rows = (bad.flatten()[:5] + n_seen).tolist()
-                        raise ValueError(
+                        raise InputError(
                             f"inputs contain NaN or inf (rows {rows} ...); clean or impute "
                             "them before computing neural codes"
                         )
@@ -397,7 +394,7 @@ def capture(
                     with recorder:
                         out = model(x)
                     if recorder.calls != signature:
-                        raise RuntimeError(_CONTROL_FLOW)
+                        raise InputError(_CONTROL_FLOW)
                     bits = buffer
                 packed_parts.append(_pack_rows(bits))
                 if keep_outputs:
@@ -411,7 +408,7 @@ def capture(
             h.remove()
         model.train(was_training)
     if n_seen == 0:
-        raise ValueError("no inputs: the data is empty; pass at least one example")
+        raise InputError("no inputs: the data is empty; pass at least one example")
     packed = packed_parts[0] if len(packed_parts) == 1 else np.concatenate(packed_parts)
     n_bits = spans[-1].stop
     if labels is None and label_parts and sum(len(p) for p in label_parts) == n_seen:

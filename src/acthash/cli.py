@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from acthash.errors import InputError
+
 app = typer.Typer(
     name="acthash",
     help="A trained neural network as a hash encoder: neural codes and their encoding properties.",
@@ -335,7 +337,7 @@ def sweep(
 
     try:
         if (config is None) == (preset is None):
-            raise ValueError("give either a sweep file CONFIG or --preset NAME")
+            raise InputError("give either a sweep file CONFIG or --preset NAME")
         cfg = (make_preset(preset, scale=scale, dataset=dataset, seeds=seeds) if preset
                else SweepConfig.from_file(config))
         cells = cfg.cells()

@@ -20,15 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from acthash._io import atomic_path
+from acthash.errors import CorruptFileError, InputError, MissingFileError
 
 __all__ = ["LayerSpan", "NeuralCodes", "CorruptFileError"]
 
 _MAGIC = b"ACTHASH\x01"
 _ALIGN = 64
-
-
-class CorruptFileError(ValueError):
-    """A codes file or checkpoint that cannot be read back."""
 
 
 @dataclass(frozen=True)
@@ -91,11 +88,11 @@ class NeuralCodes:
     ) -> None:
         packed = np.asarray(packed) if not isinstance(packed, np.memmap) else packed
         if packed.dtype != np.uint8 or packed.ndim != 2:
-            raise ValueError(
+            raise InputError(
                 f"packed codes must be a 2-D uint8 array, got {packed.dtype} with shape {packed.shape}"
             )
         if packed.shape[1] != _n_bytes(n_bits):
-            raise ValueError(
+            raise InputError(
                 f"{n_bits} bits need {_n_bytes(n_bits)} bytes per row, packed has {packed.shape[1]}"
             )
         self.packed = packed
@@ -104,7 +101,7 @@ class NeuralCodes:
             layers = (LayerSpan("bits", "bits", (self.n_bits,), 1, 0, self.n_bits),)
         self.layers = tuple(layers)
         if self.layers and self.layers[-1].stop != self.n_bits:
-            raise ValueError("layer spans do not cover the code")
+            raise InputError("layer spans do not cover the code")
         self.labels = None if labels is None else _check_labels(labels, len(packed))
         self.kept = None if kept is None else np.asarray(kept, dtype=bool)
 
@@ -119,10 +116,10 @@ class NeuralCodes:
         """Pack a (N, n_bits) array of 0/1 (or bool) values."""
         bits = np.asarray(bits)
         if bits.ndim != 2:
-            raise ValueError(f"bits must be a 2-D (N, n_bits) array, got shape {bits.shape}")
+            raise InputError(f"bits must be a 2-D (N, n_bits) array, got shape {bits.shape}")
         if bits.dtype != bool:
             if not np.isin(bits, (0, 1)).all():
-                raise ValueError("bits must contain only 0 and 1")
+                raise InputError("bits must contain only 0 and 1")
             bits = bits.astype(bool)
         return cls(np.packbits(bits, axis=1), bits.shape[1], layers=layers, labels=labels)
 
@@ -172,7 +169,7 @@ class NeuralCodes:
             wanted = set(pattern)
             chosen = [s for s in self.layers if s.name in wanted]
         if not chosen:
-            raise ValueError(
+            raise InputError(
                 f"no layer matches {pattern!r}; layers are: {', '.join(self.layer_names())}"
             )
         bits = self.unpack()
@@ -203,7 +200,7 @@ class NeuralCodes:
         """
         ref = self if reference is None else reference
         if ref.n_bits != self.n_bits:
-            raise ValueError("reference codes have a different number of bits")
+            raise InputError("reference codes have a different number of bits")
         keep = ~ref.constant_units()
         spans, pos = [], 0
         for s in self.layers:
@@ -265,7 +262,7 @@ class NeuralCodes:
         larger than RAM)."""
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"no codes file at {path}")
+            raise MissingFileError(f"no codes file at {path}")
         try:
             with open(path, "rb") as f:
                 if f.read(len(_MAGIC)) != _MAGIC:
@@ -319,9 +316,9 @@ def _compose_masks(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
 def _check_labels(labels, n: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1:
-        raise ValueError(f"labels must be a 1-D array, got shape {labels.shape}")
+        raise InputError(f"labels must be a 1-D array, got shape {labels.shape}")
     if len(labels) != n:
-        raise ValueError(
+        raise InputError(
             f"labels have length {len(labels)} but there are {n} codes; "
             "pass one label per example, in the same order as the inputs"
         )
@@ -329,7 +326,7 @@ def _check_labels(labels, n: int) -> np.ndarray:
         if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
             labels = labels.astype(np.int64)
         else:
-            raise ValueError(
+            raise InputError(
                 f"labels must be integers (class indices), got dtype {labels.dtype}; "
                 "encode class names with e.g. numpy.unique(..., return_inverse=True)"
             )

@@ -16,8 +16,6 @@
 from __future__ import annotations
 
 import json
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +28,10 @@ from torch import nn
 from acthash import data as datasets
 from acthash._config import ConfigDict
 from acthash._io import atomic_path, save_torch, write_json, write_table
+from acthash._run import environment_info
 from acthash.capture import capture
-from acthash.codes import CorruptFileError
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
+from acthash.errors import CorruptFileError, InputError, MissingFileError
 from acthash.models import build_model
 from acthash.properties import encoding_properties
 from acthash.train import TrainConfig, resolve_device, seed_everything, train
@@ -83,7 +82,7 @@ class RunConfig(ConfigDict):
         eps = sorted(set(self.checkpoints)) if self.checkpoints else [self.epochs]
         bad = [e for e in eps if not 0 <= e <= self.epochs]
         if bad:
-            raise ValueError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
+            raise InputError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
         return eps
 
     def train_config(self) -> TrainConfig:
@@ -105,35 +104,6 @@ class RunResult:
     history: pd.DataFrame
     run_dir: Path | None
     model: nn.Module
-
-
-def environment_info(seed: int | None = None) -> dict:
-    import sklearn
-
-    from acthash import __version__
-
-    info = {
-        "acthash": __version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
-        "cuda": torch.cuda.is_available(),
-        "torch_threads": torch.get_num_threads(),
-        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    try:
-        import faiss
-
-        info["faiss"] = faiss.__version__
-    except ImportError:
-        info["faiss"] = None
-    if seed is not None:
-        info["seed"] = seed
-    return info
 
 
 # tags that derive one independent seed per manipulation from the run's seed
@@ -290,7 +260,7 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> nn.Modu
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise MissingFileError(f"no checkpoint at {path}")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises many kinds for a damaged file
@@ -303,7 +273,7 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> nn.Modu
         raise CorruptFileError(f"{path} holds no state_dict")
     if model is None:
         if "model" not in blob:
-            raise ValueError(f"{path} has no model description; pass the model to load into")
+            raise InputError(f"{path} has no model description; pass the model to load into")
         model = build_model(blob["model"], blob["input_shape"], blob["n_classes"],
                             **blob["model_kwargs"])
     own = model.state_dict()
@@ -320,7 +290,7 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> nn.Modu
             parts.append("shape mismatch " + ", ".join(
                 f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
                 for k in wrong[:5]))
-        raise ValueError(
+        raise InputError(
             f"checkpoint {path} does not match {type(model).__name__} ({'; '.join(parts)}); "
             "build the model with the options recorded in the run's config.json"
         )

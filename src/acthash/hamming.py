@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from acthash.errors import InputError, MissingDependencyError
+
 try:  # pragma: no cover - exercised when faiss is importable
     import faiss
 
@@ -52,7 +54,7 @@ def _as_packed(x) -> np.ndarray:
         return np.ascontiguousarray(x.packed)
     x = np.asarray(x)
     if x.dtype != np.uint8 or x.ndim != 2:
-        raise ValueError("expected NeuralCodes or a 2-D uint8 array of packed codes")
+        raise InputError("expected NeuralCodes or a 2-D uint8 array of packed codes")
     return np.ascontiguousarray(x)
 
 
@@ -60,7 +62,7 @@ def hamming_distances(a, b, chunk: int = 1024) -> np.ndarray:
     """(Na, Nb) int32 Hamming distances between packed codes ``a`` and ``b``."""
     a, b = _as_packed(a), _as_packed(b)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"codes differ in length: {a.shape[1]} vs {b.shape[1]} bytes per row")
+        raise InputError(f"codes differ in length: {a.shape[1]} vs {b.shape[1]} bytes per row")
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
     for lo in range(0, a.shape[0], chunk):
         block = a[lo : lo + chunk, None, :] ^ b[None, :, :]
@@ -88,22 +90,22 @@ def hamming_knn(database, queries, k: int, backend: str = "auto"):
     """
     db, q = _as_packed(database), _as_packed(queries)
     if db.shape[1] != q.shape[1]:
-        raise ValueError(f"codes differ in length: {db.shape[1]} vs {q.shape[1]} bytes per row")
+        raise InputError(f"codes differ in length: {db.shape[1]} vs {q.shape[1]} bytes per row")
     if not 1 <= k <= db.shape[0]:
-        raise ValueError(f"k={k} must be between 1 and the database size {db.shape[0]}")
+        raise InputError(f"k={k} must be between 1 and the database size {db.shape[0]}")
     if backend == "auto":
         backend = available_backends()[0]
     if backend == "numpy":
         return _knn_numpy(db, q, k)
     if backend == "numba":
         if not HAVE_NUMBA:
-            raise ImportError("numba is not installed: pip install numba, or use backend='numpy'")
+            raise MissingDependencyError("numba is not installed: pip install numba, or use backend='numpy'")
         to_words = _hamming_numba.as_words
         return _hamming_numba.knn_words(to_words(db), to_words(q), k)
     if backend != "faiss":
-        raise ValueError(f"unknown backend {backend!r}; use 'auto', 'numba', 'faiss' or 'numpy'")
+        raise InputError(f"unknown backend {backend!r}; use 'auto', 'numba', 'faiss' or 'numpy'")
     if not HAVE_FAISS:
-        raise ImportError("faiss is not installed: pip install faiss-cpu, or use backend='numpy'")
+        raise MissingDependencyError("faiss is not installed: pip install faiss-cpu, or use backend='numpy'")
     index = faiss.IndexBinaryFlat(db.shape[1] * 8)
     index.add(db)
     dist, idx = index.search(q, k)

@@ -42,6 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
+from acthash.errors import InputError
+
 __all__ = ["ntk", "ntk_loop", "METHODS", "OUTPUTS", "choose_method"]
 
 METHODS = ("auto", "structured", "jacobian", "ntk-vp", "loop")
@@ -54,23 +56,23 @@ OUTPUTS = ("auto", "scalar", "trace", "per-logit")
 
 def _check(model, x, x2, output, method):
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise InputError(f"model must be an nn.Module, got {type(model).__name__}")
     for name, t in (("x", x), ("x2", x2)):
         if t is not None and (not isinstance(t, torch.Tensor) or t.dim() < 1 or len(t) == 0):
-            raise ValueError(f"{name} must be a non-empty tensor of shape (N, *input_shape)")
+            raise InputError(f"{name} must be a non-empty tensor of shape (N, *input_shape)")
     if x2 is not None and x2.shape[1:] != x.shape[1:]:
-        raise ValueError(f"x has examples of shape {tuple(x.shape[1:])} but x2 has "
+        raise InputError(f"x has examples of shape {tuple(x.shape[1:])} but x2 has "
                          f"{tuple(x2.shape[1:])}; both must match the model's input")
     if output not in OUTPUTS:
-        raise ValueError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
+        raise InputError(f"unknown output {output!r}; choose one of {', '.join(OUTPUTS)}")
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
 def _params(model: nn.Module) -> dict[str, torch.Tensor]:
     params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
     if not params:
-        raise ValueError("the model has no trainable parameters (requires_grad=True); "
+        raise InputError("the model has no trainable parameters (requires_grad=True); "
                          "the NTK is empty")
     return params
 
@@ -85,7 +87,7 @@ def _resolve_output(output: str, n_out: int) -> str:
     if output == "auto":
         return "scalar" if n_out == 1 else "trace"
     if output == "scalar" and n_out != 1:
-        raise ValueError(f"output='scalar' needs a model with one output, this one has "
+        raise InputError(f"output='scalar' needs a model with one output, this one has "
                          f"{n_out}; use output='trace' or 'per-logit'")
     return output
 
@@ -100,7 +102,7 @@ def _finish(blocks: torch.Tensor, output: str) -> torch.Tensor:
 def _chunks(n: int, size: int | None) -> list[slice]:
     size = n if not size else int(size)
     if size < 1:
-        raise ValueError(f"chunk_size must be a positive integer or None, got {size}")
+        raise InputError(f"chunk_size must be a positive integer or None, got {size}")
     return [slice(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
@@ -275,7 +277,7 @@ def _collect(model, x, n_out, chunk_size, layers):
                 out = model(xs).reshape(len(xs), -1)
                 flat = [(n, k) for n in layers for k in range(len(zs[n]))]
                 if not flat:
-                    raise ValueError("structured NTK: no Linear/Conv2d layer took part in the "
+                    raise InputError("structured NTK: no Linear/Conv2d layer took part in the "
                                      "forward pass")
                 z_list = [zs[n][k] for n, k in flat]
                 per_c = []
@@ -430,7 +432,7 @@ def ntk(model: nn.Module, x: torch.Tensor, x2: torch.Tensor | None = None, *,
     """
     _check(model, x, x2, output, method)
     if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        raise InputError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
     if method == "auto":
         method = choose_method(model)
     with _EvalMode(model, dtype) as m:
@@ -452,7 +454,7 @@ def ntk(model: nn.Module, x: torch.Tensor, x2: torch.Tensor | None = None, *,
             except RuntimeError as e:
                 if "out of memory" in str(e).lower() or "DefaultCPUAllocator" in str(e):
                     raise
-                raise RuntimeError(f"torch.func could not transform this model for "
+                raise InputError(f"torch.func could not transform this model for "
                                    f"method={method!r} ({e}); use method='structured' or "
                                    "'loop'") from e
         else:

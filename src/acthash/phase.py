@@ -39,6 +39,8 @@ from pathlib import Path
 
 import matplotlib
 
+from acthash.errors import InputError
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -79,11 +81,11 @@ class PhaseThresholds:
 
     def __post_init__(self) -> None:
         if not 0 <= self.sufficient <= self.under <= 1:
-            raise ValueError(
+            raise InputError(
                 f"need 0 <= sufficient ({self.sufficient}) <= under ({self.under}) <= 1"
             )
         if not 0 <= self.plateau_tol <= 1:
-            raise ValueError(f"plateau_tol must be a fraction in [0, 1], got {self.plateau_tol}")
+            raise InputError(f"plateau_tol must be a fraction in [0, 1], got {self.plateau_tol}")
 
     def describe(self) -> str:
         return (f"under: {self.redundancy} > {self.under:g}\n"
@@ -112,11 +114,11 @@ def classify(df: pd.DataFrame, thresholds: PhaseThresholds | None = None,
     t = thresholds or PhaseThresholds()
     for col in (t.redundancy, t.accuracy):
         if col not in df.columns:
-            raise ValueError(f"column {col!r} is not in the results; choose another with "
+            raise InputError(f"column {col!r} is not in the results; choose another with "
                              "PhaseThresholds(redundancy=..., accuracy=...)")
     by = list(by) if by is not None else point_columns(df)
     if not by:
-        raise ValueError("no column varies across the results: nothing to chart")
+        raise InputError("no column varies across the results: nothing to chart")
     g = df.groupby(by, dropna=False)
     out = pd.DataFrame({
         "redundancy": g[t.redundancy].mean(),
@@ -160,7 +162,7 @@ def phase_chart(df: pd.DataFrame, x: str = "width", y: str = "epoch",
     cls = table if table is not None else classify(df, t)
     for axis in (x, y):
         if axis not in cls.columns:
-            raise ValueError(f"{axis!r} does not vary in these results; a {x} × {y} chart "
+            raise InputError(f"{axis!r} does not vary in these results; a {x} × {y} chart "
                              f"needs both (varying: {point_columns(df)})")
     others = [c for c in cls.columns
               if c in _POINT_CANDIDATES and c not in (x, y)]
@@ -227,7 +229,7 @@ def phase_charts(results, out_dir: str | Path, thresholds: PhaseThresholds | Non
     for i, item in enumerate(items):
         df = item if isinstance(item, pd.DataFrame) else load_results(item)
         if df.empty:
-            raise ValueError(f"results {i} are empty; run the sweep first")
+            raise InputError(f"results {i} are empty; run the sweep first")
         cls = classify(df, t)
         src = name or (Path(item).name if not isinstance(item, pd.DataFrame) else f"table{i}")
         cls.insert(0, "source", src)
@@ -243,7 +245,7 @@ def phase_charts(results, out_dir: str | Path, thresholds: PhaseThresholds | Non
                 plt.close(fig)
     table = pd.concat(tables, ignore_index=True)
     if not paths:
-        raise ValueError("no phase chart applies: the results need width and epoch (several "
+        raise InputError("no phase chart applies: the results need width and epoch (several "
                          "checkpoints) or width and sample size to vary")
     from acthash._io import write_table
 

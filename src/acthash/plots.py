@@ -15,6 +15,8 @@ from pathlib import Path
 
 import matplotlib
 
+from acthash.errors import InputError
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -56,7 +58,7 @@ def factor_column(df: pd.DataFrame, factor: str) -> str:
     if factor == "sample_size" and "n_train" in df.columns:
         return "n_train"
     if factor not in df.columns:
-        raise ValueError(f"factor {factor!r} is not a column of the results; "
+        raise InputError(f"factor {factor!r} is not a column of the results; "
                          f"columns: {sorted(df.columns)}")
     return factor
 
@@ -66,7 +68,7 @@ def infer_factor(df: pd.DataFrame) -> tuple[str, str | None]:
     the next (if any) the hue."""
     varying = [c for c in _CANDIDATES if c in df.columns and df[c].nunique(dropna=False) > 1]
     if not varying:
-        raise ValueError("no factor varies in these results; pass --factor")
+        raise InputError("no factor varies in these results; pass --factor")
     # with several checkpoints and one other factor, epoch is usually the hue
     factor = varying[0]
     hue = varying[1] if len(varying) > 1 else None
@@ -82,7 +84,7 @@ def aggregate(df: pd.DataFrame, factor: str, hue: str | None = None,
     cols = [f"{q}_{s}" for q, _ in (quantities or QUANTITIES) for s in SPLITS
             if f"{q}_{s}" in df.columns]
     if not cols:
-        raise ValueError("the results hold no encoding-property columns (redundancy_train, ...)")
+        raise InputError("the results hold no encoding-property columns (redundancy_train, ...)")
     g = df.groupby(keys, dropna=False)[cols]
     mean = g.mean().add_suffix("_mean")
     std = g.std(ddof=1).fillna(0.0).add_suffix("_std")
@@ -201,7 +203,7 @@ def plot_results(results, out_dir: str | Path | None = None, *, factor: str | No
     if isinstance(results, pd.DataFrame):
         df = results
         if out_dir is None:
-            raise ValueError("pass out_dir when plotting a DataFrame")
+            raise InputError("pass out_dir when plotting a DataFrame")
     else:
         path = Path(results)
         df = load_results(path)
@@ -209,7 +211,7 @@ def plot_results(results, out_dir: str | Path | None = None, *, factor: str | No
         if out_dir is None:
             out_dir = (path if path.is_dir() else path.parent) / "figures"
     if df.empty:
-        raise ValueError("the results table is empty; run the sweep first")
+        raise InputError("the results table is empty; run the sweep first")
     factor = factor or meta.get("factor")
     hue = hue if hue is not None else meta.get("hue")
     if factor is None:

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from acthash.codes import NeuralCodes, as_codes
+from acthash.errors import InputError
 from acthash.hamming import hamming_knn
 
 __all__ = [
@@ -45,11 +46,11 @@ _MUL = np.uint64(0xBF58476D1CE4E5B9)
 def _labels_for(codes: NeuralCodes, labels, what: str = "labels") -> np.ndarray:
     if labels is None:
         if codes.labels is None:
-            raise ValueError(f"{what} are needed: pass them, or build the codes with labels")
+            raise InputError(f"{what} are needed: pass them, or build the codes with labels")
         return codes.labels
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) != len(codes):
-        raise ValueError(
+        raise InputError(
             f"{what} have shape {labels.shape} but there are {len(codes)} codes; pass one "
             "label per example, in the order of the inputs"
         )
@@ -91,7 +92,7 @@ def redundancy_ratio(codes) -> float:
     codes = as_codes(codes)
     n = len(codes)
     if n == 0:
-        raise ValueError("no codes: redundancy is undefined for an empty set")
+        raise InputError("no codes: redundancy is undefined for an empty set")
     return (n - count_distinct(codes)) / n
 
 
@@ -120,7 +121,7 @@ def cluster_accuracy(clusters, labels, mapping: str = "hungarian") -> float:
         return float(table[rows, cols].sum() / len(labels))
     if mapping == "purity":
         return float(table.max(axis=1).sum() / len(labels))
-    raise ValueError(f"unknown mapping {mapping!r}; use 'hungarian' or 'purity'")
+    raise InputError(f"unknown mapping {mapping!r}; use 'hungarian' or 'purity'")
 
 
 def kmeans_scores(codes, labels=None, *, n_clusters: int | None = None, seed: int = 0,
@@ -147,7 +148,7 @@ def kmeans_accuracy(codes, labels=None, mapping: str = "hungarian", *, seed: int
                     n_init: int = 10) -> float:
     """K-Means categorization accuracy of the codes (see :func:`cluster_accuracy`)."""
     if mapping not in ("hungarian", "purity"):
-        raise ValueError(f"unknown mapping {mapping!r}; use 'hungarian' or 'purity'")
+        raise InputError(f"unknown mapping {mapping!r}; use 'hungarian' or 'purity'")
     return kmeans_scores(codes, labels, seed=seed, n_init=n_init)[mapping]
 
 
@@ -191,7 +192,7 @@ def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto") ->
     labels = _labels_for(codes, labels)
     n = len(codes)
     if n <= k:
-        raise ValueError(f"leave-one-out k-NN needs more than k={k} examples, got {n}")
+        raise InputError(f"leave-one-out k-NN needs more than k={k} examples, got {n}")
     classes, yi, _ = _encode(labels)
     _, idx = hamming_knn(codes, codes, k + 1, backend=backend)
     is_self = idx == np.arange(n)[:, None]
@@ -220,7 +221,7 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, strategy: str, max_iter:
     elif strategy == "multinomial":
         model = base
     else:
-        raise ValueError(f"unknown strategy {strategy!r}; use 'ovo', 'ovr' or 'multinomial'")
+        raise InputError(f"unknown strategy {strategy!r}; use 'ovo', 'ovr' or 'multinomial'")
     return model.fit(x, y)
 
 
@@ -238,7 +239,7 @@ def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, 
     test = as_codes(test_codes)
     y_test = _labels_for(test, y_test, "test labels")
     if len(np.unique(y_train)) < 2:
-        raise ValueError("logistic regression needs at least two classes in the training labels")
+        raise InputError("logistic regression needs at least two classes in the training labels")
     model = _fit_logreg(train.unpack().astype(np.float32), y_train, C, strategy, max_iter, seed)
     test_acc = float(np.mean(model.predict(test.unpack().astype(np.float32)) == y_test))
     if return_train:
@@ -255,7 +256,7 @@ def network_scores(outputs, labels) -> dict:
     logits = torch.as_tensor(outputs).float()
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     if logits.ndim != 2 or logits.shape[0] != y.shape[0]:
-        raise ValueError(f"outputs {tuple(logits.shape)} do not match {y.shape[0]} labels")
+        raise InputError(f"outputs {tuple(logits.shape)} do not match {y.shape[0]} labels")
     return {
         "loss": float(F.cross_entropy(logits, y)),
         "accuracy": float((logits.argmax(1) == y).float().mean()),
@@ -281,7 +282,7 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
     if test is not None:
         y_test = _labels_for(test, y_test, "test labels")
         if test.n_bits != train.n_bits:
-            raise ValueError(
+            raise InputError(
                 f"train codes have {train.n_bits} bits but test codes {test.n_bits}: "
                 "capture both with the same model and layers"
             )

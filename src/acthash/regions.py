@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from acthash.capture import _FUNCTIONS, _install_name_hooks, _Recorder
+from acthash.errors import InputError, NotPiecewiseLinearError
 
 __all__ = [
     "NotPiecewiseLinearError",
@@ -57,10 +58,6 @@ __all__ = [
     "sampled_regions_between",
     "codes_along",
 ]
-
-
-class NotPiecewiseLinearError(ValueError):
-    """The model is not piecewise linear in the way the exact region walk needs."""
 
 
 _SAMPLED_HINT = (
@@ -145,10 +142,10 @@ class _Linearizer:
     def __init__(self, model: nn.Module, dtype: torch.dtype | None = torch.float64,
                  engine: str = "forward_ad"):
         if engine not in ("forward_ad", "jvp"):
-            raise ValueError(f"unknown engine {engine!r}; use 'forward_ad' or 'jvp'")
+            raise InputError(f"unknown engine {engine!r}; use 'forward_ad' or 'jvp'")
         self.engine = engine
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+            raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if dtype is not None:
             model = copy.deepcopy(model).to(dtype)
         else:
@@ -172,7 +169,8 @@ class _Linearizer:
             for h in handles:
                 h.remove()
         if not rec.pre:
-            from acthash.capture import NoReluUnitError, _no_relu_message
+            from acthash.capture import _no_relu_message
+            from acthash.errors import NoReluUnitError
 
             raise NoReluUnitError(_no_relu_message(self.model))
         if self.layout is None:
@@ -220,7 +218,7 @@ class _Linearizer:
     def cast(self, x) -> torch.Tensor:
         x = torch.as_tensor(x)
         if not x.is_floating_point():
-            raise TypeError(f"inputs must be floating point, got {x.dtype}")
+            raise InputError(f"inputs must be floating point, got {x.dtype}")
         return x.to(device=self.device, dtype=self.dtype)
 
 
@@ -308,14 +306,14 @@ class Segment:
 def _prepare_lines(x, u, normalize: bool, lin: _Linearizer):
     x, u = lin.cast(x), lin.cast(u)
     if x.shape != u.shape:
-        raise ValueError(f"x has shape {tuple(x.shape)} but u has {tuple(u.shape)}; pass one "
+        raise InputError(f"x has shape {tuple(x.shape)} but u has {tuple(u.shape)}; pass one "
                          "direction per point (same shape, batch first)")
     if x.ndim < 2:
-        raise ValueError("x must have a batch dimension: (B, *input_shape); use x[None] for one")
+        raise InputError("x must have a batch dimension: (B, *input_shape); use x[None] for one")
     norm = u.reshape(u.shape[0], -1).norm(dim=1)
     if (norm == 0).any():
         rows = (norm == 0).nonzero().flatten()[:5].tolist()
-        raise ValueError(f"direction u is zero in rows {rows}; give a non-zero direction")
+        raise InputError(f"direction u is zero in rows {rows}; give a non-zero direction")
     if normalize:
         u = u / norm.view((-1,) + (1,) * (u.ndim - 1))
     return x, u, norm
@@ -440,9 +438,9 @@ def regions_between(
     lin = _Linearizer(model, dtype, engine)
     a, b = lin.cast(a), lin.cast(b)
     if a.shape != b.shape:
-        raise ValueError(f"a has shape {tuple(a.shape)} but b has {tuple(b.shape)}")
+        raise InputError(f"a has shape {tuple(a.shape)} but b has {tuple(b.shape)}")
     if a.ndim < 2:
-        raise ValueError("a and b must have a batch dimension: (B, *input_shape)")
+        raise InputError("a and b must have a batch dimension: (B, *input_shape)")
     d = b - a
     eps = 1e-9 if lin.dtype == torch.float64 else 1e-5
     n = a.shape[0]
@@ -495,7 +493,7 @@ def regions_between(
                 bar.update(int(done.sum()))
             steps += 1
             if steps > max_crossings:
-                raise RuntimeError(
+                raise InputError(
                     f"more than {max_crossings} crossings on one segment; raise max_crossings"
                 )
     if bar is not None:
@@ -554,9 +552,9 @@ def sampled_segment(
     """
     x, u = torch.as_tensor(x), torch.as_tensor(u)
     if x.shape != u.shape or x.ndim < 2:
-        raise ValueError("x and u must both be (B, *input_shape)")
+        raise InputError("x and u must both be (B, *input_shape)")
     if step <= 0 or t_max <= 0:
-        raise ValueError(f"step and t_max must be positive, got {step}, {t_max}")
+        raise InputError(f"step and t_max must be positive, got {step}, {t_max}")
     norm = u.reshape(u.shape[0], -1).norm(dim=1)
     if normalize:
         u = u / norm.view((-1,) + (1,) * (u.ndim - 1))
@@ -585,9 +583,9 @@ def sampled_regions_between(model: nn.Module, a, b, *, step: float = 0.01) -> np
     step (and counts several crossings between two samples once). Returns (B,) ints."""
     a, b = torch.as_tensor(a), torch.as_tensor(b)
     if a.shape != b.shape or a.ndim < 2:
-        raise ValueError("a and b must both be (B, *input_shape)")
+        raise InputError("a and b must both be (B, *input_shape)")
     if not 0 < step <= 1:
-        raise ValueError(f"step is a fraction of the segment in (0, 1], got {step}")
+        raise InputError(f"step is a fraction of the segment in (0, 1], got {step}")
     n = int(math.ceil(1.0 / step - 1e-9))
     ts = np.linspace(0.0, 1.0, n + 1)
     codes = codes_along(model, a, b - a, ts)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from acthash._io import atomic_path
+from acthash.errors import MissingFileError
 
 __all__ = ["build_report", "summary_table"]
 
@@ -82,7 +83,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *,
 
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"no sweep directory at {sweep_dir}")
+        raise MissingFileError(f"no sweep directory at {sweep_dir}")
     df = load_results(sweep_dir)
     meta = json.loads((sweep_dir / "sweep.json").read_text()) if (
         sweep_dir / "sweep.json").exists() else {}

@@ -54,6 +54,7 @@ from pathlib import Path
 import pandas as pd
 
 from acthash._io import write_json, write_table
+from acthash.errors import InputError, MissingDependencyError, MissingFileError
 from acthash.experiment import RunConfig
 
 __all__ = [
@@ -120,23 +121,23 @@ class SweepConfig:
         names = _run_fields()
         bad = sorted((set(self.base) | set(self.grid)) - names)
         if bad:
-            raise ValueError(f"sweep keys {bad} are not RunConfig fields; valid: {sorted(names)}")
+            raise InputError(f"sweep keys {bad} are not RunConfig fields; valid: {sorted(names)}")
         if "seed" in self.grid or "seed" in self.base:
-            raise ValueError("give the repeats as `seeds: [...]` or `repeats: N`, not as 'seed'")
+            raise InputError("give the repeats as `seeds: [...]` or `repeats: N`, not as 'seed'")
         for k, v in self.grid.items():
             if not isinstance(v, (list, tuple)) or len(v) == 0:
-                raise ValueError(f"grid.{k} must be a non-empty list of values, got {v!r}")
+                raise InputError(f"grid.{k} must be a non-empty list of values, got {v!r}")
         if not self.seeds:
-            raise ValueError("a sweep needs at least one seed")
+            raise InputError("a sweep needs at least one seed")
         self.seeds = [int(s) for s in self.seeds]
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds {self.seeds} repeat a value")
+            raise InputError(f"seeds {self.seeds} repeat a value")
         bad = sorted(set(self.phase) - _PHASE_KEYS)
         if bad:
-            raise ValueError(f"unknown phase keys {bad}; valid: {sorted(_PHASE_KEYS)}")
+            raise InputError(f"unknown phase keys {bad}; valid: {sorted(_PHASE_KEYS)}")
         for axis in (self.factor, self.hue):
             if axis is not None and axis not in self.grid and axis not in ("epoch", "n_train"):
-                raise ValueError(
+                raise InputError(
                     f"factor/hue {axis!r} is neither a grid key {sorted(self.grid)} nor 'epoch'"
                 )
 
@@ -145,10 +146,10 @@ class SweepConfig:
         d = dict(d)
         unknown = sorted(set(d) - _TOP_KEYS)
         if unknown:
-            raise ValueError(f"unknown sweep keys {unknown}; valid keys: {sorted(_TOP_KEYS)}")
+            raise InputError(f"unknown sweep keys {unknown}; valid keys: {sorted(_TOP_KEYS)}")
         if "repeats" in d:
             if "seeds" in d:
-                raise ValueError("give either `seeds` or `repeats`, not both")
+                raise InputError("give either `seeds` or `repeats`, not both")
             d["seeds"] = list(range(int(d.pop("repeats"))))
         return cls(**{k: v for k, v in d.items() if v is not None or k in ("factor", "hue")})
 
@@ -199,7 +200,7 @@ def load_sweep_config(path: str | Path) -> dict:
     """Read a YAML or TOML sweep file into a dict."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no sweep file at {path}; pass a .yaml/.yml/.toml file or --preset")
+        raise MissingFileError(f"no sweep file at {path}; pass a .yaml/.yml/.toml file or --preset")
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         d = _yaml_load(text)
@@ -210,9 +211,9 @@ def load_sweep_config(path: str | Path) -> dict:
             import tomli as tomllib
         d = tomllib.loads(text)
     else:
-        raise ValueError(f"{path}: unknown sweep file type {path.suffix!r}; use .yaml, .yml or .toml")
+        raise InputError(f"{path}: unknown sweep file type {path.suffix!r}; use .yaml, .yml or .toml")
     if not isinstance(d, dict):
-        raise ValueError(f"{path} does not hold a mapping of sweep keys")
+        raise InputError(f"{path} does not hold a mapping of sweep keys")
     return d
 
 
@@ -340,9 +341,9 @@ def load_results(path: str | Path) -> pd.DataFrame:
             return pd.read_parquet(store.table_path)
         if store.done_keys():
             return store.read_parts().sort_values(["cell_index", "epoch"]).reset_index(drop=True)
-        raise FileNotFoundError(f"{path} holds no results.parquet and no parts/; run a sweep first")
+        raise MissingFileError(f"{path} holds no results.parquet and no parts/; run a sweep first")
     if not path.exists():
-        raise FileNotFoundError(f"no results at {path}")
+        raise MissingFileError(f"no results at {path}")
     if path.suffix == ".csv":
         return pd.read_csv(path)
     return pd.read_parquet(path)
@@ -399,7 +400,7 @@ def _iter_ray(todo, cache_dir, threads, workers, address, gpus_per_cell, runtime
     try:
         import ray
     except ImportError:
-        raise ImportError(
+        raise MissingDependencyError(
             "the Ray executor needs Ray: pip install 'acthash[ray]' (or pip install ray)"
         ) from None
     started = False
@@ -453,9 +454,9 @@ def run_sweep(config: SweepConfig | dict | str | Path, sweep_dir: str | Path, *,
         config = (SweepConfig.from_dict(config) if isinstance(config, dict)
                   else SweepConfig.from_file(config))
     if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+        raise InputError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
     if workers < 1 or threads < 1:
-        raise ValueError("workers and threads must be at least 1")
+        raise InputError("workers and threads must be at least 1")
     _check_datasets(config)
     t0 = time.perf_counter()
     sweep_dir = Path(sweep_dir)
@@ -536,10 +537,10 @@ def _check_datasets(config: SweepConfig) -> None:
             return
         d = known.get(name)
         if d is None:
-            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(known))} "
+            raise InputError(f"unknown dataset {name!r}; known: {', '.join(sorted(known))} "
                              "(see `acthash data list`)")
         if not d["available"]:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"dataset {name!r} is not available on this machine; {d['how_to_get']} "
                 "(or use --dataset digits)"
             )
@@ -567,9 +568,9 @@ def preset(name: str, scale: str = "cpu", dataset: str | None = None,
     ``dataset`` overrides the dataset; ``seeds`` the number of repeats.
     """
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     if scale not in ("cpu", "paper"):
-        raise ValueError(f"unknown scale {scale!r}; use 'cpu' or 'paper'")
+        raise InputError(f"unknown scale {scale!r}; use 'cpu' or 'paper'")
     paper = scale == "paper"
     ds = dataset or ("mnist" if paper else "digits")
     if paper:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from acthash.errors import DivergenceError, InputError
+
 __all__ = ["TrainConfig", "TrainResult", "train", "seed_everything", "resolve_device"]
 
 
@@ -65,24 +67,24 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the bad setting."""
         if self.epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+            raise InputError(f"epochs must be >= 0, got {self.epochs}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise InputError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+            raise InputError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; use one of {_OPTIMIZERS}")
+            raise InputError(f"unknown optimizer {self.optimizer!r}; use one of {_OPTIMIZERS}")
         if self.schedule not in _SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; use one of {_SCHEDULES}")
+            raise InputError(f"unknown schedule {self.schedule!r}; use one of {_SCHEDULES}")
         if self.schedule == "step" and self.step_size < 1:
-            raise ValueError(f"step_size must be >= 1, got {self.step_size}")
+            raise InputError(f"step_size must be >= 1, got {self.step_size}")
         if self.early_stopping is not None and self.early_stopping < 1:
-            raise ValueError(f"early_stopping patience must be >= 1, got {self.early_stopping}")
+            raise InputError(f"early_stopping patience must be >= 1, got {self.early_stopping}")
         bad = [c for c in self.checkpoints if not 0 <= c <= self.epochs]
         if bad:
-            raise ValueError(f"checkpoint epochs {bad} are outside 0..{self.epochs}")
+            raise InputError(f"checkpoint epochs {bad} are outside 0..{self.epochs}")
 
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -105,7 +107,7 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use one of {_OPTIMIZERS}")
+    raise InputError(f"unknown optimizer {cfg.optimizer!r}; use one of {_OPTIMIZERS}")
 
 
 def _lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -116,7 +118,7 @@ def _lr_at(cfg: TrainConfig, epoch: int) -> float:
         return cfg.lr * cfg.gamma ** ((epoch - 1) // cfg.step_size)
     if cfg.schedule == "cosine":
         return 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - 1) / max(cfg.epochs, 1)))
-    raise ValueError(f"unknown schedule {cfg.schedule!r}; use 'none', 'step' or 'cosine'")
+    raise InputError(f"unknown schedule {cfg.schedule!r}; use 'none', 'step' or 'cosine'")
 
 
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096):
@@ -158,14 +160,14 @@ def train(
     cfg = config or TrainConfig()
     cfg.validate()
     if len(x) != len(y):
-        raise ValueError(f"{len(x)} inputs but {len(y)} labels; pass one label per input")
+        raise InputError(f"{len(x)} inputs but {len(y)} labels; pass one label per input")
     if len(x) == 0:
-        raise ValueError("no training examples")
+        raise InputError("no training examples")
     if cfg.early_stopping and x_val is None:
-        raise ValueError("early stopping watches the validation loss: pass x_val/y_val "
+        raise InputError("early stopping watches the validation loss: pass x_val/y_val "
                          "(acthash run: --val-split 0.2)")
     if (x_val is None) != (y_val is None):
-        raise ValueError("pass both x_val and y_val, or neither")
+        raise InputError("pass both x_val and y_val, or neither")
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model.to(device)
@@ -221,7 +223,7 @@ def train(
             correct.add_((out.detach().argmax(1) == yb).sum())
         total, correct = float(total), int(correct)
         if not math.isfinite(total):
-            raise FloatingPointError(
+            raise DivergenceError(
                 f"training diverged at epoch {epoch} (loss is {total}); lower the learning rate"
             )
         row = {"epoch": epoch, "lr": lr, "train_loss": total / n, "train_acc": correct / n}

@@ -2,7 +2,6 @@
 
 from acthash.data.registry import (
     Dataset,
-    DatasetNotFoundError,
     available_datasets,
     data_root,
     list_datasets,
@@ -10,6 +9,7 @@ from acthash.data.registry import (
     register_dataset,
     with_random_labels,
 )
+from acthash.errors import DatasetNotFoundError
 
 __all__ = [
     "Dataset",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from acthash.data.registry import Dataset, as_tensors, register_dataset
+from acthash.errors import InputError
 
 
 @register_dataset("digits", "scikit-learn's bundled 8x8 handwritten digits (1 797 images, 10 classes)")
@@ -41,7 +42,8 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from acthash.data import readers  # noqa: E402
-from acthash.data.registry import DatasetNotFoundError, data_root, load  # noqa: E402
+from acthash.data.registry import data_root, load  # noqa: E402
+from acthash.errors import DatasetNotFoundError  # noqa: E402
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -53,7 +55,7 @@ def _first(x: np.ndarray, y: np.ndarray, n: int | None, what: str):
     if n is None:
         return x, y
     if not 1 <= int(n) <= len(x):
-        raise ValueError(f"{what} must be between 1 and {len(x)}, got {n}")
+        raise InputError(f"{what} must be between 1 and {len(x)}, got {n}")
     return x[: int(n)], y[: int(n)]
 
 
@@ -65,7 +67,7 @@ def _image_dataset(name, x_tr, y_tr, x_te, y_te, class_names, *, normalize="scal
     set's per-channel mean, divided by its std) or ``none`` (raw 0..255 values).
     """
     if normalize not in _NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {_NORMALIZATIONS}, got {normalize!r}")
+        raise InputError(f"normalize must be one of {_NORMALIZATIONS}, got {normalize!r}")
     x_tr, y_tr = _first(x_tr, y_tr, n_train, "n_train")
     x_te, y_te = _first(x_te, y_te, n_test, "n_test")
     if x_tr.ndim == 3:
@@ -255,9 +257,9 @@ def load_mnist1d(n_samples: int = 5000, train_split: float = 0.8, seed: int = 42
     args = get_dataset_args(as_dict=True)
     unknown = sorted(set(generator_args) - set(args))
     if unknown:
-        raise ValueError(f"unknown mnist1d generator options {unknown}; valid: {sorted(args)}")
+        raise InputError(f"unknown mnist1d generator options {unknown}; valid: {sorted(args)}")
     if n_samples < 20:
-        raise ValueError(f"mnist1d needs n_samples >= 20, got {n_samples}")
+        raise InputError(f"mnist1d needs n_samples >= 20, got {n_samples}")
     args.update(generator_args, num_samples=int(n_samples), train_split=float(train_split),
                 seed=int(seed))
     args.pop("url", None)
@@ -305,7 +307,7 @@ def load_csv(path: str, label: str = "label", test: str | None = None,
                                        "after 'csv:' (and with test=...)")
         df = pd.read_csv(p)
         if label not in df.columns:
-            raise ValueError(f"{p} has no label column {label!r}; its columns are "
+            raise InputError(f"{p} has no label column {label!r}; its columns are "
                              f"{list(df.columns)} (choose one with label=... / --label-column)")
         return df
 
@@ -316,14 +318,14 @@ def load_csv(path: str, label: str = "label", test: str | None = None,
     y_raw = df.pop(label)
     cat = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if cat and not one_hot:
-        raise ValueError(f"columns {cat} are not numeric; pass one_hot=True or encode them")
+        raise InputError(f"columns {cat} are not numeric; pass one_hot=True or encode them")
     if cat:
         df = pd.get_dummies(df, columns=cat, dtype=np.float32)
     if df.shape[1] == 0:
-        raise ValueError(f"{path} has no feature columns besides {label!r}")
+        raise InputError(f"{path} has no feature columns besides {label!r}")
     if df.isna().any().any():
         bad = list(df.columns[df.isna().any()])
-        raise ValueError(f"columns {bad} have missing values; fill or drop them first")
+        raise InputError(f"columns {bad} have missing values; fill or drop them first")
     classes = np.array(sorted(y_raw.astype(str).unique()))
     y = np.searchsorted(classes, y_raw.astype(str).to_numpy()).astype(np.int64)
     x = df.to_numpy(dtype=np.float32)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from acthash.data.registry import Dataset, as_tensors, register_dataset
+from acthash.errors import InputError
 
 __all__ = ["ManifoldGenerator", "load_manifolds"]
 
@@ -35,9 +36,9 @@ class ManifoldGenerator:
     def __post_init__(self) -> None:
         for name in ("input_dim", "gamma_dim", "theta_dim", "hidden", "depth"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.kind not in ("relu", "smooth"):
-            raise ValueError(f"unknown generator kind {self.kind!r}; use 'relu' or 'smooth'")
+            raise InputError(f"unknown generator kind {self.kind!r}; use 'relu' or 'smooth'")
         rng = np.random.default_rng([self.seed, 7919])
         sizes = [self.gamma_dim + self.theta_dim] + [self.hidden] * self.depth + [self.input_dim]
         self.weights = [rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
@@ -50,12 +51,12 @@ class ManifoldGenerator:
     def __call__(self, gamma, theta) -> np.ndarray:
         gamma, theta = np.atleast_2d(gamma), np.atleast_2d(theta)
         if gamma.shape[1] != self.gamma_dim or theta.shape[1] != self.theta_dim:
-            raise ValueError(
+            raise InputError(
                 f"gamma must be (N, {self.gamma_dim}) and theta (N, {self.theta_dim}); got "
                 f"{gamma.shape} and {theta.shape}"
             )
         if len(gamma) != len(theta):
-            raise ValueError(f"{len(gamma)} gammas but {len(theta)} thetas")
+            raise InputError(f"{len(gamma)} gammas but {len(theta)} thetas")
         h = np.concatenate([gamma, theta], axis=1).astype(np.float64)
         act = (lambda v: np.maximum(v, 0.0)) if self.kind == "relu" else np.tanh
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
@@ -107,9 +108,9 @@ def load_manifolds(
     """``n_classes`` manifolds, ``per_class`` train and ``test_per_class`` test examples each
     (fresh thetas); inputs (input_dim,), not normalized (G keeps them at unit scale)."""
     if n_classes < 1 or per_class < 1 or test_per_class < 0:
-        raise ValueError("n_classes and per_class must be >= 1 and test_per_class >= 0")
+        raise InputError("n_classes and per_class must be >= 1 and test_per_class >= 0")
     if theta_range < 0 or gamma_scale <= 0 or noise < 0:
-        raise ValueError("theta_range and noise must be >= 0 and gamma_scale > 0")
+        raise InputError("theta_range and noise must be >= 0 and gamma_scale > 0")
     gen = ManifoldGenerator(input_dim, gamma_dim, theta_dim, hidden, depth, kind, seed)
     rng = np.random.default_rng([seed, 1])
     gammas = gen.sample_gammas(n_classes, rng, gamma_scale)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from acthash.errors import InputError
+
 __all__ = ["subsample", "noisy_labels", "random_labels", "train_val_split"]
 
 
@@ -18,7 +20,7 @@ def subsample(y: torch.Tensor, n: int, *, balanced: bool = False, seed: int = 0)
     """
     y = np.asarray(y)
     if not 1 <= n <= len(y):
-        raise ValueError(f"sample size {n} must be between 1 and the training set size {len(y)}")
+        raise InputError(f"sample size {n} must be between 1 and the training set size {len(y)}")
     if not balanced:
         return np.arange(n)
     rng = np.random.default_rng(seed)
@@ -29,7 +31,7 @@ def subsample(y: torch.Tensor, n: int, *, balanced: bool = False, seed: int = 0)
         want = per + (1 if i < extra else 0)
         pool = np.flatnonzero(y == c)
         if want > len(pool):
-            raise ValueError(
+            raise InputError(
                 f"class {c} has only {len(pool)} examples, a balanced sample of {n} needs {want}"
             )
         chosen.append(rng.choice(pool, size=want, replace=False))
@@ -42,9 +44,9 @@ def noisy_labels(y: torch.Tensor, fraction: float, n_classes: int, *, seed: int 
     Returns ``(new_labels, noisy_indices)``; the input is not modified.
     """
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"label noise fraction must be in [0, 1], got {fraction}")
+        raise InputError(f"label noise fraction must be in [0, 1], got {fraction}")
     if n_classes < 2:
-        raise ValueError("label noise needs at least two classes")
+        raise InputError("label noise needs at least two classes")
     y_np = np.asarray(y).copy()
     rng = np.random.default_rng(seed)
     m = int(round(fraction * len(y_np)))
@@ -63,7 +65,7 @@ def random_labels(y: torch.Tensor, n_classes: int, *, seed: int = 0) -> torch.Te
 def train_val_split(n: int, val_fraction: float = 0.2, *, seed: int = 0):
     """(train_idx, val_idx): a seeded random split of ``range(n)`` (the paper's 80/20)."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"validation fraction must be in (0, 1), got {val_fraction}")
+        raise InputError(f"validation fraction must be in (0, 1), got {val_fraction}")
     perm = np.random.default_rng(seed).permutation(n)
     n_val = int(round(val_fraction * n))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acthash.data.registry import DatasetNotFoundError
+from acthash.errors import DatasetNotFoundError, InputError
 
 __all__ = ["read_idx", "find_file", "read_idx_pair", "read_cifar10", "read_svhn"]
 
@@ -45,15 +45,15 @@ def read_idx(path: str | Path) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as e:
-        raise ValueError(f"{path} cannot be read as an IDX file ({e}); re-download it") from e
+        raise InputError(f"{path} cannot be read as an IDX file ({e}); re-download it") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
+        raise InputError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
     shape = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">u4"))
     count = int(np.prod(shape)) if shape else 0
     if len(raw) - header != count * dtype.itemsize:
-        raise ValueError(
+        raise InputError(
             f"{path}: header says shape {shape} ({count * dtype.itemsize} bytes) but the file "
             f"holds {len(raw) - header} bytes; the file is truncated or damaged"
         )
@@ -80,7 +80,7 @@ def read_idx_pair(roots: list[Path], prefix: str, how_to_get: str):
     images = read_idx(find_file(roots, f"{prefix}-images-idx3-ubyte", how_to_get))
     labels = read_idx(find_file(roots, f"{prefix}-labels-idx1-ubyte", how_to_get))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(
+        raise InputError(
             f"{prefix} IDX files disagree: images {images.shape}, labels {labels.shape}; "
             "expected (N, H, W) and (N,)"
         )
@@ -92,7 +92,7 @@ def _unpickle(path: Path) -> dict:
         try:
             d = pickle.load(f, encoding="bytes")
         except Exception as e:  # pickle raises many kinds for a damaged file
-            raise ValueError(f"{path} is not a CIFAR-10 python batch ({e}); re-download it") from e
+            raise InputError(f"{path} is not a CIFAR-10 python batch ({e}); re-download it") from e
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
@@ -113,7 +113,7 @@ def read_cifar10(folder: Path):
         d = _unpickle(path)
         x = np.asarray(d["data"], dtype=np.uint8)
         if x.ndim != 2 or x.shape[1] != 3072:
-            raise ValueError(f"{path}: 'data' has shape {x.shape}, expected (N, 3072)")
+            raise InputError(f"{path}: 'data' has shape {x.shape}, expected (N, 3072)")
         return x.reshape(-1, 3, 32, 32), np.asarray(d["labels"], dtype=np.int64)
 
     parts = [batch(f) for f in files[:5]]
@@ -139,15 +139,15 @@ def read_svhn(folder: Path, split: str):
     try:
         d = loadmat(path)
     except Exception as e:  # scipy raises several kinds for a damaged .mat
-        raise ValueError(f"{path} is not a readable SVHN .mat file ({e}); re-download it") from e
+        raise InputError(f"{path} is not a readable SVHN .mat file ({e}); re-download it") from e
     if "X" not in d or "y" not in d:
-        raise ValueError(f"{path} lacks the 'X' and 'y' arrays of the SVHN format")
+        raise InputError(f"{path} lacks the 'X' and 'y' arrays of the SVHN format")
     x = np.asarray(d["X"], dtype=np.uint8)
     if x.ndim != 4 or x.shape[2] != 3:
-        raise ValueError(f"{path}: X has shape {x.shape}, expected (32, 32, 3, N)")
+        raise InputError(f"{path}: X has shape {x.shape}, expected (32, 32, 3, N)")
     y = np.asarray(d["y"]).reshape(-1).astype(np.int64)
     if len(y) != x.shape[3]:
-        raise ValueError(f"{path}: {x.shape[3]} images but {len(y)} labels")
+        raise InputError(f"{path}: {x.shape[3]} images but {len(y)} labels")
     y[y == 10] = 0
     return np.ascontiguousarray(x.transpose(3, 2, 0, 1)), y
 

@@ -11,9 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-class DatasetNotFoundError(FileNotFoundError):
-    """The dataset's files are not on this machine; the message says how to get them."""
+from acthash.errors import InputError
 
 
 @dataclass
@@ -42,9 +40,9 @@ class Dataset:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if len(x) != len(y):
-                raise ValueError(f"{self.name}: {len(x)} {split} inputs but {len(y)} labels")
+                raise InputError(f"{self.name}: {len(x)} {split} inputs but {len(y)} labels")
             if tuple(x.shape[1:]) != tuple(self.input_shape):
-                raise ValueError(
+                raise InputError(
                     f"{self.name}: {split} inputs have shape {tuple(x.shape[1:])}, "
                     f"expected {self.input_shape}"
                 )
@@ -118,7 +116,7 @@ def _check_options(name: str, fn: Callable, options: dict, skip: int = 0) -> Non
         hint = ""
         if "root" in unknown:
             hint = f" ({name} needs no data directory: drop --data-dir / root=)"
-        raise ValueError(
+        raise InputError(
             f"dataset {name!r} takes no option(s) {unknown}{hint}; its options are "
             f"{valid + ['random_labels', 'random_labels_seed']}"
         )
@@ -138,11 +136,11 @@ def load(name: str, *, random_labels: bool = False, random_labels_seed: int = 0,
     if sep and f"{prefix}:" in _REGISTRY:
         fn = _REGISTRY[f"{prefix}:"].loader
         if not rest:
-            raise ValueError(f"{prefix}: needs an argument, e.g. {prefix}:{'data.csv' if prefix == 'csv' else 'fashion-mnist'}")
+            raise InputError(f"{prefix}: needs an argument, e.g. {prefix}:{'data.csv' if prefix == 'csv' else 'fashion-mnist'}")
         _check_options(name, fn, options, skip=1)
         ds = fn(rest, **options)
     elif name not in _REGISTRY:
-        raise ValueError(
+        raise InputError(
             f"unknown dataset {name!r}; available names: {', '.join(sorted(_REGISTRY))} "
             "(see `acthash data list`)"
         )

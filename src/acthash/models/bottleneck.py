@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from acthash.errors import InputError
 from acthash.models.mlp import make_activation
 
 __all__ = ["BottleneckNet", "split_head", "CompressionLoss", "PENULTIMATE_VARIANTS"]
@@ -45,7 +46,7 @@ def split_head(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, int]
     else:
         linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
         if not linears:
-            raise ValueError(
+            raise InputError(
                 f"{type(model).__name__} has no nn.Linear output layer to replace; pass a "
                 "backbone that ends in a Linear classifier (or give a 'head' attribute)"
             )
@@ -58,7 +59,7 @@ def split_head(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, int]
         feats = model(example)
     model.train(was_training)
     if feats.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"the backbone's features have shape {tuple(feats.shape)} after removing {name!r}; "
             "expected (batch, features); flatten inside the backbone"
         )
@@ -79,10 +80,10 @@ class BottleneckNet(nn.Module):
                  activation: str = "relu") -> None:
         super().__init__()
         if penultimate not in PENULTIMATE_VARIANTS:
-            raise ValueError(f"unknown penultimate {penultimate!r}; choose one of "
+            raise InputError(f"unknown penultimate {penultimate!r}; choose one of "
                              f"{', '.join(PENULTIMATE_VARIANTS)}")
         if penultimate != "none" and latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+            raise InputError(f"latent_dim must be >= 1, got {latent_dim}")
         self.backbone = backbone
         self.penultimate_kind = penultimate
         if penultimate == "none":
@@ -122,7 +123,7 @@ class CompressionLoss:
     def __init__(self, gamma0: float = 0.01, ratio: float = 1.06,
                  cap: float | None = None) -> None:
         if gamma0 < 0 or ratio <= 0 or (cap is not None and cap < 0):
-            raise ValueError(
+            raise InputError(
                 f"need gamma0 >= 0, ratio > 0 and cap >= 0 (or None); got gamma0={gamma0}, "
                 f"ratio={ratio}, cap={cap}"
             )
@@ -135,7 +136,7 @@ class CompressionLoss:
     def __call__(self, model: nn.Module, outputs: torch.Tensor, epoch: int) -> torch.Tensor:
         z = getattr(model, "last_latent", None)
         if z is None:
-            raise ValueError(
+            raise InputError(
                 "the compression loss needs the model's latent z: use a BottleneckNet (or a "
                 "model that stores its penultimate output in .last_latent)"
             )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from acthash.errors import InputError
 from acthash.models.mlp import make_activation
 
 __all__ = ["VGG", "ResNet", "BasicBlock", "VGG_CONFIGS"]
@@ -33,7 +34,7 @@ def _scaled(c: int, width_mult: float) -> int:
 def _check_image_shape(input_shape, what: str) -> tuple[int, int, int]:
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3:
-        raise ValueError(f"{what} needs image inputs (C, H, W), got input shape {shape}; use "
+        raise InputError(f"{what} needs image inputs (C, H, W), got input shape {shape}; use "
                          "--model mlp for flat or 1-D data")
     return shape  # type: ignore[return-value]
 
@@ -53,10 +54,10 @@ class VGG(nn.Module):
         super().__init__()
         c, h, w = _check_image_shape(input_shape, "VGG")
         if width_mult <= 0:
-            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+            raise InputError(f"width_mult must be > 0, got {width_mult}")
         if isinstance(config, str):
             if config not in VGG_CONFIGS:
-                raise ValueError(f"unknown VGG config {config!r}; choose {list(VGG_CONFIGS)}")
+                raise InputError(f"unknown VGG config {config!r}; choose {list(VGG_CONFIGS)}")
             config = VGG_CONFIGS[config]
         layers: list[nn.Module] = []
         for item in config:
@@ -112,9 +113,9 @@ class ResNet(nn.Module):
         super().__init__()
         c, _, _ = _check_image_shape(input_shape, "ResNet")
         if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"ResNet depth must be 6n+2 (8, 14, 20, 32, 44, 56, 110), got {depth}")
+            raise InputError(f"ResNet depth must be 6n+2 (8, 14, 20, 32, 44, 56, 110), got {depth}")
         if width_mult <= 0:
-            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+            raise InputError(f"width_mult must be > 0, got {width_mult}")
         n = (depth - 2) // 6
         widths = [_scaled(16 * m, width_mult) for m in (1, 2, 4)]
         self.depth = depth

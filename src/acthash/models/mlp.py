@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from acthash.errors import InputError
+
 _ACTIVATIONS = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -22,7 +24,7 @@ def make_activation(name: str) -> nn.Module:
     try:
         return _ACTIVATIONS[name]()
     except KeyError:
-        raise ValueError(
+        raise InputError(
             f"unknown activation {name!r}; choose one of {', '.join(_ACTIVATIONS)}"
         ) from None
 
@@ -51,7 +53,7 @@ class MLP(nn.Module):
             widths = [widths] * depth
         widths = list(widths)
         if not widths or min(widths) < 1:
-            raise ValueError(f"widths must be positive, got {widths}")
+            raise InputError(f"widths must be positive, got {widths}")
         self.in_features, self.widths, self.n_classes = in_features, widths, n_classes
         layers: list[nn.Module] = [nn.Flatten()]
         prev = in_features

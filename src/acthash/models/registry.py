@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from acthash.errors import InputError
 from acthash.models.mlp import MLP
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
@@ -42,16 +43,16 @@ def build_model(name: str, input_shape, n_classes: int, **options) -> nn.Module:
         try:
             fn = getattr(importlib.import_module(mod_name), attr)
         except (ImportError, AttributeError) as e:
-            raise ValueError(
+            raise InputError(
                 f"cannot import model builder {name!r} ({e}); give 'package.module:function' "
                 "on the Python path"
             ) from e
         model = fn(input_shape=tuple(input_shape), n_classes=n_classes, **options)
         if not isinstance(model, nn.Module):
-            raise TypeError(f"{name} returned {type(model).__name__}, not an nn.Module")
+            raise InputError(f"{name} returned {type(model).__name__}, not an nn.Module")
         return model
     if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())} "
+        raise InputError(f"unknown model {name!r}; choose one of {', '.join(list_models())} "
                          "or give 'package.module:function'")
     return _BUILDERS[name](tuple(input_shape), n_classes, **options)
 
@@ -114,7 +115,7 @@ def _bottleneck(input_shape, n_classes, backbone="mlp", latent_dim=4, penultimat
     from acthash.models.bottleneck import BottleneckNet, split_head
 
     if backbone == "bottleneck":
-        raise ValueError("backbone cannot itself be 'bottleneck'; pick e.g. 'mlp'")
+        raise InputError("backbone cannot itself be 'bottleneck'; pick e.g. 'mlp'")
     net = build_model(backbone, input_shape, n_classes, **backbone_options)
     net, feature_dim = split_head(net, torch.zeros((2, *input_shape)))
     return BottleneckNet(net, feature_dim, n_classes, latent_dim=latent_dim,

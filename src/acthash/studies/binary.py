@@ -38,6 +38,7 @@ from acthash import binary
 from acthash._config import ConfigDict
 from acthash._io import atomic_path, save_torch, write_json, write_table
 from acthash.data.manipulate import subsample
+from acthash.errors import InputError
 from acthash.models import build_model
 from acthash.models.bottleneck import CompressionLoss
 from acthash.train import TrainConfig, resolve_device, seed_everything, train
@@ -111,14 +112,14 @@ class BinaryStudyConfig(ConfigDict):
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
-            raise ValueError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+            raise InputError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
         if not self.seeds:
-            raise ValueError("give at least one seed")
+            raise InputError("give at least one seed")
         if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+            raise InputError(f"epochs must be >= 1, got {self.epochs}")
         bad = [c for c in self.checkpoints if not 0 <= c <= self.epochs]
         if bad:
-            raise ValueError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
+            raise InputError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
 
     def checkpoint_epochs(self) -> list[int]:
         if self.checkpoints:

@@ -43,6 +43,7 @@ from torch import nn
 from acthash._io import atomic_path, save_torch, write_json, write_table
 from acthash.capture import neural_codes
 from acthash.data.manifolds import ManifoldGenerator
+from acthash.errors import InputError, MissingFileError
 from acthash.hamming import hamming_knn
 from acthash.models import MLP
 from acthash.train import TrainConfig, seed_everything, train
@@ -121,16 +122,16 @@ class LSHConfig:
 
     def validate(self) -> None:
         if self.n_classes < 2:
-            raise ValueError("the LSH study needs n_classes >= 2 training manifolds")
+            raise InputError("the LSH study needs n_classes >= 2 training manifolds")
         if min(self.n_unseen, default=2) < 2:
-            raise ValueError(f"n_unseen values must be >= 2 (one-shot among >= 2 classes), got "
+            raise InputError(f"n_unseen values must be >= 2 (one-shot among >= 2 classes), got "
                              f"{list(self.n_unseen)}")
         if min(self.distances, default=0) < 0:
-            raise ValueError("gamma distances must be >= 0")
+            raise InputError("gamma distances must be >= 0")
         if min(self.srp_bits, default=1) < 1:
-            raise ValueError("srp_bits must be >= 1")
+            raise InputError("srp_bits must be >= 1")
         if self.repeats < 1 or self.queries_per_class < 1 or self.n_pairs < 1:
-            raise ValueError("repeats, queries_per_class and n_pairs must be >= 1")
+            raise InputError("repeats, queries_per_class and n_pairs must be >= 1")
 
     def generator_obj(self) -> ManifoldGenerator:
         return ManifoldGenerator(self.input_dim, self.gamma_dim, self.theta_dim,
@@ -157,7 +158,7 @@ def _last_linear(model: nn.Module) -> nn.Linear:
         if isinstance(m, nn.Linear):
             last = m
     if last is None:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear; the penultimate "
+        raise InputError(f"{type(model).__name__} has no nn.Linear; the penultimate "
                          "representation is the input of the last nn.Linear")
     return last
 
@@ -195,11 +196,11 @@ def one_shot_accuracy(support, y_support, query, y_query, metric: str = "euclide
         s = torch.as_tensor(np.asarray(support), dtype=torch.float64)
         q = torch.as_tensor(np.asarray(query), dtype=torch.float64)
         if s.ndim != 2 or q.ndim != 2 or s.shape[1] != q.shape[1]:
-            raise ValueError(f"support and query must be (S, d) and (Q, d); got "
+            raise InputError(f"support and query must be (S, d) and (Q, d); got "
                              f"{tuple(s.shape)} and {tuple(q.shape)}")
         pred = y_support[torch.cdist(q, s).argmin(dim=1).numpy()]
     else:
-        raise ValueError(f"unknown metric {metric!r}; use 'euclidean' or 'hamming'")
+        raise InputError(f"unknown metric {metric!r}; use 'euclidean' or 'hamming'")
     return float((pred == y_query).mean())
 
 
@@ -389,7 +390,7 @@ def _load_real(name: str, options: dict):
     def idx(fname):
         path = root / fname
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found; apt-get install dataset-fashion-mnist")
+            raise MissingFileError(f"{path} not found; apt-get install dataset-fashion-mnist")
         raw = gzip.open(path).read()
         ndim = raw[3]
         dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
@@ -427,7 +428,7 @@ def one_shot_real(cfg: LSHConfig, progress: bool = False):
     classes = np.unique(ds.y_train.numpy())
     k = cfg.real_train_classes or len(classes) // 2
     if not 1 <= k < len(classes) - 1:
-        raise ValueError(f"real_train_classes={k}: need >= 1 training class and >= 2 held-out "
+        raise InputError(f"real_train_classes={k}: need >= 1 training class and >= 2 held-out "
                          f"classes out of {len(classes)}")
     seen, unseen = classes[:k], classes[k:]
     mask = np.isin(ds.y_train.numpy(), seen)

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from acthash._io import write_json, write_table
+from acthash.errors import InputError
 from acthash.regions import region_segment, regions_between
 
 __all__ = ["RegionsConfig", "RegionsResult", "run_regions_study", "directions"]
@@ -55,12 +56,12 @@ class RegionsConfig:
 
     def validate(self) -> None:
         if self.direction not in ("centre", "center", "random"):
-            raise ValueError(f"direction must be 'centre' or 'random', got {self.direction!r}")
+            raise InputError(f"direction must be 'centre' or 'random', got {self.direction!r}")
         if self.n_points < 1 or self.n_pairs < 0 or self.t_max <= 0:
-            raise ValueError("n_points must be >= 1, n_pairs >= 0 and t_max > 0")
+            raise InputError("n_points must be >= 1, n_pairs >= 0 and t_max > 0")
         bad = [e for e in self.epochs_to_measure() if not 0 <= e <= self.epochs]
         if bad:
-            raise ValueError(f"checkpoint epochs {bad} are outside 0..{self.epochs}")
+            raise InputError(f"checkpoint epochs {bad} are outside 0..{self.epochs}")
 
 
 @dataclass

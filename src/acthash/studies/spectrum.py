@@ -41,6 +41,7 @@ from torch import nn
 
 from acthash._config import ConfigDict
 from acthash._io import atomic_path, write_json, write_table
+from acthash.errors import DivergenceError, InputError, MissingFileError
 from acthash.ntk import ntk
 
 __all__ = ["SpectrumConfig", "SpectrumTrace", "SpectrumStudy", "energy_fraction",
@@ -59,7 +60,7 @@ def eig_desc(g: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (N,) and eigenvectors (N, N) (columns) of a symmetric matrix, λ descending."""
     g = np.asarray(g, dtype=np.float64)
     if g.ndim != 2 or g.shape[0] != g.shape[1]:
-        raise ValueError(f"expected a square matrix, got shape {g.shape}")
+        raise InputError(f"expected a square matrix, got shape {g.shape}")
     w, v = np.linalg.eigh((g + g.T) / 2)
     return w[::-1].copy(), v[:, ::-1].copy()
 
@@ -81,7 +82,7 @@ def energy_fraction(vectors: np.ndarray, phi: np.ndarray, ks: Sequence[int]) -> 
     out = []
     for k in ks:
         if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+            raise InputError(f"k must be >= 1, got {k}")
         out.append(cum[min(k, len(cum)) - 1] / total)
     return np.asarray(out)
 
@@ -121,7 +122,7 @@ def _loss_fn(kind: str):
             if y.dim() > 1 else 0.5 * ((out.reshape(-1) - y) ** 2).mean()
     if kind == "ce":
         return lambda out, y: F.cross_entropy(out, y)
-    raise ValueError(f"unknown loss {kind!r}; use 'mse' or 'ce'")
+    raise InputError(f"unknown loss {kind!r}; use 'mse' or 'ce'")
 
 
 def _make_opt(model, optimizer, lr):
@@ -129,7 +130,7 @@ def _make_opt(model, optimizer, lr):
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0)
     if optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr)
-    raise ValueError(f"unknown optimizer {optimizer!r}; use 'gd' (full-batch gradient "
+    raise InputError(f"unknown optimizer {optimizer!r}; use 'gd' (full-batch gradient "
                      "descent) or 'adam'")
 
 
@@ -138,7 +139,7 @@ def _lr_at(step: int, lr: float, schedule: str, decay_steps: Sequence[int], gamm
         return lr
     if schedule == "step":
         return lr * gamma ** sum(step >= s for s in decay_steps)
-    raise ValueError(f"unknown schedule {schedule!r}; use 'constant' or 'step'")
+    raise InputError(f"unknown schedule {schedule!r}; use 'constant' or 'step'")
 
 
 def track_spectrum(
@@ -160,21 +161,21 @@ def track_spectrum(
         kernel change are then averaged over the outputs)
     """
     if kernel not in ("trace", "per-logit"):
-        raise ValueError(f"kernel must be 'trace' or 'per-logit', got {kernel!r}")
+        raise InputError(f"kernel must be 'trace' or 'per-logit', got {kernel!r}")
     if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+        raise InputError(f"steps must be >= 0, got {steps}")
     if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+        raise InputError(f"x has {len(x)} examples but y has {len(y)}")
     if loss == "ce" and (y.is_floating_point() or y.dim() != 1):
-        raise ValueError("loss='ce' needs y as (N,) int64 class indices; use loss='mse' for "
+        raise InputError("loss='ce' needs y as (N,) int64 class indices; use loss='mse' for "
                          "real-valued targets")
     if loss == "mse" and not y.is_floating_point():
-        raise ValueError("loss='mse' needs real-valued y; one-hot encode class labels first "
+        raise InputError("loss='mse' needs real-valued y; one-hot encode class labels first "
                          "or use loss='ce'")
     rec = sorted({int(s) for s in record_at})
     rec_set = set(rec)
     if not rec or rec[0] < 0 or rec[-1] > steps:
-        raise ValueError(f"record_at must be steps within 0..{steps}, got {list(record_at)}")
+        raise InputError(f"record_at must be steps within 0..{steps}, got {list(record_at)}")
     loss_f = _loss_fn(loss)
     opt = _make_opt(model, optimizer, lr)
     if loss == "ce":
@@ -258,7 +259,7 @@ def track_spectrum(
         out = model(x)
         loss_v = loss_f(out, y)
         if not math.isfinite(float(loss_v.detach())):
-            raise FloatingPointError(f"training diverged at step {step} (loss {float(loss_v)}); "
+            raise DivergenceError(f"training diverged at step {step} (loss {float(loss_v)}); "
                                      "lower the learning rate")
         opt.zero_grad(set_to_none=True)
         loss_v.backward()
@@ -290,11 +291,11 @@ def load_image_task(image: str = "grace_hopper.jpg", grid: int = 32):
         except (FileNotFoundError, ValueError, OSError):
             path = None
         if path is None or not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"image {image!r} is neither a file nor one of matplotlib's sample images "
                 "(e.g. 'grace_hopper.jpg'); give a path to a grayscale/RGB image")
     if grid < 2:
-        raise ValueError(f"grid must be >= 2 pixels, got {grid}")
+        raise InputError(f"grid must be >= 2 pixels, got {grid}")
     with Image.open(path) as im:
         img = np.asarray(im.convert("L").resize((grid, grid), Image.BILINEAR), dtype=np.float64)
     img = (img - img.mean()) / (img.std() + 1e-12)
@@ -350,7 +351,7 @@ class SpectrumConfig(ConfigDict):
 
     def record_steps(self) -> list[int]:
         if self.n_records < 2:
-            raise ValueError(f"n_records must be >= 2 (start and end), got {self.n_records}")
+            raise InputError(f"n_records must be >= 2 (start and end), got {self.n_records}")
         s = np.round(np.geomspace(1, self.steps + 1, self.n_records)) - 1
         return sorted({0, self.steps, *[int(v) for v in s]})
 
@@ -363,17 +364,17 @@ class SpectrumConfig(ConfigDict):
     def validate(self) -> None:
         bad = [c for c in self.compare if c not in COMPARISONS]
         if bad:
-            raise ValueError(f"unknown comparison {bad}; choose from {', '.join(COMPARISONS)}")
+            raise InputError(f"unknown comparison {bad}; choose from {', '.join(COMPARISONS)}")
         if self.optimizer not in ("gd", "adam"):
-            raise ValueError(f"optimizer must be 'gd' or 'adam', got {self.optimizer!r}")
+            raise InputError(f"optimizer must be 'gd' or 'adam', got {self.optimizer!r}")
         if self.schedule not in ("constant", "step"):
-            raise ValueError(f"schedule must be 'constant' or 'step', got {self.schedule!r}")
+            raise InputError(f"schedule must be 'constant' or 'step', got {self.schedule!r}")
         if self.depth < 1 or self.width < 1 or self.steps < 1:
-            raise ValueError("depth, width and steps must be positive")
+            raise InputError("depth, width and steps must be positive")
         if self.kernel not in ("trace", "per-logit"):
-            raise ValueError(f"kernel must be 'trace' or 'per-logit', got {self.kernel!r}")
+            raise InputError(f"kernel must be 'trace' or 'per-logit', got {self.kernel!r}")
         if not self.ks or min(self.ks) < 1:
-            raise ValueError(f"ks must be positive integers, got {self.ks}")
+            raise InputError(f"ks must be positive integers, got {self.ks}")
 
 
 def spectrum_variants(cfg: SpectrumConfig) -> list[SpectrumConfig]:
@@ -508,7 +509,7 @@ def load_spectrum_study(run_dir: str | Path) -> tuple[SpectrumStudy, SpectrumCon
 
     run_dir = Path(run_dir)
     if not (run_dir / "records.parquet").is_file():
-        raise FileNotFoundError(f"{run_dir} holds no spectrum study (records.parquet missing); "
+        raise MissingFileError(f"{run_dir} holds no spectrum study (records.parquet missing); "
                                 "give a directory written by `acthash study spectrum`")
     conf = json.loads((run_dir / "config.json").read_text())
     cfg = SpectrumConfig.from_dict({k: v for k, v in conf.items()
