@@ -284,7 +284,7 @@ def test_example_sweep_file_parses():
 
 
 def test_ray_requests_gpus_when_the_cluster_has_them():
-    from acthash.sweep import _ray_gpus_per_cell
+    from acthash.sweep.executors import _ray_gpus_per_cell
 
     class FakeRay:
         def __init__(self, res):

@@ -1,25 +1,180 @@
-"""A mixin for the dataclass configs of runs and studies: dict round trip with a clear error
-for unknown keys."""
+"""One contract for every config of acthash (runs, training, sweeps and studies).
+
+- :class:`ConfigDict`: ``to_dict()`` (JSON-ready: tuples become lists) and ``from_dict(d)``
+  (unknown keys rejected with the valid ones listed); ``validate()`` runs on construction
+  (and on ``dataclasses.replace``), so a config that exists is a valid one.
+- Shared field blocks, declared once and inherited: :class:`DataFields` (dataset and its
+  options), :class:`ModelFields` (model name and options), :class:`TrainFields` (the training
+  loop). A config that trains a model inherits them instead of re-declaring fields; the CLI's
+  option names equal these field names.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 
-from acthash.errors import InputError
+from acthash.errors import ConfigError
+
+__all__ = ["ConfigDict", "DataFields", "ModelFields", "TrainFields", "OPTIMIZERS", "SCHEDULES"]
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "step", "cosine")
+
+
+def _jsonable(v):
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
 
 
 class ConfigDict:
-    """``to_dict()`` and ``from_dict(d)`` for a dataclass; ``_kind`` names it in errors."""
+    """Dict round trip and validation on construction for a dataclass config.
+
+    ``_kind`` names the config in error messages. Subclasses extend :meth:`validate`
+    (calling ``super().validate()``) and raise :class:`~acthash.errors.ConfigError`.
+    """
 
     _kind = "config"
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the bad setting (the blocks' checks run first)."""
+        for block in (DataFields, ModelFields, TrainFields):
+            if isinstance(self, block):
+                block._check(self)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return _jsonable(asdict(self))
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
 
     @classmethod
     def from_dict(cls, d: dict):
-        names = {f.name for f in fields(cls)}
+        if not isinstance(d, dict):
+            raise ConfigError(f"a {cls._kind} must be a mapping of settings, got "
+                              f"{type(d).__name__}")
+        names = cls.field_names()
         unknown = sorted(set(d) - names)
         if unknown:
-            raise InputError(f"unknown {cls._kind} keys {unknown}; valid keys: {sorted(names)}")
+            raise ConfigError(f"unknown {cls._kind} keys {unknown}; valid keys: {sorted(names)}")
         return cls(**d)
+
+
+@dataclass
+class DataFields:
+    """The dataset: a registry name (``acthash data list``) and its loader options
+    (``root`` = the data directory, ``n_test``, ``normalize``, ...)."""
+
+    dataset: str = "digits"
+    dataset_options: dict = field(default_factory=dict)
+
+    def _check(self) -> None:
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ConfigError(f"dataset must be a dataset name, got {self.dataset!r}")
+        if not isinstance(self.dataset_options, dict):
+            raise ConfigError("dataset_options must be a mapping KEY -> VALUE")
+
+
+@dataclass
+class ModelFields:
+    """The model: a registry name or ``package.module:function``; ``width``/``depth``/
+    ``batchnorm``/``activation`` are passed to builders that take them, ``model_options``
+    (e.g. ``width_mult``) as they are. A non-default option the builder does not take is an
+    error (see :func:`acthash.models.build_model`)."""
+
+    model: str = "mlp"
+    width: int = 100
+    depth: int = 1
+    batchnorm: bool = False
+    activation: str = "relu"
+    model_options: dict = field(default_factory=dict)
+
+    def _check(self) -> None:
+        if self.width < 1 or self.depth < 0:
+            raise ConfigError(f"width must be >= 1 and depth >= 0, got {self.width}, {self.depth}")
+        if not isinstance(self.model_options, dict):
+            raise ConfigError("model_options must be a mapping KEY -> VALUE")
+
+    def model_kwargs(self) -> dict:
+        """The builder's keyword options (generic fields the builder does not take are left
+        out when at their default, and rejected otherwise)."""
+        from acthash.models.registry import builder_options
+
+        accepted = builder_options(self.model)
+        defaults = {f.name: f.default for f in fields(ModelFields)}
+        out = {}
+        for key in ("width", "depth", "batchnorm", "activation"):
+            value = getattr(self, key)
+            if accepted is None or key in accepted:
+                out[key] = value
+            elif value != defaults[key]:
+                raise ConfigError(
+                    f"model {self.model!r} has no option {key!r} (its options: "
+                    f"{', '.join(sorted(accepted)) or 'none'}); remove --{key.replace('_', '-')}"
+                    " or choose a model that takes it")
+        out.update(self.model_options)
+        return out
+
+
+@dataclass
+class TrainFields:
+    """The training loop (defaults follow the original study: Adam, lr 1e-2, batch 64;
+    ``schedule="step"`` multiplies the rate by ``gamma`` every ``step_size`` epochs).
+    ``checkpoints``: epochs at which to measure (0 = initialization; empty = the last)."""
+
+    epochs: int = 20
+    lr: float = 1e-2
+    batch_size: int = 64
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    step_size: int = 20
+    early_stopping: int | None = None
+    checkpoints: list[int] = field(default_factory=list)
+    seed: int = 0
+    device: str = "auto"
+
+    def _check(self) -> None:
+        if self.epochs < 0:
+            raise ConfigError(f"epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of "
+                              f"{', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; use one of "
+                              f"{', '.join(SCHEDULES)}")
+        if self.schedule == "step" and self.step_size < 1:
+            raise ConfigError(f"step_size must be >= 1, got {self.step_size}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise ConfigError(f"early_stopping patience must be >= 1, got {self.early_stopping}")
+        bad = [c for c in self.checkpoints if not 0 <= int(c) <= self.epochs]
+        if bad:
+            raise ConfigError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
+
+    def checkpoint_epochs(self) -> list[int]:
+        """The sorted, distinct checkpoint epochs (the last epoch when none are given)."""
+        return sorted({int(c) for c in self.checkpoints}) if self.checkpoints else [self.epochs]
+
+    def train_config(self, **extra):
+        """The :class:`acthash.train.TrainConfig` of these fields (``extra``: its own)."""
+        from acthash.train import TrainConfig
+
+        names = {f.name for f in fields(TrainFields)}
+        d = {k: getattr(self, k) for k in names}
+        d["checkpoints"] = self.checkpoint_epochs()
+        return TrainConfig(**d, **extra)

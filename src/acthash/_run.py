@@ -152,6 +152,9 @@ class _NoBar:
     def set_postfix(self, *args, **kwargs) -> None:
         pass
 
+    def write(self, text: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from acthash._run import progress_bar
 from acthash.codes import LayerSpan, NeuralCodes
 from acthash.errors import InputError, NoReluUnitError
 
@@ -340,11 +341,8 @@ def capture(
     plan: list = []
     buffer = None
     n_seen = 0
-    batches = _iter_batches(data, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="capture", unit="batch", leave=False)
+    batches = progress_bar(_iter_batches(data, batch_size), enabled=progress, desc="capture",
+                           unit="batch")
     try:
         with torch.no_grad():
             for x, y in batches:

@@ -113,15 +113,37 @@ class NeuralCodes:
         labels: np.ndarray | Sequence[int] | None = None,
         layers: Sequence[LayerSpan] | None = None,
     ) -> NeuralCodes:
-        """Pack a (N, n_bits) array of 0/1 (or bool) values."""
+        """Pack a (N, n_bits) array of 0/1 (or bool) values.
+
+        Validation and packing run in one pass over row blocks of about 4 MB (each block
+        checked while it is in cache, then packed), so a large array costs about one read.
+        """
         bits = np.asarray(bits)
         if bits.ndim != 2:
             raise InputError(f"bits must be a 2-D (N, n_bits) array, got shape {bits.shape}")
-        if bits.dtype != bool:
-            if not np.isin(bits, (0, 1)).all():
-                raise InputError("bits must contain only 0 and 1")
-            bits = bits.astype(bool)
-        return cls(np.packbits(bits, axis=1), bits.shape[1], layers=layers, labels=labels)
+        n, n_bits = bits.shape
+        kind = bits.dtype.kind
+        if kind not in "biuf":
+            raise InputError(f"bits must be a boolean or numeric 0/1 array, got dtype {bits.dtype}")
+        packed = np.empty((n, _n_bytes(n_bits)), dtype=np.uint8)
+        step = max(1, (4 << 20) // max(1, n_bits * bits.dtype.itemsize))
+        unsigned = np.dtype(f"u{bits.dtype.itemsize}") if kind == "i" else None
+        for lo in range(0, n, step):
+            block = bits[lo : lo + step]
+            if kind in "iu":
+                # negative values read as large unsigned ones: one max() checks 0 <= b <= 1
+                view = block.view(unsigned) if unsigned is not None else block
+                ok = block.size == 0 or int(view.max()) <= 1
+            elif kind == "f":
+                ok = bool(np.logical_or(block == 0, block == 1).all())
+            else:
+                ok = True
+            if not ok:
+                bad = lo + int(np.argmax(~np.isin(block, (0, 1)).all(axis=1)))
+                raise InputError(f"bits must contain only 0 and 1 (row {bad} does not); "
+                                 "threshold the activations first, e.g. (a > 0)")
+            packed[lo : lo + step] = np.packbits(block if kind != "f" else block != 0, axis=1)
+        return cls(packed, n_bits, layers=layers, labels=labels)
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:

@@ -16,8 +16,7 @@
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,76 +25,56 @@ import torch
 from torch import nn
 
 from acthash import data as datasets
-from acthash._config import ConfigDict
-from acthash._io import atomic_path, save_torch, write_json, write_table
-from acthash._run import environment_info
+from acthash._config import ConfigDict, DataFields, ModelFields, TrainFields
+from acthash._io import save_torch, write_json, write_table
+from acthash._run import environment_info, new_run_dir, save_array
 from acthash.capture import capture
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
-from acthash.errors import CorruptFileError, InputError, MissingFileError
+from acthash.errors import ConfigError, CorruptFileError, InputError, MissingFileError
 from acthash.models import build_model
 from acthash.properties import encoding_properties
-from acthash.train import TrainConfig, resolve_device, seed_everything, train
+from acthash.train import resolve_device, seed_everything, train
 
 __all__ = ["RunConfig", "RunResult", "run_experiment", "load_checkpoint", "environment_info",
            "prepare_data", "training_rows", "make_model", "derived_seed"]
 
 
 @dataclass
-class RunConfig(ConfigDict):
-    """Everything that determines a run (with the seed, it fixes the codes bit for bit)."""
+class RunConfig(DataFields, ModelFields, TrainFields, ConfigDict):
+    """Everything that determines a run (with the seed, it fixes the codes bit for bit).
+
+    Dataset, model and training fields come from the shared blocks
+    (:class:`~acthash._config.DataFields`, :class:`~acthash._config.ModelFields`,
+    :class:`~acthash._config.TrainFields`); the rest are the study manipulations and the
+    measurement settings.
+    """
 
     _kind = "run config"
 
-    dataset: str = "digits"
-    dataset_options: dict = field(default_factory=dict)
-    model: str = "mlp"
-    width: int = 100
-    depth: int = 1
-    batchnorm: bool = False
-    activation: str = "relu"
-    model_options: dict = field(default_factory=dict)
-    epochs: int = 20
-    lr: float = 1e-2
-    batch_size: int = 64
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    step_size: int = 20
-    early_stopping: int | None = None
-    checkpoints: list[int] = field(default_factory=list)  # empty: the last epoch only
     sample_size: int | None = None
     balanced: bool = False
     label_noise: float = 0.0
     random_labels: bool = False
     val_split: float = 0.0
-    seed: int = 0
     k: int = 9
     layers: str | None = None
     drop_constant: bool = False
     kmeans_n_init: int = 10
     logreg_strategy: str = "ovo"
-    device: str = "auto"
     save_codes: bool = True
 
-    def checkpoint_epochs(self) -> list[int]:
-        eps = sorted(set(self.checkpoints)) if self.checkpoints else [self.epochs]
-        bad = [e for e in eps if not 0 <= e <= self.epochs]
-        if bad:
-            raise InputError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
-        return eps
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, optimizer=self.optimizer,
-            momentum=self.momentum, weight_decay=self.weight_decay, schedule=self.schedule,
-            step_size=self.step_size, early_stopping=self.early_stopping,
-            checkpoints=self.checkpoint_epochs(), seed=self.seed, device=self.device,
-        )
-
-    def model_kwargs(self) -> dict:
-        return {"width": self.width, "depth": self.depth, "batchnorm": self.batchnorm,
-                "activation": self.activation, **self.model_options}
+    def validate(self) -> None:
+        super().validate()
+        if self.sample_size is not None and self.sample_size < 1:
+            raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")
+        if not 0 <= self.label_noise <= 1:
+            raise ConfigError(f"label_noise is a fraction in [0, 1], got {self.label_noise}")
+        if not 0 <= self.val_split < 1:
+            raise ConfigError(f"val_split is a fraction in [0, 1), got {self.val_split}")
+        if self.k < 1:
+            raise ConfigError(f"k must be >= 1, got {self.k}")
+        if self.kmeans_n_init < 1:
+            raise ConfigError(f"kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
 
 
 @dataclass
@@ -173,18 +152,6 @@ def make_model(cfg: RunConfig, input_shape, n_classes: int) -> nn.Module:
     return build_model(cfg.model, input_shape, n_classes, **cfg.model_kwargs())
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(array))
-
-
-def _default_run_dir(cfg: RunConfig, root: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{cfg.model.replace(':', '_')}"
-    return root / f"{name}-w{cfg.width}-d{cfg.depth}-s{cfg.seed}-{stamp}"
-
-
 def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None = None,
                    runs_root: str | Path = "runs", write: bool = True,
                    progress: bool = False) -> RunResult:
@@ -199,17 +166,18 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     tcfg = cfg.train_config()
     run_dir = None
     if write:
-        run_dir = Path(out_dir) if out_dir else _default_run_dir(cfg, Path(runs_root))
+        run_dir = Path(out_dir) if out_dir else new_run_dir(
+            runs_root, cfg.dataset, cfg.model, f"w{cfg.width}", f"d{cfg.depth}", f"s{cfg.seed}")
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", cfg.to_dict())
         write_json(run_dir / "environment.json", environment_info(cfg.seed))
         data_info["files"] = {"train_indices": "train_indices.npy",
                               "train_labels": "train_labels.npy"}
         write_json(run_dir / "dataset.json", data_info)
-        _save_npy(run_dir / "train_indices.npy", train_rows)
-        _save_npy(run_dir / "train_labels.npy", y_tr.numpy())
+        save_array(run_dir / "train_indices.npy", train_rows)
+        save_array(run_dir / "train_labels.npy", y_tr.numpy())
         if noisy_idx is not None:
-            _save_npy(run_dir / "noisy_indices.npy", noisy_idx)
+            save_array(run_dir / "noisy_indices.npy", noisy_idx)
     device = resolve_device(cfg.device)
     rows: list[dict] = []
     ckpt_meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs(),
@@ -241,7 +209,7 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
                    on_checkpoint=on_checkpoint, progress=progress)
     metrics = pd.DataFrame(rows)
     for key, value in (("dataset", cfg.dataset), ("model", cfg.model), ("width", cfg.width),
-                       ("depth", cfg.depth), ("seed", cfg.seed)):
+                       ("depth", cfg.depth), ("seed", cfg.seed), ("k", cfg.k)):
         metrics.insert(len(metrics.columns), key, value)
     if run_dir is not None:
         write_table(run_dir / "metrics.parquet", metrics)

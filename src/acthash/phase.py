@@ -23,7 +23,7 @@ points that share every varying column except model size and training time (``wi
 is "sufficient" for it once more width or training no longer helps.
 
 Redundancy is read from ``redundancy_train`` (the paper's headline statement is about
-training examples) and accuracy from ``knn_test`` (Hamming 9-NN, the steadiest of the
+training examples) and accuracy from ``knn_test`` (Hamming k-NN, the steadiest of the
 categorization scores); both are configurable (:class:`PhaseThresholds`).
 
 :func:`phase_chart` draws 2-D charts (size × training time, size × sample size): regimes
@@ -37,16 +37,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-from acthash.errors import InputError
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from acthash._io import write_table
+from acthash._run import save_figure
+from acthash.errors import ConfigError, InputError
+from acthash.results import load_results, load_sweep_meta
 
 __all__ = ["PhaseThresholds", "REGIMES", "REGIME_COLORS", "classify", "phase_chart",
            "phase_charts", "point_columns"]
@@ -79,13 +76,29 @@ class PhaseThresholds:
     redundancy: str = "redundancy_train"
     accuracy: str = "knn_test"
 
+    @classmethod
+    def for_results(cls, results=None, **overrides) -> PhaseThresholds:
+        """Thresholds for a sweep: the defaults, updated by the sweep's ``phase:`` settings
+        (``sweep.json`` beside ``results``, a path), updated by the non-None ``overrides``."""
+        settings: dict = {}
+        if isinstance(results, (list, tuple)):
+            results = results[0] if results else None
+        if results is not None and not isinstance(results, pd.DataFrame):
+            settings.update(load_sweep_meta(results).get("phase") or {})
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        names = set(cls.__dataclass_fields__)
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise ConfigError(f"unknown phase keys {unknown}; valid: {sorted(names)}")
+        return cls(**settings)
+
     def __post_init__(self) -> None:
         if not 0 <= self.sufficient <= self.under <= 1:
-            raise InputError(
+            raise ConfigError(
                 f"need 0 <= sufficient ({self.sufficient}) <= under ({self.under}) <= 1"
             )
         if not 0 <= self.plateau_tol <= 1:
-            raise InputError(f"plateau_tol must be a fraction in [0, 1], got {self.plateau_tol}")
+            raise ConfigError(f"plateau_tol must be a fraction in [0, 1], got {self.plateau_tol}")
 
     def describe(self) -> str:
         return (f"under: {self.redundancy} > {self.under:g}\n"
@@ -152,12 +165,17 @@ def _labels(values) -> list[str]:
 
 def phase_chart(df: pd.DataFrame, x: str = "width", y: str = "epoch",
                 thresholds: PhaseThresholds | None = None, *, title: str | None = None,
-                table: pd.DataFrame | None = None):
+                table: pd.DataFrame | None = None, axes=None):
     """A regime map over ``x`` × ``y`` (one panel per combination of other varying columns).
 
     Regimes are coloured cells, mean redundancy labelled contours (0.001, 0.01, 0.1, 0.5),
-    the thresholds a text box on the chart. Returns the matplotlib Figure.
+    the thresholds a text box on the chart. ``axes``: one Axes per panel to draw into
+    (default: a new figure). Returns the matplotlib Figure.
     """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
     t = thresholds or PhaseThresholds()
     cls = table if table is not None else classify(df, t)
     for axis in (x, y):
@@ -168,8 +186,15 @@ def phase_chart(df: pd.DataFrame, x: str = "width", y: str = "epoch",
               if c in _POINT_CANDIDATES and c not in (x, y)]
     groups = list(cls.groupby(others, dropna=False)) if others else [((), cls)]
     n = len(groups)
-    fig, axes = plt.subplots(1, n, figsize=(5.6 * n + 1.5, 4.6), squeeze=False,
-                             constrained_layout=True)
+    if axes is None:
+        fig, axes = plt.subplots(1, n, figsize=(5.6 * n + 1.5, 4.6), squeeze=False,
+                                 constrained_layout=True)
+    else:
+        axes = np.ravel(axes)
+        if len(axes) != n:
+            raise InputError(f"this chart has {n} panel(s); pass {n} axes, got {len(axes)}")
+        fig = axes[0].figure
+        axes = axes[None, :]
     cmap = ListedColormap([REGIME_COLORS[r] for r in REGIMES])
     norm = BoundaryNorm([-0.5, 0.5, 1.5, 2.5], cmap.N)
     for ax, (gkey, sub) in zip(axes[0], groups, strict=True):
@@ -218,11 +243,12 @@ def phase_charts(results, out_dir: str | Path, thresholds: PhaseThresholds | Non
     that apply (both axes vary). ``results``: a DataFrame, a path, or a list of them (each
     classified on its own). Writes ``phase_<x>_<y>.png/svg`` (``_<i>`` added when two
     tables span the same plane) and ``phase_table.csv``;
-    returns (the concatenated classification table, written paths)."""
-    from acthash.plots import save_figure
-    from acthash.sweep import load_results
+    returns (the concatenated classification table, written paths).
 
-    t = thresholds or PhaseThresholds()
+    ``thresholds`` defaults to :meth:`PhaseThresholds.for_results` of the first path: the
+    sweep's own ``phase:`` settings, else the defaults.
+    """
+    t = thresholds or PhaseThresholds.for_results(results)
     items = results if isinstance(results, (list, tuple)) else [results]
     out_dir = Path(out_dir)
     tables, paths, used = [], [], set()
@@ -242,13 +268,10 @@ def phase_charts(results, out_dir: str | Path, thresholds: PhaseThresholds | Non
                     stem = f"{stem}_{i}"
                 used.add(stem)
                 paths += save_figure(fig, out_dir / stem)
-                plt.close(fig)
     table = pd.concat(tables, ignore_index=True)
     if not paths:
         raise InputError("no phase chart applies: the results need width and epoch (several "
                          "checkpoints) or width and sample size to vary")
-    from acthash._io import write_table
-
     table_out = table.assign(regime=table["regime"].astype(str))
     paths.append(write_table(out_dir / "phase_table.csv", table_out))
     return table, paths

@@ -10,28 +10,22 @@ factor of 20 (symmetric-log when it includes 0, e.g. epoch 0 or weight decay 0).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
+from acthash._run import save_figure
 from acthash.errors import InputError
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from acthash._io import atomic_path  # noqa: E402
+from acthash.results import load_results, load_sweep_meta
 
 __all__ = ["QUANTITIES", "FACTOR_LABELS", "aggregate", "plot_factor", "plot_results",
-           "infer_factor", "factor_column", "save_figure"]
+           "infer_factor", "factor_column", "knn_label", "save_figure"]
 
 QUANTITIES = [
     ("redundancy", "redundancy ratio"),
     ("kmeans", "K-Means accuracy (Hungarian)"),
-    ("knn", "9-NN accuracy (Hamming)"),
+    ("knn", "k-NN accuracy (Hamming)"),
     ("logreg", "logistic regression accuracy"),
     ("net_acc", "network accuracy"),
 ]
@@ -50,6 +44,22 @@ FACTOR_LABELS = {
 # factors tried, in order, when a results table does not say which one it studies
 _CANDIDATES = ("width", "depth", "n_train", "weight_decay", "label_noise", "dataset", "lr",
                "epoch")
+
+
+def knn_label(k) -> str:
+    """``"9-NN"`` for k = 9; ``"k-NN"`` when k is unknown or varies."""
+    return f"{int(k)}-NN" if k is not None and not pd.isna(k) else "k-NN"
+
+
+def _k_of(df: pd.DataFrame):
+    if "k" in df.columns and df["k"].nunique(dropna=True) == 1:
+        return df["k"].dropna().iloc[0]
+    return None
+
+
+def _quantity_labels(df: pd.DataFrame, quantities) -> list[tuple[str, str]]:
+    k = knn_label(_k_of(df))
+    return [(q, label.replace("k-NN", k)) for q, label in quantities]
 
 
 def factor_column(df: pd.DataFrame, factor: str) -> str:
@@ -106,6 +116,8 @@ def _axis_scale(ax, values: np.ndarray, axis: str = "x") -> str:
     else:
         set_scale("log")
         scale = "log"
+    from matplotlib.ticker import FuncFormatter
+
     axis_obj = ax.xaxis if axis == "x" else ax.yaxis
     axis_obj.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
     return scale
@@ -116,13 +128,17 @@ def _is_numeric(s: pd.Series) -> bool:
 
 
 def plot_factor(df: pd.DataFrame, factor: str, hue: str | None = None, *,
-                title: str | None = None, quantities=None):
+                title: str | None = None, quantities=None, axes=None):
     """One panel per quantity vs ``factor``; returns the matplotlib Figure.
 
     Series: for each hue value, ``<hue>=<v>, train`` (dashed) and ``..., test`` (solid)
     (just ``train``/``test`` without a hue); shaded band = ± 1 std over seeds.
+    ``axes``: one matplotlib Axes per quantity to draw into (default: a new figure).
+    The k of the k-NN panel is read from the results' ``k`` column.
     """
-    quantities = quantities or QUANTITIES
+    import matplotlib.pyplot as plt
+
+    quantities = _quantity_labels(df, quantities or QUANTITIES)
     fcol = factor_column(df, factor)
     if hue is not None and hue == fcol:
         hue = None
@@ -138,8 +154,15 @@ def plot_factor(df: pd.DataFrame, factor: str, hue: str | None = None, *,
     colors = ([cmap(i / max(len(hues) - 1, 1)) for i in range(len(hues))] if len(hues) > 2
               else [cmap(i) for i in range(len(hues))])
     n = len(quantities)
-    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.3), squeeze=False, constrained_layout=True)
-    axes = axes[0]
+    if axes is None:
+        fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.3), squeeze=False,
+                                 constrained_layout=True)
+        axes = axes[0]
+    else:
+        axes = list(np.ravel(axes))
+        if len(axes) != n:
+            raise InputError(f"pass {n} axes, one per quantity, got {len(axes)}")
+        fig = axes[0].figure
     for ax, (q, label) in zip(axes, quantities, strict=True):
         for h, color in zip(hues, colors, strict=True):
             sub = agg if h is None else agg[agg[hue] == h]
@@ -172,22 +195,6 @@ def plot_factor(df: pd.DataFrame, factor: str, hue: str | None = None, *,
     return fig
 
 
-def save_figure(fig, stem: str | Path, formats=("png", "svg"), dpi: int = 110) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` atomically; returns the paths."""
-    out = []
-    for fmt in formats:
-        path = Path(f"{stem}.{fmt}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi)
-        out.append(path)
-    return out
-
-
-def _sweep_meta(path: Path) -> dict:
-    p = path / "sweep.json" if path.is_dir() else path.parent / "sweep.json"
-    return json.loads(p.read_text()) if p.exists() else {}
-
-
 def plot_results(results, out_dir: str | Path | None = None, *, factor: str | None = None,
                  hue: str | None = None, name: str | None = None) -> list[Path]:
     """Figures of a sweep directory / results file / DataFrame, as PNG and SVG.
@@ -197,8 +204,6 @@ def plot_results(results, out_dir: str | Path | None = None, *, factor: str | No
     last checkpoint is plotted (and a second figure against ``epoch`` is drawn).
     Returns the written paths (``out_dir`` defaults to ``<sweep>/figures``).
     """
-    from acthash.sweep import load_results
-
     meta: dict = {}
     if isinstance(results, pd.DataFrame):
         df = results
@@ -207,7 +212,7 @@ def plot_results(results, out_dir: str | Path | None = None, *, factor: str | No
     else:
         path = Path(results)
         df = load_results(path)
-        meta = _sweep_meta(path)
+        meta = load_sweep_meta(path)
         if out_dir is None:
             out_dir = (path if path.is_dir() else path.parent) / "figures"
     if df.empty:
@@ -227,9 +232,7 @@ def plot_results(results, out_dir: str | Path | None = None, *, factor: str | No
     title = f"{name}: encoding properties vs {FACTOR_LABELS.get(factor, factor)}"
     fig = plot_factor(plot_df, factor, hue, title=title)
     paths += save_figure(fig, out_dir / f"{name}_{factor}")
-    plt.close(fig)
     if factor != "epoch" and multi_epoch:
         fig = plot_factor(df, "epoch", hue or factor, title=f"{name}: vs training epoch")
         paths += save_figure(fig, out_dir / f"{name}_epoch")
-        plt.close(fig)
     return paths

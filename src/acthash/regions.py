@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from acthash._run import progress_bar
 from acthash.capture import _FUNCTIONS, _install_name_hooks, _Recorder
 from acthash.errors import InputError, NotPiecewiseLinearError
 
@@ -446,11 +447,7 @@ def regions_between(
     n = a.shape[0]
     ts: list[list[float]] = [[] for _ in range(n)]
     bits: list[list[int]] = [[] for _ in range(n)]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, desc="regions", unit="segment", leave=False)
+    bar = progress_bar(enabled=progress, total=n, desc="regions", unit="segment")
     shape = (-1,) + (1,) * (a.ndim - 1)
     for lo in range(0, n, batch_size):
         idx = torch.arange(lo, min(lo + batch_size, n), device=a.device)
@@ -489,15 +486,13 @@ def regions_between(
             shift = float((t_new - t_next)[keep].max()) if keep.any() else 0.0
             t[rows] = t_new
             active[rows[done]] = False
-            if bar is not None:
-                bar.update(int(done.sum()))
+            bar.update(int(done.sum()))
             steps += 1
             if steps > max_crossings:
                 raise InputError(
                     f"more than {max_crossings} crossings on one segment; raise max_crossings"
                 )
-    if bar is not None:
-        bar.close()
+    bar.close()
     layout = lin.layout
     layers = [[layout.locate(bt)[0] for bt in row] for row in bits]
     return Crossings(

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from acthash._io import atomic_path
-from acthash.errors import MissingFileError
+from acthash.errors import ActhashError, MissingFileError
+from acthash.results import load_results, load_sweep_meta
 
 __all__ = ["build_report", "summary_table"]
 
@@ -78,28 +79,28 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *,
     (the Parquet file holds all of them).
     """
     from acthash.phase import PhaseThresholds, classify, phase_charts
-    from acthash.plots import plot_results
-    from acthash.sweep import load_results
+    from acthash.plots import knn_label, plot_results
 
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise MissingFileError(f"no sweep directory at {sweep_dir}")
+        raise MissingFileError(f"no sweep directory at {sweep_dir}; pass the --out of a sweep")
     df = load_results(sweep_dir)
-    meta = json.loads((sweep_dir / "sweep.json").read_text()) if (
-        sweep_dir / "sweep.json").exists() else {}
-    env = json.loads((sweep_dir / "environment.json").read_text()) if (
-        sweep_dir / "environment.json").exists() else {}
+    meta = load_sweep_meta(sweep_dir)
+    env_path = sweep_dir / "environment.json"
+    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    k = df["k"].dropna().unique() if "k" in df.columns else []
+    knn = knn_label(k[0] if len(k) == 1 else None)
     fig_dir = sweep_dir / "figures"
     if not any(not p.name.startswith("phase_") for p in fig_dir.glob("*.png")):
         plot_results(sweep_dir, fig_dir)
-    thresholds = PhaseThresholds(**meta.get("phase", {}))
+    thresholds = PhaseThresholds.for_results(sweep_dir)
     phase_table = None
     try:
         if not list(fig_dir.glob("phase_*.png")):
             phase_table, _ = phase_charts([sweep_dir], fig_dir, thresholds)
         else:
             phase_table = classify(df, thresholds)
-    except ValueError:
+    except ActhashError:
         phase_table = None  # no size x time / size x sample-size plane in this sweep
     name = meta.get("name", sweep_dir.name)
     parts = [f"<h1>acthash sweep report: {html.escape(name)}</h1>"]
@@ -108,7 +109,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *,
     n_cells = meta.get("n_cells")
     parts.append(f"<p>{df['cell'].nunique() if 'cell' in df else '?'} of {n_cells or '?'} cells "
                  f"finished, {len(df)} result rows (one per cell and checkpoint). Accuracies "
-                 "are fractions; K-Means is Hungarian-matched; K-NN is Hamming 9-NN "
+                 f"are fractions; K-Means is Hungarian-matched; K-NN is Hamming {knn} "
                  "(train: leave-one-out); logistic regression is one-vs-one L2, C=1.</p>")
     parts.append("<h2>Figures</h2>")
     for p in sorted(fig_dir.glob("*.png"), key=lambda p: (p.name.startswith("phase_"), p.name)):

@@ -12,8 +12,8 @@ import copy
 import math
 import random
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from acthash._config import OPTIMIZERS, SCHEDULES, ConfigDict, TrainFields
+from acthash._run import progress_bar
 from acthash.errors import DivergenceError, InputError
 
 __all__ = ["TrainConfig", "TrainResult", "train", "seed_everything", "resolve_device"]
@@ -40,55 +42,20 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 @dataclass
-class TrainConfig:
-    """Optimization settings. Defaults follow the original study where it fixed them
-    (Adam, lr 1e-2, batch 64); ``schedule="step"`` is its x0.1 every 20 epochs."""
+class TrainConfig(TrainFields, ConfigDict):
+    """Optimization settings: the shared :class:`~acthash._config.TrainFields` (defaults follow
+    the original study: Adam, lr 1e-2, batch 64; ``schedule="step"`` is its x0.1 every 20
+    epochs) plus ``gamma`` (the step decay factor) and ``restore_best`` (after early stopping,
+    load the best validation state). ``checkpoints`` empty: no checkpoint callbacks."""
 
-    epochs: int = 20
-    lr: float = 1e-2
-    batch_size: int = 64
-    optimizer: str = "adam"  # "adam", "adamw" or "sgd" (with momentum)
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "none"  # "none", "step" or "cosine"
-    step_size: int = 20
+    _kind = "training config"
+
     gamma: float = 0.1
-    early_stopping: int | None = None  # patience in epochs on validation loss
-    restore_best: bool = False  # after early stopping, load the best validation state
-    checkpoints: Sequence[int] = field(default_factory=tuple)
-    seed: int = 0
-    device: str = "auto"
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["checkpoints"] = list(self.checkpoints)
-        return d
-
-    def validate(self) -> None:
-        """Raise ValueError naming the bad setting."""
-        if self.epochs < 0:
-            raise InputError(f"epochs must be >= 0, got {self.epochs}")
-        if self.batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise InputError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise InputError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.optimizer not in _OPTIMIZERS:
-            raise InputError(f"unknown optimizer {self.optimizer!r}; use one of {_OPTIMIZERS}")
-        if self.schedule not in _SCHEDULES:
-            raise InputError(f"unknown schedule {self.schedule!r}; use one of {_SCHEDULES}")
-        if self.schedule == "step" and self.step_size < 1:
-            raise InputError(f"step_size must be >= 1, got {self.step_size}")
-        if self.early_stopping is not None and self.early_stopping < 1:
-            raise InputError(f"early_stopping patience must be >= 1, got {self.early_stopping}")
-        bad = [c for c in self.checkpoints if not 0 <= c <= self.epochs]
-        if bad:
-            raise InputError(f"checkpoint epochs {bad} are outside 0..{self.epochs}")
+    restore_best: bool = False
 
 
-_OPTIMIZERS = ("adam", "adamw", "sgd")
-_SCHEDULES = ("none", "step", "cosine")
+_OPTIMIZERS = OPTIMIZERS
+_SCHEDULES = SCHEDULES
 
 
 @dataclass
@@ -189,11 +156,8 @@ def train(
     checkpoint(0)
     rows = []
     best, best_state, waited, stopped = math.inf, None, 0, False
-    epochs = range(1, cfg.epochs + 1)
-    if progress:
-        from tqdm.auto import tqdm
-
-        epochs = tqdm(epochs, desc="train", unit="epoch", leave=False)
+    epochs = progress_bar(range(1, cfg.epochs + 1), enabled=progress, desc="train",
+                          unit="epoch")
     n = len(x)
     for epoch in epochs:
         lr = _lr_at(cfg, epoch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 from collections.abc import Callable
 
@@ -24,7 +25,7 @@ def register(name: str):
 
 @register("mlp")
 def _mlp(input_shape, n_classes, width=100, depth=1, widths=None, batchnorm=False,
-         activation="relu", **_):
+         activation="relu"):
     return MLP(math.prod(input_shape), widths if widths else width, n_classes, depth=depth,
                batchnorm=batchnorm, activation=activation)
 
@@ -33,34 +34,56 @@ def list_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def build_model(name: str, input_shape, n_classes: int, **options) -> nn.Module:
-    """A model by registry name, or ``package.module:function`` returning an ``nn.Module``.
-
-    The builder receives ``input_shape`` (per example), ``n_classes`` and the options.
-    """
+def _builder(name: str) -> Callable[..., nn.Module]:
     if ":" in name:
         mod_name, _, attr = name.partition(":")
         try:
-            fn = getattr(importlib.import_module(mod_name), attr)
+            return getattr(importlib.import_module(mod_name), attr)
         except (ImportError, AttributeError) as e:
             raise InputError(
                 f"cannot import model builder {name!r} ({e}); give 'package.module:function' "
                 "on the Python path"
             ) from e
+    if name not in _BUILDERS:
+        raise InputError(f"unknown model {name!r}; choose one of {', '.join(list_models())} "
+                         "or give 'package.module:function'")
+    return _BUILDERS[name]
+
+
+def builder_options(name: str) -> set[str] | None:
+    """The keyword options model ``name``'s builder takes (``None``: any, it has ``**kw``)."""
+    params = inspect.signature(_builder(name)).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.name not in ("input_shape", "n_classes")
+            and p.kind in (inspect.Parameter.KEYWORD_ONLY,
+                           inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+
+
+def build_model(name: str, input_shape, n_classes: int, **options) -> nn.Module:
+    """A model by registry name, or ``package.module:function`` returning an ``nn.Module``.
+
+    The builder receives ``input_shape`` (per example), ``n_classes`` and the options; an
+    option it does not take is an error naming the ones it does.
+    """
+    accepted = builder_options(name)
+    unknown = sorted(set(options) - accepted) if accepted is not None else []
+    if unknown:
+        raise InputError(f"model {name!r} has no option(s) {unknown}; its options: "
+                         f"{', '.join(sorted(accepted)) or 'none'}")
+    fn = _builder(name)
+    if ":" in name:
         model = fn(input_shape=tuple(input_shape), n_classes=n_classes, **options)
         if not isinstance(model, nn.Module):
             raise InputError(f"{name} returned {type(model).__name__}, not an nn.Module")
         return model
-    if name not in _BUILDERS:
-        raise InputError(f"unknown model {name!r}; choose one of {', '.join(list_models())} "
-                         "or give 'package.module:function'")
-    return _BUILDERS[name](tuple(input_shape), n_classes, **options)
+    return fn(tuple(input_shape), n_classes, **options)
 
 
-# ---- convolutional models (image inputs (C, H, W)); MLP-only options are ignored ----------
+# ---- convolutional models (image inputs (C, H, W)) ----------------------------------------
 
 def _vgg_builder(config: str):
-    def build(input_shape, n_classes, width_mult=1.0, activation="relu", **_):
+    def build(input_shape, n_classes, width_mult=1.0, activation="relu"):
         from acthash.models.cnn import VGG
 
         return VGG(input_shape, n_classes, config=config, width_mult=width_mult,
@@ -75,7 +98,7 @@ for _cfg in ("vgg11", "vgg13", "vgg16", "vgg19"):
 
 
 @register("vgg")
-def _vgg(input_shape, n_classes, config="vgg11", width_mult=1.0, activation="relu", **_):
+def _vgg(input_shape, n_classes, config="vgg11", width_mult=1.0, activation="relu"):
     from acthash.models.cnn import VGG
 
     return VGG(input_shape, n_classes, config=config, width_mult=width_mult, batchnorm=True,
@@ -83,7 +106,7 @@ def _vgg(input_shape, n_classes, config="vgg11", width_mult=1.0, activation="rel
 
 
 def _resnet_builder(depth: int):
-    def build(input_shape, n_classes, width_mult=1.0, activation="relu", **_):
+    def build(input_shape, n_classes, width_mult=1.0, activation="relu"):
         from acthash.models.cnn import ResNet
 
         return ResNet(input_shape, n_classes, depth=depth, width_mult=width_mult,
@@ -98,7 +121,7 @@ for _d in (20, 32, 44, 56, 110):
 
 
 @register("resnet")
-def _resnet(input_shape, n_classes, depth=20, width_mult=1.0, activation="relu", **_):
+def _resnet(input_shape, n_classes, depth=20, width_mult=1.0, activation="relu"):
     """CIFAR-style ResNet of ``depth`` = 6n+2 layers (``--depth 20``)."""
     from acthash.models.cnn import ResNet
 

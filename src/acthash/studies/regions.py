@@ -17,51 +17,46 @@ around training vs test points, and how many regions separate pairs of examples.
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from acthash._io import write_json, write_table
-from acthash.errors import InputError
+from acthash._config import ConfigDict, DataFields, ModelFields, TrainFields
+from acthash._run import save_figure, start_run_dir, write_table
+from acthash.errors import ConfigError
 from acthash.regions import region_segment, regions_between
 
 __all__ = ["RegionsConfig", "RegionsResult", "run_regions_study", "directions"]
 
 
 @dataclass
-class RegionsConfig:
-    dataset: str = "digits"
-    model: str = "mlp"  # a models registry name, or package.module:function
-    width: int = 100
-    depth: int = 1
-    batchnorm: bool = False
-    activation: str = "relu"
-    epochs: int = 20
-    lr: float = 1e-2
-    batch_size: int = 64
-    checkpoints: tuple[int, ...] = ()  # default: (0, epochs)
+class RegionsConfig(DataFields, ModelFields, TrainFields, ConfigDict):
+    """Settings of the region study: the shared dataset, model and training blocks, plus
+    ``n_points`` examples per split whose region is measured along ``direction``
+    ("centre": towards the class mean, as in the original; or "random") up to ``t_max`` on
+    each side, and ``n_pairs`` same-/different-class test pairs whose regions are counted.
+    ``checkpoints`` empty: measure at initialization and after the last epoch."""
+
+    _kind = "regions study config"
+
     n_points: int = 200
     direction: str = "centre"  # "centre" or "random"
     t_max: float = 5.0
     n_pairs: int = 100
-    seed: int = 0
     device: str = "cpu"
 
     def epochs_to_measure(self) -> list[int]:
         return sorted(set(self.checkpoints or (0, self.epochs)))
 
     def validate(self) -> None:
+        super().validate()
         if self.direction not in ("centre", "center", "random"):
-            raise InputError(f"direction must be 'centre' or 'random', got {self.direction!r}")
+            raise ConfigError(f"direction must be 'centre' or 'random', got {self.direction!r}")
         if self.n_points < 1 or self.n_pairs < 0 or self.t_max <= 0:
-            raise InputError("n_points must be >= 1, n_pairs >= 0 and t_max > 0")
-        bad = [e for e in self.epochs_to_measure() if not 0 <= e <= self.epochs]
-        if bad:
-            raise InputError(f"checkpoint epochs {bad} are outside 0..{self.epochs}")
+            raise ConfigError("n_points must be >= 1, n_pairs >= 0 and t_max > 0")
 
 
 @dataclass
@@ -122,8 +117,6 @@ def _hist_per_epoch(frame: pd.DataFrame, group_col: str, groups, values, xlabel:
     """One histogram panel per epoch, one series per group; ``values(rows)`` -> numbers."""
     import matplotlib.pyplot as plt
 
-    from acthash.studies.lsh import _save_fig
-
     fig, axes = plt.subplots(1, len(epochs), figsize=(5 * len(epochs), 3.6), squeeze=False)
     for ax, e in zip(axes[0], epochs, strict=True):
         for g in groups:
@@ -133,14 +126,10 @@ def _hist_per_epoch(frame: pd.DataFrame, group_col: str, groups, values, xlabel:
         ax.set_title(f"epoch {e}")
         ax.legend()
     axes[0][0].set_ylabel(ylabel)
-    _save_fig(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot(diam: pd.DataFrame, counts: pd.DataFrame, figs: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     epochs = sorted(diam["epoch"].unique())
     _hist_per_epoch(diam, "split", ("train", "test"),
                     lambda d: np.log10(d["length"].clip(lower=1e-8)),
@@ -157,24 +146,18 @@ def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path |
                       progress: bool = False) -> RegionsResult:
     """Train on ``cfg.dataset`` and measure region diameters and region counts (exact)."""
     from acthash import data as datasets
-    from acthash.experiment import environment_info
     from acthash.models import build_model
-    from acthash.train import TrainConfig, seed_everything, train
+    from acthash.train import seed_everything, train
 
     cfg = cfg or RegionsConfig()
-    cfg.validate()
-    ds = datasets.load(cfg.dataset)
+    ds = datasets.load(cfg.dataset, **cfg.dataset_options)
     run_dir = None
     if write:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(out_dir) if out_dir else Path(runs_root) / f"regions-{cfg.dataset}-s{cfg.seed}-{stamp}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", {"study": "regions", **asdict(cfg),
-                                             "checkpoints": cfg.epochs_to_measure()})
-        write_json(run_dir / "environment.json", environment_info(cfg.seed))
+        run_dir = start_run_dir(
+            out_dir, runs_root, ("regions", cfg.dataset, f"s{cfg.seed}"), seed=cfg.seed,
+            config={"study": "regions", **cfg.to_dict(), "checkpoints": cfg.epochs_to_measure()})
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, ds.input_shape, ds.n_classes, width=cfg.width,
-                        depth=cfg.depth, batchnorm=cfg.batchnorm, activation=cfg.activation)
+    model = build_model(cfg.model, ds.input_shape, ds.n_classes, **cfg.model_kwargs())
     x_tr, y_tr, x_te, y_te = ds.x_train, ds.y_train, ds.x_test, ds.y_test
     centres = torch.stack([x_tr[y_tr == c].mean(0) if (y_tr == c).any() else x_tr.mean(0)
                            for c in range(ds.n_classes)])
@@ -188,8 +171,7 @@ def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path |
     def on_checkpoint(epoch, m):
         snapshots[epoch] = copy.deepcopy(m).cpu().eval()
 
-    tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                       checkpoints=cfg.epochs_to_measure(), seed=cfg.seed, device=cfg.device)
+    tcfg = replace(cfg, checkpoints=cfg.epochs_to_measure()).train_config()
     history = train(model, x_tr, y_tr, tcfg, on_checkpoint=on_checkpoint,
                     progress=progress).history
     diam_rows, count_rows = [], []

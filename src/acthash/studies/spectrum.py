@@ -28,9 +28,8 @@ optimizer) and writes a self-describing run directory with tables and figures.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +39,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from acthash._config import ConfigDict
-from acthash._io import atomic_path, write_json, write_table
-from acthash.errors import DivergenceError, InputError, MissingFileError
+from acthash._run import (
+    atomic_path,
+    progress_bar,
+    save_array,
+    start_run_dir,
+    write_json,
+    write_table,
+)
+from acthash.errors import ConfigError, DivergenceError, InputError, MissingFileError
 from acthash.ntk import ntk
 
 __all__ = ["SpectrumConfig", "SpectrumTrace", "SpectrumStudy", "energy_fraction",
@@ -181,9 +187,9 @@ def track_spectrum(
     if loss == "ce":
         with torch.no_grad():
             n_cls = model(x[:1]).shape[-1]
-        raw = F.one_hot(y, n_cls).double().numpy()
+        raw = F.one_hot(y, n_cls).double().cpu().numpy()
     else:
-        raw = y.detach().double().reshape(len(y), -1).numpy()
+        raw = y.detach().double().reshape(len(y), -1).cpu().numpy()
     target_mean = raw.mean(0, keepdims=True)
     target = raw - target_mean
     y_loss = y.double() if loss == "mse" else y
@@ -205,12 +211,12 @@ def track_spectrum(
         nonlocal g0, g0_norm, n_rec
         model.eval()
         g = ntk(model, x, method=method, chunk_size=chunk_size, dtype=torch.float64,
-                output="per-logit" if kernel == "per-logit" else "auto").numpy()
+                output="per-logit" if kernel == "per-logit" else "auto").cpu().numpy()
         if g.ndim == 3 and len(g) == 1:  # one output: per-logit = scalar kernel
             g = g[0]
         with torch.no_grad():
             out = model(x).double()
-        out = out.reshape(len(x), -1).numpy()
+        out = out.reshape(len(x), -1).cpu().numpy()
         resid = (torch.softmax(torch.from_numpy(out), 1).numpy() - raw
                  if loss == "ce" else out - raw)
         if g0 is None:
@@ -242,11 +248,7 @@ def track_spectrum(
         arrays[f"step_{tag}"] = np.asarray(step)
         n_rec += 1
 
-    it = range(steps + 1)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="spectrum", unit="step", leave=False)
+    it = progress_bar(range(steps + 1), enabled=progress, desc="spectrum", unit="step")
     for step in it:
         if step in rec_set:
             record(step)
@@ -341,6 +343,8 @@ class SpectrumConfig(ConfigDict):
     method: str = "auto"
     seed: int = 0
     compare: list[str] = field(default_factory=list)  # subset of COMPARISONS
+    dataset_options: dict = field(default_factory=dict)  # classification task's loader options
+    device: str = "cpu"  # "auto", "cpu", "cuda", ...
 
     @property
     def is_image(self) -> bool:
@@ -351,7 +355,7 @@ class SpectrumConfig(ConfigDict):
 
     def record_steps(self) -> list[int]:
         if self.n_records < 2:
-            raise InputError(f"n_records must be >= 2 (start and end), got {self.n_records}")
+            raise ConfigError(f"n_records must be >= 2 (start and end), got {self.n_records}")
         s = np.round(np.geomspace(1, self.steps + 1, self.n_records)) - 1
         return sorted({0, self.steps, *[int(v) for v in s]})
 
@@ -362,19 +366,20 @@ class SpectrumConfig(ConfigDict):
         return f"d{self.depth}-{self.optimizer}-{self.schedule}"
 
     def validate(self) -> None:
+        super().validate()
         bad = [c for c in self.compare if c not in COMPARISONS]
         if bad:
-            raise InputError(f"unknown comparison {bad}; choose from {', '.join(COMPARISONS)}")
+            raise ConfigError(f"unknown comparison {bad}; choose from {', '.join(COMPARISONS)}")
         if self.optimizer not in ("gd", "adam"):
-            raise InputError(f"optimizer must be 'gd' or 'adam', got {self.optimizer!r}")
+            raise ConfigError(f"optimizer must be 'gd' or 'adam', got {self.optimizer!r}")
         if self.schedule not in ("constant", "step"):
-            raise InputError(f"schedule must be 'constant' or 'step', got {self.schedule!r}")
+            raise ConfigError(f"schedule must be 'constant' or 'step', got {self.schedule!r}")
         if self.depth < 1 or self.width < 1 or self.steps < 1:
-            raise InputError("depth, width and steps must be positive")
+            raise ConfigError("depth, width and steps must be positive")
         if self.kernel not in ("trace", "per-logit"):
-            raise InputError(f"kernel must be 'trace' or 'per-logit', got {self.kernel!r}")
+            raise ConfigError(f"kernel must be 'trace' or 'per-logit', got {self.kernel!r}")
         if not self.ks or min(self.ks) < 1:
-            raise InputError(f"ks must be positive integers, got {self.ks}")
+            raise ConfigError(f"ks must be positive integers, got {self.ks}")
 
 
 def spectrum_variants(cfg: SpectrumConfig) -> list[SpectrumConfig]:
@@ -410,7 +415,7 @@ def _task_data(cfg: SpectrumConfig):
     from acthash import data as datasets
     from acthash.data.manipulate import subsample
 
-    ds = datasets.load(cfg.task)
+    ds = datasets.load(cfg.task, **cfg.dataset_options)
     n = min(cfg.n_train, len(ds.y_train))
     idx = subsample(ds.y_train, n, balanced=True, seed=cfg.seed)
     x = ds.x_train[idx].reshape(n, -1)
@@ -440,31 +445,30 @@ def run_spectrum_study(cfg: SpectrumConfig | None = None, *, out_dir: str | Path
     arrays/<variant>.npz (eigenvectors, kernel slices, outputs at the first and last record)
     and figures/ (one file per figure and format in ``figure_formats``; empty = none).
     """
-    from acthash.experiment import environment_info
+    from acthash.train import resolve_device
 
     cfg = cfg or SpectrumConfig()
     variants = spectrum_variants(cfg)
     x, y, meta = _task_data(cfg)
+    device = resolve_device(cfg.device)
+    x, y = x.to(device), y.to(device)
     if cfg.resolved_loss() == "mse" and not cfg.is_image:
         y_fit = F.one_hot(y, meta["n_out"]).float()
     else:
         y_fit = y
     run_dir = None
     if write:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(out_dir) if out_dir else Path(runs_root) / (
-            f"spectrum-{cfg.task.replace(':', '_').replace('/', '_')}-s{cfg.seed}-{stamp}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", {
-            "study": "spectrum", **cfg.to_dict(),
-            "variants": [v.label() for v in variants],
-            "record_steps": cfg.record_steps(), "decay_steps": cfg.decay_steps(),
-            "resolved_loss": cfg.resolved_loss()})
-        write_json(run_dir / "environment.json", environment_info(cfg.seed))
+        run_dir = start_run_dir(out_dir, runs_root, ("spectrum", cfg.task, f"s{cfg.seed}"),
+                                seed=cfg.seed, config={
+                                    "study": "spectrum", **cfg.to_dict(),
+                                    "variants": [v.label() for v in variants],
+                                    "record_steps": cfg.record_steps(),
+                                    "decay_steps": cfg.decay_steps(),
+                                    "resolved_loss": cfg.resolved_loss()})
         write_json(run_dir / "task.json", meta)
     recs, eigs, hists, arrays = [], [], [], {}
     for v in variants:
-        model = _build(v, x.shape[1], meta["n_out"])
+        model = _build(v, x.shape[1], meta["n_out"]).to(device)
         trace = track_spectrum(
             model, x, y_fit, steps=v.steps, record_at=v.record_steps(),
             optimizer=v.optimizer, lr=v.lr if v.optimizer == "gd" else v.adam_lr,
@@ -492,13 +496,11 @@ def run_spectrum_study(cfg: SpectrumConfig | None = None, *, out_dir: str | Path
                 with open(tmp, "wb") as fh:
                     np.savez(fh, **arrs)
         if cfg.is_image:
-            with atomic_path(run_dir / "arrays" / "target.npy") as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, y.numpy().reshape(cfg.grid, cfg.grid))
+            save_array(run_dir / "arrays" / "target.npy", y.cpu().numpy().reshape(cfg.grid, cfg.grid))
         if figure_formats:
             from acthash.studies.spectrum_plots import plot_study
 
-            plot_study(study, cfg, run_dir / "figures", target=y,
+            plot_study(study, cfg, run_dir / "figures", target=y.cpu(),
                        formats=tuple(figure_formats))
     return study
 
@@ -512,8 +514,9 @@ def load_spectrum_study(run_dir: str | Path) -> tuple[SpectrumStudy, SpectrumCon
         raise MissingFileError(f"{run_dir} holds no spectrum study (records.parquet missing); "
                                 "give a directory written by `acthash study spectrum`")
     conf = json.loads((run_dir / "config.json").read_text())
-    cfg = SpectrumConfig.from_dict({k: v for k, v in conf.items()
-                                    if k in {f.name for f in fields(SpectrumConfig)}})
+    # the run directory's config.json adds derived keys beside the config's own fields
+    derived = {"study", "variants", "record_steps", "decay_steps", "resolved_loss"}
+    cfg = SpectrumConfig.from_dict({k: v for k, v in conf.items() if k not in derived})
     meta = json.loads((run_dir / "task.json").read_text())
     arrays = {}
     for name in conf["variants"]:

@@ -1,31 +1,26 @@
-"""Figures of the spectrum study (matplotlib, Agg): PNG + SVG in the run's figures/ folder."""
+"""Figures of the spectrum study (matplotlib): PNG + SVG in the run's figures/ folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from acthash._io import atomic_path  # noqa: E402
+from acthash._run import save_figure
 
 __all__ = ["plot_study", "plot_spectra", "plot_energy", "plot_alignment", "plot_eigvec_images",
            "plot_summary"]
 
 
+def _plt():
+    """pyplot, imported on first use (the backend is the caller's choice)."""
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _save(fig, folder: Path, name: str, formats=("png", "svg")) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in formats:
-        p = folder / f"{name}.{ext}"
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight")
-        paths.append(p)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, Path(folder) / name, formats=formats)
 
 
 def _ks(records) -> list[int]:
@@ -37,11 +32,11 @@ def plot_spectra(study):
     """Eigenvalues λ_i vs index i (log-log), one panel per variant, colour = training step."""
     ev = study.eigenvalues
     names = list(dict.fromkeys(ev["variant"]))
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.4), squeeze=False)
+    fig, axes = _plt().subplots(1, len(names), figsize=(4 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         d = ev[ev["variant"] == name]
         steps = sorted(d["step"].unique())
-        cmap = plt.get_cmap("viridis")
+        cmap = _plt().get_cmap("viridis")
         for i, s in enumerate(steps):
             e = d[d["step"] == s]
             ax.loglog(e["index"], np.clip(e["eigenvalue"], 1e-12, None),
@@ -61,9 +56,9 @@ def plot_energy(study):
     r = study.records
     names = list(dict.fromkeys(r["variant"]))
     ks = _ks(r)
-    fig, axes = plt.subplots(len(names), 3, figsize=(11, 2.6 * len(names)), squeeze=False,
+    fig, axes = _plt().subplots(len(names), 3, figsize=(11, 2.6 * len(names)), squeeze=False,
                              sharey=True)
-    cmap = plt.get_cmap("plasma")
+    cmap = _plt().get_cmap("plasma")
     for row, name in zip(axes, names, strict=True):
         d = r[r["variant"] == name]
         for ax, what in zip(row, ("target", "output", "residual"), strict=True):
@@ -83,7 +78,7 @@ def plot_energy(study):
 def plot_alignment(study):
     """Kernel-target alignment, relative kernel change and loss over training."""
     r = study.records
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    fig, axes = _plt().subplots(1, 3, figsize=(12, 3.3))
     for name, d in r.groupby("variant", sort=False):
         axes[0].plot(d["step"] + 1, d["alignment"], marker=".", label=name)
         axes[1].plot(d["step"] + 1, d["rel_frob"], marker=".", label=name)
@@ -105,7 +100,7 @@ def plot_eigvec_images(study, variant: str, grid: int, target=None, slice_index=
     n_vec = arr["vectors_first"].shape[1]
     n_sl = len(slice_index)
     cols = 1 + n_vec + n_sl
-    fig, axes = plt.subplots(2, cols, figsize=(1.7 * cols, 4.4), squeeze=False)
+    fig, axes = _plt().subplots(2, cols, figsize=(1.7 * cols, 4.4), squeeze=False)
     for r, tag in enumerate(("first", "last")):
         ax = axes[r, 0]
         if tag == "first" and target is not None:
@@ -140,11 +135,11 @@ def plot_summary(study, grid: int | None = None, target=None, k_show=(16, 64)):
     names = list(dict.fromkeys(r["variant"]))
     ks = [k for k in k_show if k in _ks(r)] or _ks(r)[:3]
     image = grid is not None and "vectors_first" in study.arrays[names[0]]
-    fig = plt.figure(figsize=(15.5, 7.2 if image else 3.6))
+    fig = _plt().figure(figsize=(15.5, 7.2 if image else 3.6))
     gs = fig.add_gridspec(2 if image else 1, 5)
     ax0 = fig.add_subplot(gs[0, 0:2])
     styles = ["-", "--", ":", "-."]
-    cmap = plt.get_cmap("tab10")
+    cmap = _plt().get_cmap("tab10")
     for i, name in enumerate(names):
         d = r[r["variant"] == name]
         for j, k in enumerate(ks):
