@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from acthash.cli import app
+from acthash.errors import EXIT_USER_ERROR
 from acthash.studies.binary import BinaryStudyConfig, run_binary_study
 
 SMALL = dict(epochs=3, checkpoints=[0, 3], backbone_options={"width": 16, "depth": 1},
@@ -69,4 +70,4 @@ def test_cli_study_binary(tmp_path):
     assert not (out / "metrics_over_epochs.png").exists()
     bad = CliRunner().invoke(app, ["study", "binary", "--variants", "nope", "--out",
                                    str(tmp_path / "x")])
-    assert bad.exit_code == 2 and "unknown variants" in bad.output
+    assert bad.exit_code == EXIT_USER_ERROR and "unknown variants" in bad.output

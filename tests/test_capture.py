@@ -225,7 +225,7 @@ def test_bad_inputs_give_clear_errors():
         neural_codes(model, x)
     with pytest.raises(ValueError, match="empty"):
         neural_codes(model, torch.empty(0, 3))
-    with pytest.raises(ValueError, match="labels have length 3 but there are 10 codes"):
+    with pytest.raises(ValueError, match="labels have length 3 but there are 10 examples"):
         neural_codes(model, torch.randn(10, 3), labels=[0, 1, 2])
     with pytest.raises(InputError, match="nn.Module"):
         neural_codes(lambda t: t, x)

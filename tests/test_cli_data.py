@@ -5,6 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from acthash.cli import app
+from acthash.errors import EXIT_USER_ERROR
 
 runner = CliRunner()
 
@@ -23,13 +24,13 @@ def test_data_list_shows_availability_and_how_to_get(tmp_path, monkeypatch):
 
 def test_run_unknown_dataset_and_missing_dir_fail_clearly(tmp_path):
     res = runner.invoke(app, ["run", "--dataset", "imagenet", "--epochs", "1", "--no-progress"])
-    assert res.exit_code == 2 and "unknown dataset 'imagenet'" in res.output
+    assert res.exit_code == EXIT_USER_ERROR and "unknown dataset 'imagenet'" in res.output
     res = runner.invoke(app, ["run", "--dataset", "mnist", "--data-dir", str(tmp_path / "no"),
                               "--epochs", "1", "--no-progress"])
-    assert res.exit_code == 2 and "does not exist" in res.output
+    assert res.exit_code == EXIT_USER_ERROR and "does not exist" in res.output
     res = runner.invoke(app, ["run", "--dataset", "digits", "--data-dir", str(tmp_path),
                               "--epochs", "1", "--no-progress"])
-    assert res.exit_code == 2 and "drop --data-dir" in res.output
+    assert res.exit_code == EXIT_USER_ERROR and "drop --data-dir" in res.output
     res = runner.invoke(app, ["run", "-O", "oops", "--no-progress"])
     assert res.exit_code != 0 and "KEY=VALUE" in res.output
 

@@ -87,7 +87,7 @@ def test_select_layers_and_subsets():
 
 
 def test_labels_are_validated():
-    with pytest.raises(ValueError, match="labels have length 1 but there are 2 codes"):
+    with pytest.raises(ValueError, match="labels have length 1 but there are 2 examples"):
         NeuralCodes.from_bits(np.zeros((2, 3)), labels=[1])
     with pytest.raises(ValueError, match="integers"):
         NeuralCodes.from_bits(np.zeros((2, 3)), labels=["a", "b"])

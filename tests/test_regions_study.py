@@ -2,6 +2,7 @@ import pytest
 from typer.testing import CliRunner
 
 from acthash.cli import app
+from acthash.errors import EXIT_USER_ERROR
 from acthash.studies.regions import RegionsConfig, run_regions_study
 
 
@@ -27,15 +28,15 @@ def test_regions_rejects_unknown_direction():
 @pytest.mark.slow
 def test_cli_regions_and_study_lsh(tmp_path):
     runner = CliRunner()
-    r = runner.invoke(app, ["regions", "--width", "8", "--epochs", "1", "--points", "5",
-                            "--pairs", "3", "--out", str(tmp_path / "reg"), "--no-progress"])
+    r = runner.invoke(app, ["study", "regions", "--width", "8", "--epochs", "1", "--n-points", "5",
+                            "--n-pairs", "3", "--out", str(tmp_path / "reg"), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "diameter" in r.output and (tmp_path / "reg" / "summary.csv").exists()
-    r = runner.invoke(app, ["study", "lsh", "--classes", "4", "--per-class", "10",
-                            "--input-dim", "8", "--width", "8", "--epochs", "1", "--pairs", "10",
-                            "--distances", "0,2", "--unseen", "2", "--repeats", "1",
-                            "--real", "", "--out", str(tmp_path / "lsh"), "--no-progress"])
+    r = runner.invoke(app, ["study", "lsh", "--n-classes", "4", "--per-class", "10",
+                            "--input-dim", "8", "--width", "8", "--epochs", "1", "--n-pairs", "10",
+                            "--distances", "0,2", "--n-unseen", "2", "--repeats", "1",
+                            "--real-dataset", "", "--out", str(tmp_path / "lsh"), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "one-shot accuracy on unseen manifolds" in r.output and (tmp_path / "lsh" / "lsh_curve.csv").exists()
-    bad = runner.invoke(app, ["regions", "--direction", "sideways", "--no-progress"])
-    assert bad.exit_code == 2 and "direction" in bad.output
+    bad = runner.invoke(app, ["study", "regions", "--direction", "sideways", "--no-progress"])
+    assert bad.exit_code == EXIT_USER_ERROR and "direction" in bad.output

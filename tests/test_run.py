@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 import acthash
 from acthash import CorruptFileError, NeuralCodes
 from acthash.cli import app
+from acthash.errors import EXIT_USER_ERROR
 from acthash.experiment import RunConfig, load_checkpoint, run_experiment
 from acthash.models import MLP
 
@@ -81,7 +82,7 @@ def test_python_api_mirrors_cli(tmp_path):
 
 def test_unknown_dataset_is_a_clear_cli_error(tmp_path):
     result = CliRunner().invoke(app, ["run", "--dataset", "nope", "--out", str(tmp_path)])
-    assert result.exit_code == 2
+    assert result.exit_code == EXIT_USER_ERROR
     assert "unknown dataset 'nope'" in result.output and "digits" in result.output
 
 

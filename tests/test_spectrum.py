@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from acthash.errors import EXIT_USER_ERROR
 from acthash.studies.spectrum import (
     SpectrumConfig,
     eig_desc,
@@ -137,9 +138,9 @@ def test_cli_spectrum_rejects_bad_options(tmp_path):
 
     res = CliRunner().invoke(app, ["study", "spectrum", "--compare", "width",
                                    "--out", str(tmp_path / "x")])
-    assert res.exit_code == 2 and "unknown comparison" in res.output
+    assert res.exit_code == EXIT_USER_ERROR and "unknown comparison" in res.output
     res = CliRunner().invoke(app, ["study", "spectrum", "--optimizer", "lbfgs"])
-    assert res.exit_code == 2 and "optimizer" in res.output
+    assert res.exit_code == EXIT_USER_ERROR and "optimizer" in res.output
 
 
 @pytest.mark.slow
@@ -150,7 +151,7 @@ def test_cli_spectrum_small_run(tmp_path):
 
     res = CliRunner().invoke(app, ["study", "spectrum", "--task", "digits", "--n-train", "30",
                                    "--depth", "1", "--width", "8", "--steps", "3",
-                                   "--records", "2", "--ks", "1,5", "--no-progress",
+                                   "--n-records", "2", "--ks", "1,5", "--no-progress",
                                    "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert "run directory" in res.output and "neural spectrum alignment" in res.output

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from acthash.errors import EXIT_USER_ERROR
 from acthash.experiment import RunConfig
 from acthash.sweep import (
     PRESETS,
@@ -269,7 +270,7 @@ def test_cli_sweep_dry_run_and_errors(tmp_path):
     r = runner.invoke(app, ["sweep", str(cfg), "--preset", "model-size"])
     assert r.exit_code == 2 and "either" in r.output
     r = runner.invoke(app, ["sweep", "--preset", "nope"])
-    assert r.exit_code == 2 and "model-size" in r.output
+    assert r.exit_code == EXIT_USER_ERROR and "model-size" in r.output
 
 
 def test_example_sweep_file_parses():

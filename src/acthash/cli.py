@@ -1,17 +1,47 @@
-"""The ``acthash`` command line (Typer). Each command mirrors a Python function."""
+"""The ``acthash`` command line (Typer). Each command mirrors a Python function.
+
+Conventions, the same for every command:
+
+- an option is named after the config field it sets (``--n-points`` sets ``n_points``);
+  a test checks every command's options against its config's fields;
+- wherever a dataset is used: ``--dataset``, ``--data-dir`` and ``-O KEY=VALUE`` (dataset
+  options); wherever a model is trained or built: the model options and ``--device``;
+- lists are comma-separated (``--checkpoints 0,1,5``; ``--seeds 0,1,2``);
+- companion studies live under ``acthash study``;
+- a user error (bad input, missing file, ...) prints one ``error:`` line and exits with
+  status 3 (:data:`acthash.errors.EXIT_USER_ERROR`); a usage error exits with 2.
+
+The CLI draws figures with matplotlib's Agg backend (the library never chooses one).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
-from acthash.errors import InputError
+from acthash.errors import EXIT_USER_ERROR, ActhashError, ConfigError
+
+
+class _ErrorBoundary(TyperGroup):
+    """The one place user errors are turned into a message and an exit status."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ActhashError as e:
+            message = " ".join(str(e).split())
+            err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+            ctx.exit(EXIT_USER_ERROR)
+
 
 app = typer.Typer(
     name="acthash",
+    cls=_ErrorBoundary,
     help="A trained neural network as a hash encoder: neural codes and their encoding properties.",
     no_args_is_help=True,
     add_completion=False,
@@ -19,12 +49,24 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Datasets: list what is available and how to get the rest.",
                        no_args_is_help=True)
-study_app = typer.Typer(help="Companion studies (LSH, neural spectrum, latent binary encoding).",
-                        no_args_is_help=True)
+study_app = typer.Typer(help="Companion studies: linear regions, LSH, neural spectrum, latent "
+                        "binary encoding.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(study_app, name="study")
 
 console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _main() -> None:
+    """A trained neural network as a hash encoder: neural codes and their encoding properties."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # the CLI writes files; it never opens a window
+
+
+# ---------------------------------------------------------------------------- parsing
 
 
 def _parse_ints(text: str | None) -> list[int]:
@@ -34,6 +76,23 @@ def _parse_ints(text: str | None) -> list[int]:
         return [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
         raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _parse_floats(text: str | None) -> list[float]:
+    if not text:
+        return []
+    try:
+        return [float(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _parse_names(text: str | None) -> list[str]:
+    return [t for t in (text or "").replace(" ", "").split(",") if t]
+
+
+def _csv(values) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
 def parse_key_values(items: list[str]) -> dict:
@@ -49,6 +108,78 @@ def parse_key_values(items: list[str]) -> dict:
     return out
 
 
+def _dataset_options(data_dir: Path | None, items: list[str], **extra) -> dict:
+    opts = parse_key_values(items)
+    if data_dir:
+        opts["root"] = str(data_dir)
+    opts.update({k: v for k, v in extra.items() if v is not None})
+    return opts
+
+
+def _model_options(width_mult: float | None, items: list[str]) -> dict:
+    opts = parse_key_values(items)
+    if width_mult is not None:
+        opts["width_mult"] = width_mult
+    return opts
+
+
+#: options that steer the command rather than set a config field
+CLI_ONLY = {"data_dir", "dataset_option", "model_option", "width_mult", "label_column", "out",
+            "runs_root", "progress"}
+
+
+def _config(cls, params: dict, **derived):
+    """``cls`` from the command's parameters that are its fields (plus ``derived`` ones)."""
+    names = cls.field_names()
+    unknown = sorted(set(params) - names - CLI_ONLY - set(derived))
+    if unknown:  # a programming error: an option that maps to no field
+        raise ConfigError(f"options {unknown} are not fields of {cls.__name__}")
+    values = {k: v for k, v in params.items() if k in names}
+    values.update(derived)
+    return cls(**values)
+
+
+# ---------------------------------------------------------------------------- shared options
+# Defaults come from the config blocks, so the CLI, the Python API and YAML cannot drift.
+
+Dataset = Annotated[str, typer.Option(help="Dataset name (see `acthash data list`).")]
+DataDir = Annotated[Path | None, typer.Option(
+    help="Directory holding the dataset's files (sets the dataset option root).")]
+DatasetOption = Annotated[list[str], typer.Option(
+    "--dataset-option", "-O",
+    help="Dataset option KEY=VALUE, repeatable (e.g. -O n_test=2000 -O normalize=standardize).")]
+Model = Annotated[str, typer.Option(help="Model name (mlp, vgg11, resnet20, ...), or "
+                                    "package.module:function.")]
+Width = Annotated[int, typer.Option(help="Hidden units per layer (MLP).")]
+Depth = Annotated[int, typer.Option(help="Hidden layers (MLP) or depth (resnet).")]
+Batchnorm = Annotated[bool, typer.Option(help="BatchNorm after each hidden Linear (MLP).")]
+Activation = Annotated[str, typer.Option(
+    help="relu, leaky_relu, prelu, rrelu, relu6 or hardtanh.")]
+WidthMult = Annotated[float | None, typer.Option(
+    help="Channel multiplier of vgg*/resnet* models (1.0 = the standard widths).")]
+ModelOption = Annotated[list[str], typer.Option(
+    "--model-option", "-M", help="Model option KEY=VALUE, repeatable (e.g. -M width_mult=0.5).")]
+Epochs = Annotated[int, typer.Option(help="Training epochs.")]
+Lr = Annotated[float, typer.Option(help="Learning rate.")]
+BatchSize = Annotated[int, typer.Option(help="Mini-batch size.")]
+Optimizer = Annotated[str, typer.Option(help="adam, adamw or sgd (with --momentum).")]
+Momentum = Annotated[float, typer.Option(help="SGD momentum.")]
+WeightDecay = Annotated[float, typer.Option(help="L2 weight decay.")]
+Schedule = Annotated[str, typer.Option(
+    help="none, step (x0.1 every --step-size epochs) or cosine.")]
+StepSize = Annotated[int, typer.Option(help="Epochs between the step schedule's decays.")]
+EarlyStopping = Annotated[int | None, typer.Option(
+    help="Patience (epochs) on the validation loss.")]
+Checkpoints = Annotated[str, typer.Option(
+    help="Epochs to measure at, comma-separated, e.g. 0,1,3,10 (0 = initialization).")]
+Seed = Annotated[int, typer.Option(help="Random seed.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")]
+Out = Annotated[Path | None, typer.Option(help="Output directory (default: a new one under "
+                                          "--runs-root).")]
+RunsRoot = Annotated[Path, typer.Option(help="Where new run directories go.")]
+Progress = Annotated[bool, typer.Option(help="Show progress bars.")]
+
+
 def _fmt(v) -> str:
     if v is None:
         return "-"
@@ -57,25 +188,26 @@ def _fmt(v) -> str:
     return str(v)
 
 
-_PROPERTY_ROWS = [
-    ("redundancy", "redundancy ratio"),
-    ("kmeans", "K-Means acc. (Hungarian)"),
-    ("kmeans_purity", "K-Means acc. (purity)"),
-    ("knn", "9-NN acc. (train: LOO)"),
-    ("logreg", "logistic regression acc."),
-    ("net_acc", "network accuracy"),
-    ("net_loss", "network loss"),
-]
+def _run_dir_line(path) -> None:
+    console.print(f"run directory: [bold]{path}[/]")
 
 
-def print_metrics(metrics) -> None:
+
+# ---------------------------------------------------------------------------- run, layers, data
+
+
+def print_metrics(metrics, k: int | None = None) -> None:
     """Rich table: one row per property and split, one column per checkpoint epoch."""
+    from acthash.properties import property_rows
+
+    if k is None and "k" in metrics.columns:
+        k = int(metrics["k"].iloc[0])
     table = Table(title="encoding properties", show_lines=False)
     table.add_column("property")
     table.add_column("split")
     for epoch in metrics["epoch"]:
         table.add_column(f"epoch {epoch}", justify="right")
-    for key, label in _PROPERTY_ROWS:
+    for key, label in property_rows(k):
         for split in ("train", "test"):
             col = f"{key}_{split}"
             if col in metrics.columns:
@@ -84,102 +216,104 @@ def print_metrics(metrics) -> None:
     console.print(table)
 
 
-def _fail(e: Exception) -> None:
-    console.print(f"[bold red]error:[/] {e}")
-    raise typer.Exit(code=2)
+from acthash.experiment import RunConfig  # noqa: E402  (defaults of `acthash run`)
+
+_RUN = RunConfig()
 
 
 @app.command()
 def run(
-    dataset: str = typer.Option("digits", help="Dataset name (see `acthash data list`)."),
-    data_dir: Path | None = typer.Option(
-        None, help="Directory holding the dataset's files (mnist, fashion-mnist, cifar10, svhn)."),
-    label_column: str | None = typer.Option(None, help="Label column of a csv:PATH dataset."),
-    data_option: list[str] = typer.Option(
-        [], "--data-option", "-O",
-        help="Dataset option KEY=VALUE, repeatable (e.g. -O n_test=2000 -O normalize=standardize)."),
-    model: str = typer.Option("mlp", help="Model name, or package.module:function."),
-    width: int = typer.Option(100, help="Hidden units per layer (MLP)."),
-    width_mult: float | None = typer.Option(
-        None, help="Channel multiplier of vgg*/resnet* models (1.0 = the standard widths)."),
-    depth: int = typer.Option(1, help="Hidden layers (MLP) or depth (ResNet)."),
-    batchnorm: bool = typer.Option(False, help="BatchNorm after each hidden Linear."),
-    activation: str = typer.Option("relu", help="relu, leaky_relu, prelu, rrelu, relu6, hardtanh."),
-    epochs: int = typer.Option(20, help="Training epochs."),
-    lr: float = typer.Option(1e-2, help="Learning rate."),
-    batch_size: int = typer.Option(64, help="Mini-batch size."),
-    optimizer: str = typer.Option("adam", help="adam or sgd (momentum 0.9)."),
-    weight_decay: float = typer.Option(0.0, help="L2 weight decay."),
-    schedule: str = typer.Option("none", help="none, step (x0.1 every --step-size epochs) or cosine."),
-    step_size: int = typer.Option(20, help="Epochs between x0.1 steps of the step schedule."),
-    checkpoints: str = typer.Option("", help="Epochs to measure at, e.g. 0,1,3,10 (0 = init)."),
-    sample_size: int | None = typer.Option(None, help="Train on the first N examples."),
-    balanced: bool = typer.Option(False, help="Class-balanced random sample instead of first N."),
-    label_noise: float = typer.Option(0.0, help="Fraction of training labels made wrong."),
-    random_labels: bool = typer.Option(False, help="Replace all training labels at random."),
-    val_split: float = typer.Option(0.0, help="Hold out this fraction for validation (0.2 = paper)."),
-    early_stopping: int | None = typer.Option(None, help="Patience (epochs) on validation loss."),
-    seed: int = typer.Option(0, help="Random seed (init, shuffles, manipulations, K-Means)."),
-    k: int = typer.Option(9, help="Neighbours for Hamming k-NN."),
-    layers: str | None = typer.Option(None, help="Regular expression selecting layers."),
-    drop_constant: bool = typer.Option(False, help="Drop units constant over the training set."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
-    out: Path | None = typer.Option(None, help="Run directory (default: a new one under runs/)."),
-    runs_root: Path = typer.Option(Path("runs"), help="Where new run directories go."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
+    dataset: Dataset = _RUN.dataset,
+    data_dir: DataDir = None,
+    dataset_option: DatasetOption = [],  # noqa: B006 - typer reads the default
+    label_column: Annotated[str | None, typer.Option(
+        help="Label column of a csv:PATH dataset (sets the dataset option label).")] = None,
+    model: Model = _RUN.model,
+    width: Width = _RUN.width,
+    depth: Depth = _RUN.depth,
+    batchnorm: Batchnorm = _RUN.batchnorm,
+    activation: Activation = _RUN.activation,
+    width_mult: WidthMult = None,
+    model_option: ModelOption = [],  # noqa: B006
+    epochs: Epochs = _RUN.epochs,
+    lr: Lr = _RUN.lr,
+    batch_size: BatchSize = _RUN.batch_size,
+    optimizer: Optimizer = _RUN.optimizer,
+    momentum: Momentum = _RUN.momentum,
+    weight_decay: WeightDecay = _RUN.weight_decay,
+    schedule: Schedule = _RUN.schedule,
+    step_size: StepSize = _RUN.step_size,
+    early_stopping: EarlyStopping = _RUN.early_stopping,
+    checkpoints: Checkpoints = "",
+    sample_size: Annotated[int | None, typer.Option(
+        help="Train on the first N examples (see --balanced).")] = _RUN.sample_size,
+    balanced: Annotated[bool, typer.Option(
+        help="Class-balanced random sample instead of the first N.")] = _RUN.balanced,
+    label_noise: Annotated[float, typer.Option(
+        help="Fraction of training labels moved to another class.")] = _RUN.label_noise,
+    random_labels: Annotated[bool, typer.Option(
+        help="Replace all training labels at random.")] = _RUN.random_labels,
+    val_split: Annotated[float, typer.Option(
+        help="Hold out this fraction for validation (0.2 = the paper).")] = _RUN.val_split,
+    seed: Seed = _RUN.seed,
+    k: Annotated[int, typer.Option(help="Neighbours of the Hamming k-NN.")] = _RUN.k,
+    layers: Annotated[str | None, typer.Option(
+        help="Regular expression selecting the captured layers.")] = _RUN.layers,
+    drop_constant: Annotated[bool, typer.Option(
+        help="Drop units constant over the training set.")] = _RUN.drop_constant,
+    kmeans_n_init: Annotated[int, typer.Option(
+        help="K-Means restarts (k-means++ seeding).")] = _RUN.kmeans_n_init,
+    logreg_strategy: Annotated[str, typer.Option(
+        help="Logistic regression: ovo (the original), ovr or multinomial.")] = (
+            _RUN.logreg_strategy),
+    save_codes: Annotated[bool, typer.Option(
+        help="Store the packed codes of every checkpoint in the run directory.")] = (
+            _RUN.save_codes),
+    device: Device = _RUN.device,
+    out: Out = None,
+    runs_root: RunsRoot = Path("runs"),
+    progress: Progress = True,
 ) -> None:
     """Train a model, capture its neural codes and print their encoding properties."""
-    from acthash.experiment import RunConfig, run_experiment
+    params = dict(locals())
+    from acthash.experiment import run_experiment
 
-    try:
-        dataset_options = parse_key_values(data_option)
-        if data_dir:
-            dataset_options["root"] = str(data_dir)
-        if label_column:
-            dataset_options["label"] = label_column
-        cfg = RunConfig(
-            dataset=dataset,
-            dataset_options=dataset_options,
-            model_options={"width_mult": width_mult} if width_mult is not None else {},
-            step_size=step_size,
-            model=model, width=width, depth=depth, batchnorm=batchnorm, activation=activation,
-            epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
-            weight_decay=weight_decay, schedule=schedule, checkpoints=_parse_ints(checkpoints),
-            sample_size=sample_size, balanced=balanced, label_noise=label_noise,
-            random_labels=random_labels, val_split=val_split, early_stopping=early_stopping,
-            seed=seed, k=k, layers=layers, drop_constant=drop_constant, device=device,
-        )
-        result = run_experiment(cfg, out_dir=out, runs_root=runs_root, progress=progress)
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        _fail(e)
-    print_metrics(result.metrics)
-    console.print(f"run directory: [bold]{result.run_dir}[/]")
+    cfg = _config(RunConfig, params,
+                  dataset_options=_dataset_options(data_dir, dataset_option, label=label_column),
+                  model_options=_model_options(width_mult, model_option),
+                  checkpoints=_parse_ints(checkpoints))
+    result = run_experiment(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    print_metrics(result.metrics, k=cfg.k)
+    _run_dir_line(result.run_dir)
 
 
 @app.command()
 def layers(
-    dataset: str = typer.Option("digits", help="Dataset whose input shape to use."),
-    data_dir: Path | None = typer.Option(None, help="Directory holding the dataset's files."),
-    model: str = typer.Option("mlp", help="Model name, or package.module:function."),
-    width: int = typer.Option(100),
-    width_mult: float | None = typer.Option(None, help="Channel multiplier (vgg*/resnet*)."),
-    depth: int = typer.Option(1),
-    batchnorm: bool = typer.Option(False),
-    activation: str = typer.Option("relu"),
+    dataset: Dataset = _RUN.dataset,
+    data_dir: DataDir = None,
+    dataset_option: DatasetOption = [],  # noqa: B006
+    model: Model = _RUN.model,
+    width: Width = _RUN.width,
+    depth: Depth = _RUN.depth,
+    batchnorm: Batchnorm = _RUN.batchnorm,
+    activation: Activation = _RUN.activation,
+    width_mult: WidthMult = None,
+    model_option: ModelOption = [],  # noqa: B006
+    device: Device = "cpu",
 ) -> None:
     """List the ReLU-like layers a model's code is made of (names, shapes, bit spans)."""
+    params = dict(locals())
     from acthash import data as datasets
     from acthash.capture import list_layers
     from acthash.models import build_model
+    from acthash.train import resolve_device
 
-    try:
-        ds = datasets.load(dataset, **({"root": str(data_dir)} if data_dir else {}))
-        extra = {"width_mult": width_mult} if width_mult is not None else {}
-        m = build_model(model, ds.input_shape, ds.n_classes, width=width, depth=depth,
-                        batchnorm=batchnorm, activation=activation, **extra)
-        console.print(list_layers(m, ds.x_train[:2]).to_string(index=False))
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        _fail(e)
+    cfg = _config(RunConfig, params, dataset_options=_dataset_options(data_dir, dataset_option),
+                  model_options=_model_options(width_mult, model_option))
+    ds = datasets.load(cfg.dataset, **cfg.dataset_options)
+    m = build_model(cfg.model, ds.input_shape, ds.n_classes, **cfg.model_kwargs())
+    m = m.to(resolve_device(cfg.device))
+    console.print(list_layers(m, ds.x_train[:2]).to_string(index=False))
 
 
 @data_app.command("list")
@@ -196,236 +330,131 @@ def data_list() -> None:
     console.print(table)
 
 
-@app.command()
-def regions(
-    dataset: str = typer.Option("digits", help="Dataset name (see `acthash data list`)."),
-    model: str = typer.Option("mlp", help="Model name, or package.module:function."),
-    width: int = typer.Option(100, help="Hidden units per layer of the MLP."),
-    depth: int = typer.Option(1, help="Hidden layers."),
-    batchnorm: bool = typer.Option(False, help="BatchNorm after each hidden Linear."),
-    activation: str = typer.Option("relu", help="relu, leaky_relu, prelu, relu6, hardtanh."),
-    epochs: int = typer.Option(20, help="Training epochs."),
-    lr: float = typer.Option(1e-2, help="Learning rate (Adam)."),
-    checkpoints: str = typer.Option("", help="Epochs to measure at (default: 0 and last)."),
-    points: int = typer.Option(200, help="Train and test points whose regions are measured."),
-    direction: str = typer.Option("centre", help="centre (towards the class mean) or random."),
-    t_max: float = typer.Option(5.0, help="Walk at most this far on each side (original: 5)."),
-    pairs: int = typer.Option(100, help="Same-class and different-class test pairs."),
-    seed: int = typer.Option(0, help="Random seed."),
-    out: Path | None = typer.Option(None, help="Run directory (default: a new one under runs/)."),
-    runs_root: Path = typer.Option(Path("runs"), help="Where new run directories go."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-) -> None:
-    """Exact linear-region diameters around train vs test points and region counts between
-    same-class vs different-class pairs (with histograms)."""
-    from acthash.studies.regions import RegionsConfig, run_regions_study
-
-    try:
-        cfg = RegionsConfig(dataset=dataset, model=model, width=width, depth=depth,
-                            batchnorm=batchnorm,
-                            activation=activation, epochs=epochs, lr=lr,
-                            checkpoints=tuple(_parse_ints(checkpoints)), n_points=points,
-                            direction=direction, t_max=t_max, n_pairs=pairs, seed=seed)
-        result = run_regions_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        _fail(e)
-    table = Table(title="linear regions (exact)")
-    for col in ("epoch", "measure", "group", "mean", "median", "std", "n"):
-        table.add_column(col, justify="right" if col in ("mean", "median", "std", "n") else "left")
-    for r in result.summary.itertuples():
-        table.add_row(str(r.epoch), r.measure, r.group, _fmt(float(r.mean)),
-                      _fmt(float(r.median)), _fmt(float(r.std)), str(r.n))
-    console.print(table)
-    console.print(f"run directory: [bold]{result.run_dir}[/]")
-
-
-def _parse_floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(t) for t in text.replace(" ", "").split(",") if t)
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
-
-
-@study_app.command("lsh")
-def study_lsh(
-    classes: int = typer.Option(100, help="Training manifolds (classes)."),
-    per_class: int = typer.Option(100, help="Training examples per manifold."),
-    input_dim: int = typer.Option(64, help="Input dimension of x = G(gamma, theta)."),
-    gamma_dim: int = typer.Option(8, help="Dimension of the manifold identifier gamma."),
-    theta_dim: int = typer.Option(4, help="Dimension of the transformation parameter theta."),
-    theta_range: float = typer.Option(2.0, help="theta is uniform on [-range, range]."),
-    generator: str = typer.Option("relu", help="relu (piecewise linear G) or smooth (tanh)."),
-    width: int = typer.Option(256, help="Hidden units per layer of the classifier."),
-    depth: int = typer.Option(2, help="Hidden layers of the classifier."),
-    epochs: int = typer.Option(20, help="Training epochs (manifolds)."),
-    lr: float = typer.Option(1e-3, help="Learning rate (Adam)."),
-    distances: str = typer.Option("0,0.25,0.5,1,2,3,4,6", help="gamma distances of the LSH curve."),
-    pairs: int = typer.Option(400, help="Pairs per distance."),
-    srp_bits: str = typer.Option("4,8,16,32", help="Bit lengths of the SRP hashes."),
-    unseen: str = typer.Option("2,5,10,20,50", help="Numbers of unseen classes (one-shot)."),
-    queries: int = typer.Option(20, help="Query examples per unseen class."),
-    repeats: int = typer.Option(10, help="Draws per number of unseen classes."),
-    real: str = typer.Option("digits", help="Real dataset for held-out-class one-shot ('' = skip)."),
-    real_epochs: int = typer.Option(20, help="Training epochs on the real dataset."),
-    real_max_train: int | None = typer.Option(None, help="Cap the real training set size."),
-    seed: int = typer.Option(0, help="Random seed."),
-    out: Path | None = typer.Option(None, help="Run directory (default: a new one under runs/)."),
-    runs_root: Path = typer.Option(Path("runs"), help="Where new run directories go."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-) -> None:
-    """LSH study: collision curves vs gamma distance, per-layer invariance, and one-shot
-    learning of unseen classes (raw vs untrained vs trained representation vs code)."""
-    from acthash.studies.lsh import REPRESENTATIONS, LSHConfig, run_lsh_study
-
-    try:
-        cfg = LSHConfig(n_classes=classes, per_class=per_class, input_dim=input_dim,
-                        gamma_dim=gamma_dim, theta_dim=theta_dim, theta_range=theta_range,
-                        generator=generator, width=width, depth=depth, epochs=epochs, lr=lr,
-                        distances=_parse_floats(distances), n_pairs=pairs,
-                        srp_bits=tuple(_parse_ints(srp_bits)),
-                        n_unseen=tuple(_parse_ints(unseen)), queries_per_class=queries,
-                        repeats=repeats, real_dataset=real or None, real_epochs=real_epochs,
-                        real_max_train=real_max_train, seed=seed)
-        result = run_lsh_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        _fail(e)
-    for title, summ in (("one-shot accuracy on unseen manifolds", result.one_shot_summary),
-                        ("one-shot accuracy on held-out real classes", result.real_summary)):
-        if summ is None:
-            continue
-        wide = summ.assign(cell=[f"{m:.3f} ± {s:.3f}" for m, s in zip(summ["mean"], summ["std"],
-                                                                       strict=True)])
-        wide = wide.pivot(index="n_unseen", columns="representation", values="cell")
-        wide = wide[[c for c in REPRESENTATIONS if c in wide.columns]]
-        table = Table(title=title)
-        table.add_column("unseen classes", justify="right")
-        for col in wide.columns:
-            table.add_column(col, justify="right")
-        for n, row in wide.iterrows():
-            table.add_row(str(n), *[str(v) for v in row])
-        console.print(table)
-    console.print(f"run directory: [bold]{result.run_dir}[/]")
-
-
-# ---------------------------------------------------------------- sweeps, figures, reports
+# ---------------------------------------------------------------------------- sweeps, figures
 
 
 @app.command()
 def sweep(
-    config: Path | None = typer.Argument(None, help="Sweep file (.yaml/.yml/.toml)."),
-    preset: str | None = typer.Option(
-        None, help="model-size, training-time, sample-size, regularization, label-noise or "
-        "random-data (instead of CONFIG)."),
-    scale: str = typer.Option("cpu", help="Preset scale: cpu (minutes on 2 cores) or paper."),
-    dataset: str | None = typer.Option(None, help="Preset dataset (default digits; paper: mnist)."),
-    seeds: int | None = typer.Option(None, help="Preset repeats (seeds 0..N-1)."),
-    out: Path | None = typer.Option(None, help="Sweep directory (default sweeps/<name>)."),
-    executor: str = typer.Option("serial", help="serial, process or ray."),
-    workers: int = typer.Option(1, help="Worker processes (process) or local Ray CPUs (ray)."),
-    ray_address: str | None = typer.Option(
-        None, help="Join a Ray cluster: auto, or ray://host:10001 (default: a local Ray)."),
-    cache_dir: Path | None = typer.Option(None, help="Model cache (default <sweep>/cache)."),
-    threads: int = typer.Option(1, help="torch threads per cell."),
-    gpus_per_cell: float | None = typer.Option(
-        None, help="Ray GPUs per cell (default 1 when the cluster has GPUs, else 0)."),
-    dry_run: bool = typer.Option(False, help="List the cells and stop."),
-    progress: bool = typer.Option(True, help="Show a progress bar (cells done/total, ETA)."),
+    config: Annotated[Path | None, typer.Argument(help="Sweep file (.yaml/.yml/.toml).")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="model-size, training-time, sample-size, regularization, label-noise or "
+        "random-data (instead of CONFIG).")] = None,
+    scale: Annotated[str, typer.Option(
+        help="Preset scale: cpu (minutes on 2 cores) or paper.")] = "cpu",
+    dataset: Annotated[str | None, typer.Option(
+        help="Preset dataset (default digits; paper: mnist).")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        help="Seeds, comma-separated (replaces the file's or preset's).")] = None,
+    repeats: Annotated[int | None, typer.Option(
+        help="Seeds 0..N-1 (instead of --seeds).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Sweep directory (default sweeps/<name>).")] = None,
+    executor: Annotated[str, typer.Option(help="serial, process or ray.")] = "serial",
+    workers: Annotated[int, typer.Option(
+        help="Worker processes (process) or local Ray CPUs (ray).")] = 1,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Join a Ray cluster: auto, or ray://host:10001 (default: a local Ray).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="Model cache (default <sweep>/cache).")] = None,
+    threads: Annotated[int, typer.Option(help="torch threads per cell.")] = 1,
+    gpus_per_cell: Annotated[float | None, typer.Option(
+        help="Ray GPUs per cell (default 1 when the cluster has GPUs, else 0).")] = None,
+    wait: Annotated[bool, typer.Option(
+        help="If another process is computing this sweep directory, wait for it.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="List the cells and stop.")] = False,
+    progress: Annotated[bool, typer.Option(
+        help="Show a progress bar (cells done/total, ETA).")] = True,
 ) -> None:
     """Run a grid of experiments; a rerun computes only the missing cells."""
+    from acthash.presets import preset as make_preset
     from acthash.sweep import SweepConfig, run_sweep
-    from acthash.sweep import preset as make_preset
 
-    try:
-        if (config is None) == (preset is None):
-            raise InputError("give either a sweep file CONFIG or --preset NAME")
-        cfg = (make_preset(preset, scale=scale, dataset=dataset, seeds=seeds) if preset
-               else SweepConfig.from_file(config))
-        cells = cfg.cells()
-        sweep_dir = out or Path("sweeps") / cfg.name
-        console.print(f"sweep [bold]{cfg.name}[/]: {len(cells)} cells -> {sweep_dir}")
-        if dry_run:
-            table = Table(title="cells")
-            keys = list(cells[0].params) if cells else []
-            for col in ("#", "key", *keys):
-                table.add_column(col)
-            for c in cells:
-                table.add_row(str(c.index), c.key, *[str(c.params[k]) for k in keys])
-            console.print(table)
-            return
-        result = run_sweep(cfg, sweep_dir, executor=executor, workers=workers,
-                           ray_address=ray_address, cache_dir=cache_dir, threads=threads,
-                           gpus_per_cell=gpus_per_cell, progress=progress)
-    except (ValueError, FileNotFoundError, TypeError, ImportError) as e:
-        _fail(e)
+    if (config is None) == (preset is None):
+        raise typer.BadParameter("give either a sweep file CONFIG or --preset NAME")
+    if seeds is not None and repeats is not None:
+        raise typer.BadParameter("give either --seeds or --repeats, not both")
+    cfg = (make_preset(preset, scale=scale, dataset=dataset) if preset
+           else SweepConfig.from_file(config))
+    if seeds is not None or repeats is not None:
+        seed_list = _parse_ints(seeds) if seeds is not None else list(range(repeats))
+        cfg = SweepConfig.from_dict({**cfg.to_dict(), "seeds": seed_list})
+    cells = cfg.cells()
+    sweep_dir = out or Path("sweeps") / cfg.name
+    console.print(f"sweep [bold]{cfg.name}[/]: {len(cells)} cells -> {sweep_dir}")
+    if dry_run:
+        table = Table(title="cells")
+        keys = list(cells[0].params) if cells else []
+        for col in ("#", "key", *keys):
+            table.add_column(col)
+        for c in cells:
+            table.add_row(str(c.index), c.key, *[str(c.params[k]) for k in keys])
+        console.print(table)
+        return
+    result = run_sweep(cfg, sweep_dir, executor=executor, workers=workers,
+                       ray_address=ray_address, cache_dir=cache_dir, threads=threads,
+                       gpus_per_cell=gpus_per_cell, progress=progress, wait=wait)
     table = Table(title=f"sweep {cfg.name}")
     table.add_column("")
     table.add_column("value", justify="right")
-    for k, v in result.summary().items():
-        table.add_row(k.replace("_", " "), str(v))
+    for key, v in result.summary().items():
+        table.add_row(key.replace("_", " "), str(v))
     console.print(table)
     console.print(f"results: [bold]{sweep_dir / 'results.parquet'}[/]")
     if result.failed:
         for key, err in result.failed.items():
-            console.print(f"[bold red]cell {key} failed:[/] {err}")
-        console.print(f"{len(result.failed)} cell(s) failed (see {sweep_dir / 'failures.json'}); "
-                      "fix the config and rerun: only missing cells run")
-        raise typer.Exit(code=1)
+            err_console.print(f"[bold red]cell {key} failed:[/] {err}")
+        err_console.print(f"{len(result.failed)} cell(s) failed (see "
+                          f"{sweep_dir / 'failures.json'}); fix the config and rerun: only "
+                          "missing cells run")
+        raise typer.Exit(code=EXIT_USER_ERROR)
 
 
 @app.command()
 def plot(
-    results: Path = typer.Argument(..., help="Sweep directory or results .parquet/.csv."),
-    factor: str | None = typer.Option(None, help="x axis (default: the sweep's factor)."),
-    hue: str | None = typer.Option(None, help="Separate series per value of this column."),
-    out: Path | None = typer.Option(None, help="Figure folder (default <sweep>/figures)."),
+    results: Annotated[Path, typer.Argument(help="Sweep directory or results .parquet/.csv.")],
+    factor: Annotated[str | None, typer.Option(
+        help="x axis (default: the sweep's factor).")] = None,
+    hue: Annotated[str | None, typer.Option(
+        help="Separate series per value of this column.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Figure folder (default <sweep>/figures).")] = None,
 ) -> None:
     """Figures: encoding properties vs the factor, mean ± std over seeds (PNG + SVG)."""
     from acthash.plots import plot_results
 
-    try:
-        paths = plot_results(results, out, factor=factor, hue=hue)
-    except (ValueError, FileNotFoundError) as e:
-        _fail(e)
-    for p in paths:
+    for p in plot_results(results, out, factor=factor, hue=hue):
         console.print(f"wrote {p}")
 
 
 @app.command("phase-chart")
-def phase_chart_cmd(
-    results: list[Path] = typer.Argument(..., help="Sweep directories or results files."),
-    out: Path | None = typer.Option(None, help="Folder (default: the first sweep's figures/)."),
-    under: float | None = typer.Option(
-        None, help="Redundancy above this: under-expressive [default 0.1]."),
-    sufficient: float | None = typer.Option(
-        None, help="Redundancy at or below this (and accuracy at its plateau): "
-        "sufficiently-expressive [default 0.001]."),
-    plateau_tol: float | None = typer.Option(
-        None, help="Accuracy within this of its plateau [default 0.02]."),
-    redundancy: str | None = typer.Option(
-        None, help="Redundancy column [default redundancy_train]."),
-    accuracy: str | None = typer.Option(
-        None, help="Categorization accuracy column [default knn_test]."),
+def phase_chart(
+    results: Annotated[list[Path], typer.Argument(help="Sweep directories or results files.")],
+    out: Annotated[Path | None, typer.Option(
+        help="Folder (default: the first sweep's figures/).")] = None,
+    under: Annotated[float | None, typer.Option(
+        help="Redundancy above this: under-expressive [default 0.1].")] = None,
+    sufficient: Annotated[float | None, typer.Option(
+        help="Redundancy at or below this (and accuracy at its plateau): "
+        "sufficiently-expressive [default 0.001].")] = None,
+    plateau_tol: Annotated[float | None, typer.Option(
+        help="Accuracy within this of its plateau [default 0.02].")] = None,
+    redundancy: Annotated[str | None, typer.Option(
+        help="Redundancy column [default redundancy_train].")] = None,
+    accuracy: Annotated[str | None, typer.Option(
+        help="Categorization accuracy column [default knn_test].")] = None,
 ) -> None:
     """Classify each point into under-/critically-/sufficiently-expressive and chart it.
 
     Thresholds: the options, else the first sweep's `phase:` settings, else the defaults.
     """
-    import json
-
     from acthash.phase import PhaseThresholds, phase_charts
+    from acthash.results import sweep_dir_of
 
-    try:
-        first = results[0]
-        meta_path = (first if first.is_dir() else first.parent) / "sweep.json"
-        settings = json.loads(meta_path.read_text()).get("phase", {}) if meta_path.exists() else {}
-        given = {"under": under, "sufficient": sufficient, "plateau_tol": plateau_tol,
-                 "redundancy": redundancy, "accuracy": accuracy}
-        settings.update({k: v for k, v in given.items() if v is not None})
-        t = PhaseThresholds(**settings)
-        out_dir = out or ((first if first.is_dir() else first.parent) / "figures")
-        table, paths = phase_charts(results, out_dir, t)
-    except (ValueError, FileNotFoundError) as e:
-        _fail(e)
+    t = PhaseThresholds.for_results(results, under=under, sufficient=sufficient,
+                                    plateau_tol=plateau_tol, redundancy=redundancy,
+                                    accuracy=accuracy)
+    out_dir = out or sweep_dir_of(results[0]) / "figures"
+    table, paths = phase_charts(results, out_dir, t)
     colors = {"under": "red", "critical": "yellow", "sufficient": "green"}
     for source, sub in table.groupby("source", sort=False):
         sub = sub.dropna(axis=1, how="all")
@@ -447,64 +476,226 @@ def phase_chart_cmd(
 
 @app.command()
 def report(
-    sweep_dir: Path = typer.Argument(..., help="Sweep directory."),
-    out: Path | None = typer.Option(None, help="HTML file (default <sweep>/report.html)."),
+    sweep_dir: Annotated[Path, typer.Argument(help="Sweep directory.")],
+    out: Annotated[Path | None, typer.Option(
+        help="HTML file (default <sweep>/report.html).")] = None,
 ) -> None:
     """One self-contained HTML page: figures, tables, config and environment."""
     from acthash.report import build_report
 
-    try:
-        path = build_report(sweep_dir, out)
-    except (ValueError, FileNotFoundError) as e:
-        _fail(e)
-    console.print(f"wrote [bold]{path}[/]")
+    console.print(f"wrote [bold]{build_report(sweep_dir, out)}[/]")
 
+
+# ---------------------------------------------------------------------------- studies
+
+from acthash.studies.regions import RegionsConfig  # noqa: E402
+
+_REG = RegionsConfig()
+
+
+@study_app.command("regions")
+def study_regions(
+    dataset: Dataset = _REG.dataset,
+    data_dir: DataDir = None,
+    dataset_option: DatasetOption = [],  # noqa: B006
+    model: Model = _REG.model,
+    width: Width = _REG.width,
+    depth: Depth = _REG.depth,
+    batchnorm: Batchnorm = _REG.batchnorm,
+    activation: Activation = _REG.activation,
+    model_option: ModelOption = [],  # noqa: B006
+    epochs: Epochs = _REG.epochs,
+    lr: Lr = _REG.lr,
+    batch_size: BatchSize = _REG.batch_size,
+    optimizer: Optimizer = _REG.optimizer,
+    weight_decay: WeightDecay = _REG.weight_decay,
+    schedule: Schedule = _REG.schedule,
+    checkpoints: Annotated[str, typer.Option(
+        help="Epochs to measure at (default: 0 and the last).")] = "",
+    n_points: Annotated[int, typer.Option(
+        help="Train and test points whose regions are measured.")] = _REG.n_points,
+    direction: Annotated[str, typer.Option(
+        help="centre (towards the class mean) or random.")] = _REG.direction,
+    t_max: Annotated[float, typer.Option(
+        help="Walk at most this far on each side (original: 5).")] = _REG.t_max,
+    n_pairs: Annotated[int, typer.Option(
+        help="Same-class and different-class test pairs.")] = _REG.n_pairs,
+    seed: Seed = _REG.seed,
+    device: Device = _REG.device,
+    out: Out = None,
+    runs_root: RunsRoot = Path("runs"),
+    progress: Progress = True,
+) -> None:
+    """Exact linear-region diameters around train vs test points and region counts between
+    same-class vs different-class pairs (with histograms)."""
+    params = dict(locals())
+    from acthash.studies.regions import run_regions_study
+
+    cfg = _config(RegionsConfig, params,
+                  dataset_options=_dataset_options(data_dir, dataset_option),
+                  model_options=_model_options(None, model_option),
+                  checkpoints=_parse_ints(checkpoints))
+    result = run_regions_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    table = Table(title="linear regions (exact)")
+    for col in ("epoch", "measure", "group", "mean", "median", "std", "n"):
+        table.add_column(col, justify="right" if col in ("mean", "median", "std", "n") else "left")
+    for r in result.summary.itertuples():
+        table.add_row(str(r.epoch), r.measure, r.group, _fmt(float(r.mean)),
+                      _fmt(float(r.median)), _fmt(float(r.std)), str(r.n))
+    console.print(table)
+    _run_dir_line(result.run_dir)
+
+
+from acthash.studies.lsh import LSHConfig  # noqa: E402
+
+_LSH = LSHConfig()
+
+
+@study_app.command("lsh")
+def study_lsh(
+    n_classes: Annotated[int, typer.Option(help="Training manifolds (classes).")] = (
+        _LSH.n_classes),
+    per_class: Annotated[int, typer.Option(help="Training examples per manifold.")] = (
+        _LSH.per_class),
+    input_dim: Annotated[int, typer.Option(
+        help="Input dimension of x = G(gamma, theta).")] = _LSH.input_dim,
+    gamma_dim: Annotated[int, typer.Option(
+        help="Dimension of the manifold identifier gamma.")] = _LSH.gamma_dim,
+    theta_dim: Annotated[int, typer.Option(
+        help="Dimension of the transformation parameter theta.")] = _LSH.theta_dim,
+    theta_range: Annotated[float, typer.Option(
+        help="theta is uniform on [-range, range].")] = _LSH.theta_range,
+    generator: Annotated[str, typer.Option(
+        help="relu (piecewise linear G) or smooth (tanh).")] = _LSH.generator,
+    noise: Annotated[float, typer.Option(help="Input noise std.")] = _LSH.noise,
+    width: Annotated[int, typer.Option(help="Hidden units per layer of the classifier.")] = (
+        _LSH.width),
+    depth: Annotated[int, typer.Option(help="Hidden layers of the classifier.")] = _LSH.depth,
+    epochs: Epochs = _LSH.epochs,
+    lr: Lr = _LSH.lr,
+    batch_size: BatchSize = _LSH.batch_size,
+    optimizer: Optimizer = _LSH.optimizer,
+    weight_decay: WeightDecay = _LSH.weight_decay,
+    distances: Annotated[str, typer.Option(help="gamma distances of the LSH curve.")] = (
+        _csv(_LSH.distances)),
+    n_pairs: Annotated[int, typer.Option(help="Pairs per distance.")] = _LSH.n_pairs,
+    srp_bits: Annotated[str, typer.Option(help="Bit lengths of the SRP hashes.")] = (
+        _csv(_LSH.srp_bits)),
+    n_unseen: Annotated[str, typer.Option(help="Numbers of unseen classes (one-shot).")] = (
+        _csv(_LSH.n_unseen)),
+    queries_per_class: Annotated[int, typer.Option(
+        help="Query examples per unseen class.")] = _LSH.queries_per_class,
+    repeats: Annotated[int, typer.Option(help="Draws per number of unseen classes.")] = (
+        _LSH.repeats),
+    real_dataset: Annotated[str, typer.Option(
+        help="Real dataset for held-out-class one-shot ('' = skip).")] = _LSH.real_dataset,
+    data_dir: DataDir = None,
+    dataset_option: DatasetOption = [],  # noqa: B006
+    real_train_classes: Annotated[int | None, typer.Option(
+        help="Train on the first this many classes (default: half).")] = (
+            _LSH.real_train_classes),
+    real_epochs: Annotated[int, typer.Option(help="Training epochs on the real dataset.")] = (
+        _LSH.real_epochs),
+    real_max_train: Annotated[int | None, typer.Option(
+        help="Cap the real training set size.")] = _LSH.real_max_train,
+    seed: Seed = _LSH.seed,
+    device: Device = _LSH.device,
+    out: Out = None,
+    runs_root: RunsRoot = Path("runs"),
+    progress: Progress = True,
+) -> None:
+    """LSH study: collision curves vs gamma distance, per-layer invariance, and one-shot
+    learning of unseen classes (raw vs untrained vs trained representation vs code)."""
+    params = dict(locals())
+    from acthash.studies.lsh import REPRESENTATIONS, run_lsh_study
+
+    params.pop("dataset_option")
+    cfg = _config(LSHConfig, params, distances=tuple(_parse_floats(distances)),
+                  srp_bits=tuple(_parse_ints(srp_bits)), n_unseen=tuple(_parse_ints(n_unseen)),
+                  real_dataset=real_dataset or None,
+                  real_dataset_options=_dataset_options(data_dir, dataset_option))
+    result = run_lsh_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    for title, summ in (("one-shot accuracy on unseen manifolds", result.one_shot_summary),
+                        ("one-shot accuracy on held-out real classes", result.real_summary)):
+        if summ is None:
+            continue
+        wide = summ.assign(cell=[f"{m:.3f} ± {s:.3f}" for m, s in zip(summ["mean"], summ["std"],
+                                                                       strict=True)])
+        wide = wide.pivot(index="n_unseen", columns="representation", values="cell")
+        wide = wide[[c for c in REPRESENTATIONS if c in wide.columns]]
+        table = Table(title=title)
+        table.add_column("unseen classes", justify="right")
+        for col in wide.columns:
+            table.add_column(col, justify="right")
+        for n, row in wide.iterrows():
+            table.add_row(str(n), *[str(v) for v in row])
+        console.print(table)
+    _run_dir_line(result.run_dir)
+
+
+from acthash.studies.spectrum import SpectrumConfig  # noqa: E402
+
+_SPEC = SpectrumConfig()
 
 
 @study_app.command("spectrum")
 def study_spectrum(
-    task: str = typer.Option("image", help="'image' (2-D regression of a grayscale image from "
-                             "pixel coordinates) or a classification dataset name (digits, ...)."),
-    image: str = typer.Option("grace_hopper.jpg", help="Image file, or a matplotlib sample image."),
-    grid: int = typer.Option(32, help="Image task: grid x grid pixels (N = grid²)."),
-    n_train: int = typer.Option(500, help="Classification: class-balanced training subset size."),
-    depth: int = typer.Option(6, help="Hidden layers of the Leaky-ReLU MLP."),
-    width: int = typer.Option(64, help="Hidden units per layer."),
-    optimizer: str = typer.Option("gd", help="gd (full-batch gradient descent) or adam."),
-    lr: float = typer.Option(0.2, help="Learning rate for gd."),
-    adam_lr: float = typer.Option(1e-3, help="Learning rate for adam."),
-    schedule: str = typer.Option("constant", help="constant, or step (x gamma at decay-at)."),
-    decay_at: str = typer.Option("0.5,0.75", help="Step decay points as fractions of steps."),
-    gamma: float = typer.Option(0.1, help="Step decay factor."),
-    steps: int = typer.Option(3000, help="Training steps (full batch)."),
-    records: int = typer.Option(16, help="Recorded steps, log-spaced from 0 to steps."),
-    ks: str = typer.Option("1,4,16,64,256", help="k values for E_k (top-k energy)."),
-    compare: str = typer.Option("", help="Comma list of depth, schedule, optimizer: runs "
-                                "d2 vs d6, constant vs step decay, gd vs adam in one go."),
-    loss: str = typer.Option("auto", help="auto (mse for image, ce for classes), mse or ce."),
-    kernel: str = typer.Option("trace", help="Several outputs: trace, or per-logit (measures "
-                               "averaged over the logits)."),
-    method: str = typer.Option("auto", help="NTK method: auto, structured, jacobian, ntk-vp."),
-    seed: int = typer.Option(0, help="Random seed."),
-    out: Path | None = typer.Option(None, help="Run directory (default: new one under runs/)."),
-    runs_root: Path = typer.Option(Path("runs"), help="Where new run directories go."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
+    task: Annotated[str, typer.Option(
+        help="'image' (2-D regression of a grayscale image from pixel coordinates) or a "
+        "classification dataset name (digits, ...).")] = _SPEC.task,
+    data_dir: DataDir = None,
+    dataset_option: DatasetOption = [],  # noqa: B006
+    image: Annotated[str, typer.Option(
+        help="Image file, or a matplotlib sample image.")] = _SPEC.image,
+    grid: Annotated[int, typer.Option(help="Image task: grid x grid pixels (N = grid²).")] = (
+        _SPEC.grid),
+    n_train: Annotated[int, typer.Option(
+        help="Classification: class-balanced training subset size.")] = _SPEC.n_train,
+    depth: Annotated[int, typer.Option(help="Hidden layers of the Leaky-ReLU MLP.")] = (
+        _SPEC.depth),
+    width: Annotated[int, typer.Option(help="Hidden units per layer.")] = _SPEC.width,
+    activation: Activation = _SPEC.activation,
+    optimizer: Annotated[str, typer.Option(
+        help="gd (full-batch gradient descent) or adam.")] = _SPEC.optimizer,
+    lr: Annotated[float, typer.Option(help="Learning rate for gd.")] = _SPEC.lr,
+    adam_lr: Annotated[float, typer.Option(help="Learning rate for adam.")] = _SPEC.adam_lr,
+    schedule: Annotated[str, typer.Option(
+        help="constant, or step (x gamma at decay-at).")] = _SPEC.schedule,
+    decay_at: Annotated[str, typer.Option(
+        help="Step decay points as fractions of steps.")] = _csv(_SPEC.decay_at),
+    gamma: Annotated[float, typer.Option(help="Step decay factor.")] = _SPEC.gamma,
+    steps: Annotated[int, typer.Option(help="Training steps (full batch).")] = _SPEC.steps,
+    n_records: Annotated[int, typer.Option(
+        help="Recorded steps, log-spaced from 0 to steps.")] = _SPEC.n_records,
+    ks: Annotated[str, typer.Option(help="k values for E_k (top-k energy).")] = _csv(_SPEC.ks),
+    n_eigs: Annotated[int, typer.Option(help="Eigenvalues kept per record.")] = _SPEC.n_eigs,
+    n_vectors: Annotated[int, typer.Option(
+        help="Image task: eigenvectors stored as images.")] = _SPEC.n_vectors,
+    compare: Annotated[str, typer.Option(
+        help="Comma list of depth, schedule, optimizer: runs d2 vs d6, constant vs step "
+        "decay, gd vs adam in one go.")] = "",
+    loss: Annotated[str, typer.Option(
+        help="auto (mse for image, ce for classes), mse or ce.")] = _SPEC.loss,
+    kernel: Annotated[str, typer.Option(
+        help="Several outputs: trace, or per-logit (measures averaged over the logits).")] = (
+            _SPEC.kernel),
+    method: Annotated[str, typer.Option(
+        help="NTK method: auto, structured, jacobian, ntk-vp.")] = _SPEC.method,
+    seed: Seed = _SPEC.seed,
+    device: Device = _SPEC.device,
+    out: Out = None,
+    runs_root: RunsRoot = Path("runs"),
+    progress: Progress = True,
 ) -> None:
     """Neural spectrum alignment: the NTK's spectrum and its alignment with the target
     over training (Kopitkov & Indelman)."""
-    from acthash.studies.spectrum import SpectrumConfig, run_spectrum_study, summary_table
+    params = dict(locals())
+    from acthash.studies.spectrum import run_spectrum_study, summary_table
 
-    fracs = list(_parse_floats(decay_at))
-    try:
-        cfg = SpectrumConfig(
-            task=task, image=image, grid=grid, n_train=n_train, depth=depth, width=width,
-            optimizer=optimizer, lr=lr, adam_lr=adam_lr, schedule=schedule, decay_at=fracs,
-            gamma=gamma, steps=steps, n_records=records, ks=_parse_ints(ks),
-            compare=[c.strip() for c in compare.split(",") if c.strip()], loss=loss,
-            kernel=kernel, method=method, seed=seed)
-        study = run_spectrum_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
-    except (ValueError, FileNotFoundError, TypeError, FloatingPointError) as e:
-        _fail(e)
+    cfg = _config(SpectrumConfig, params, decay_at=_parse_floats(decay_at),
+                  ks=_parse_ints(ks), compare=_parse_names(compare),
+                  dataset_options=_dataset_options(data_dir, dataset_option))
+    study = run_spectrum_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
     df = summary_table(study).set_index("variant")
     table = Table(title="neural spectrum alignment (first and last recorded step)")
     table.add_column("measure")
@@ -513,7 +704,7 @@ def study_spectrum(
     for col in df.columns:
         table.add_row(col.replace("_", " "), *[f"{v:.4g}" for v in df[col]])
     console.print(table)
-    console.print(f"run directory: [bold]{study.run_dir}[/]")
+    _run_dir_line(study.run_dir)
 
 
 @study_app.command("binary")
@@ -548,21 +739,18 @@ def study_binary(
     baselines, then compare same-encoding fraction, bimodality, robustness and reliability."""
     from acthash.studies.binary import TABLE_COLUMNS, BinaryStudyConfig, run_binary_study
 
-    try:
-        cfg = BinaryStudyConfig(
-            dataset=dataset, dataset_options={"root": str(data_dir)} if data_dir else {},
-            sample_size=sample_size, test_size=test_size, backbone=backbone,
-            backbone_options={"width": width, "depth": depth}, latent_dim=latent_dim,
-            variants=[v for v in variants.replace(" ", "").split(",") if v],
-            epochs=epochs, lr=lr, batch_size=batch_size, gamma0=gamma0,
-            gamma_ratio=gamma_ratio, gamma_cap=gamma_cap,
-            checkpoints=_parse_ints(checkpoints), seeds=_parse_ints(seeds) or [0],
-            attack_eps=eps, robustness_size=robustness_size or None, device=device,
-            figures=figures,
-        )
-        result = run_binary_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        _fail(e)
+    cfg = BinaryStudyConfig(
+        dataset=dataset, dataset_options={"root": str(data_dir)} if data_dir else {},
+        sample_size=sample_size, test_size=test_size, backbone=backbone,
+        backbone_options={"width": width, "depth": depth}, latent_dim=latent_dim,
+        variants=[v for v in variants.replace(" ", "").split(",") if v],
+        epochs=epochs, lr=lr, batch_size=batch_size, gamma0=gamma0,
+        gamma_ratio=gamma_ratio, gamma_cap=gamma_cap,
+        checkpoints=_parse_ints(checkpoints), seeds=_parse_ints(seeds) or [0],
+        attack_eps=eps, robustness_size=robustness_size or None, device=device,
+        figures=figures,
+    )
+    result = run_binary_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
     table = Table(title=f"latent binary encoding, {dataset}, epoch {epochs}")
     table.add_column("metric")
     for v in result.table.index:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from acthash._io import atomic_path
+from acthash._validate import check_labels
 from acthash.errors import CorruptFileError, InputError, MissingFileError
 
 __all__ = ["LayerSpan", "NeuralCodes", "CorruptFileError"]
@@ -102,7 +103,7 @@ class NeuralCodes:
         self.layers = tuple(layers)
         if self.layers and self.layers[-1].stop != self.n_bits:
             raise InputError("layer spans do not cover the code")
-        self.labels = None if labels is None else _check_labels(labels, len(packed))
+        self.labels = None if labels is None else check_labels(labels, len(packed))
         self.kept = None if kept is None else np.asarray(kept, dtype=bool)
 
     # ------------------------------------------------------------------ construction
@@ -333,26 +334,6 @@ def _compose_masks(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     idx = np.flatnonzero(outer)
     out[idx[~inner]] = False
     return out
-
-
-def _check_labels(labels, n: int) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise InputError(f"labels must be a 1-D array, got shape {labels.shape}")
-    if len(labels) != n:
-        raise InputError(
-            f"labels have length {len(labels)} but there are {n} codes; "
-            "pass one label per example, in the same order as the inputs"
-        )
-    if labels.dtype.kind not in "iub":
-        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
-            labels = labels.astype(np.int64)
-        else:
-            raise InputError(
-                f"labels must be integers (class indices), got dtype {labels.dtype}; "
-                "encode class names with e.g. numpy.unique(..., return_inverse=True)"
-            )
-    return labels.astype(np.int64, copy=False)
 
 
 def as_codes(x, labels=None) -> NeuralCodes:

@@ -209,7 +209,7 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
                    on_checkpoint=on_checkpoint, progress=progress)
     metrics = pd.DataFrame(rows)
     for key, value in (("dataset", cfg.dataset), ("model", cfg.model), ("width", cfg.width),
-                       ("depth", cfg.depth), ("seed", cfg.seed), ("k", cfg.k)):
+                       ("depth", cfg.depth), ("seed", cfg.seed)):
         metrics.insert(len(metrics.columns), key, value)
     if run_dir is not None:
         write_table(run_dir / "metrics.parquet", metrics)

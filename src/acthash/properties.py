@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from acthash._validate import check_labels
 from acthash.codes import NeuralCodes, as_codes
 from acthash.errors import InputError
 from acthash.hamming import hamming_knn
@@ -37,6 +38,7 @@ __all__ = [
     "network_scores",
     "encoding_properties",
     "properties_table",
+    "property_rows",
 ]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -48,13 +50,7 @@ def _labels_for(codes: NeuralCodes, labels, what: str = "labels") -> np.ndarray:
         if codes.labels is None:
             raise InputError(f"{what} are needed: pass them, or build the codes with labels")
         return codes.labels
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(codes):
-        raise InputError(
-            f"{what} have shape {labels.shape} but there are {len(codes)} codes; pass one "
-            "label per example, in the order of the inputs"
-        )
-    return labels
+    return check_labels(labels, len(codes), what)
 
 
 def _row_hashes(packed: np.ndarray) -> np.ndarray:
@@ -295,6 +291,7 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
         "n_train": len(train),
         "n_test": 0 if test is None else len(test),
         "n_classes": int(len(np.unique(y_train))),
+        "k": int(k),
     }
     splits = [("train", train, y_train)] + ([("test", test, y_test)] if test is not None else [])
     for split, codes, y in splits:
@@ -317,21 +314,27 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
     return rec
 
 
-_ROWS = [
-    ("redundancy", "redundancy ratio"),
-    ("kmeans", "K-Means acc. (Hungarian)"),
-    ("kmeans_purity", "K-Means acc. (purity)"),
-    ("knn", "9-NN acc. (train: leave-one-out)"),
-    ("logreg", "logistic regression acc."),
-    ("net_acc", "network accuracy"),
-    ("net_loss", "network loss (nats)"),
-]
+def property_rows(k: int | None = 9) -> list[tuple[str, str]]:
+    """(column prefix, label) of each property in table order; the k-NN label names ``k``."""
+    knn = f"{int(k)}-NN" if k is not None else "k-NN"
+    return [
+        ("redundancy", "redundancy ratio"),
+        ("kmeans", "K-Means acc. (Hungarian)"),
+        ("kmeans_purity", "K-Means acc. (purity)"),
+        ("knn", f"{knn} acc. (train: leave-one-out)"),
+        ("logreg", "logistic regression acc."),
+        ("net_acc", "network accuracy"),
+        ("net_loss", "network loss (nats)"),
+    ]
 
 
-def properties_table(record: dict) -> pd.DataFrame:
-    """A record from :func:`encoding_properties` as rows = property, columns = train/test."""
+def properties_table(record: dict, *, k: int | None = None) -> pd.DataFrame:
+    """A record from :func:`encoding_properties` as rows = property, columns = train/test.
+
+    ``k`` (for the k-NN label) defaults to the record's own ``k``.
+    """
     rows = []
-    for key, label in _ROWS:
+    for key, label in property_rows(k if k is not None else record.get("k", 9)):
         tr, te = record.get(f"{key}_train"), record.get(f"{key}_test")
         if tr is None and te is None:
             continue

@@ -25,7 +25,7 @@ from acthash._config import OPTIMIZERS, SCHEDULES, ConfigDict, TrainFields
 from acthash._run import progress_bar
 from acthash.errors import DivergenceError, InputError
 
-__all__ = ["TrainConfig", "TrainResult", "train", "seed_everything", "resolve_device"]
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "seed_everything", "resolve_device"]
 
 
 def seed_everything(seed: int) -> None:
@@ -88,14 +88,21 @@ def _lr_at(cfg: TrainConfig, epoch: int) -> float:
     raise InputError(f"unknown schedule {cfg.schedule!r}; use 'none', 'step' or 'cosine'")
 
 
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096):
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096):
+    """(mean cross-entropy in nats, accuracy) of ``model`` on (N, ...) inputs ``x`` and (N,)
+    class indices ``y``, in batches, in eval mode (the model is left in eval mode).
+
+    Inputs are moved to the model's device batch by batch."""
     model.eval()
+    p = next(model.parameters(), None)
+    device = p.device if p is not None else x.device
     loss, correct = 0.0, 0
     with torch.no_grad():
         for lo in range(0, len(x), batch):
-            out = model(x[lo : lo + batch])
-            loss += float(F.cross_entropy(out, y[lo : lo + batch], reduction="sum"))
-            correct += int((out.argmax(1) == y[lo : lo + batch]).sum())
+            xb, yb = x[lo : lo + batch].to(device), y[lo : lo + batch].to(device)
+            out = model(xb)
+            loss += float(F.cross_entropy(out, yb, reduction="sum"))
+            correct += int((out.argmax(1) == yb).sum())
     return loss / len(x), correct / len(x)
 
 
@@ -195,7 +202,7 @@ def train(
             row["train_extra"] = float(extra_total) / n
             row["train_ce"] = row["train_loss"] - row["train_extra"]
         if x_val is not None:
-            row["val_loss"], row["val_acc"] = _evaluate(model, x_val, y_val)
+            row["val_loss"], row["val_acc"] = evaluate(model, x_val, y_val)
         rows.append(row)
         checkpoint(epoch)
         if cfg.early_stopping and x_val is not None:

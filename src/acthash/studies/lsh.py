@@ -55,7 +55,7 @@ from acthash.studies.lsh_measures import (
     summarize_one_shot,
 )
 from acthash.studies.lsh_plots import plot_invariance, plot_lsh_curve, plot_one_shot
-from acthash.train import seed_everything, train
+from acthash.train import evaluate, seed_everything, train
 
 __all__ = [
     "LSHConfig",
@@ -152,6 +152,10 @@ class LSHResult:
     summary: dict
 
 
+def _acc(model, x, y) -> float:
+    return float(evaluate(model, x, y)[1])
+
+
 def _train_mlp(x, y, n_classes: int, cfg: LSHConfig, epochs: int, progress: bool):
     seed_everything(cfg.seed)
     in_features = int(np.prod(x.shape[1:]))
@@ -160,11 +164,6 @@ def _train_mlp(x, y, n_classes: int, cfg: LSHConfig, epochs: int, progress: bool
     tcfg = replace(cfg, epochs=epochs, checkpoints=[]).train_config()
     res = train(model, x, y, tcfg, progress=progress)
     return model.cpu().eval(), untrained, res.history
-
-
-@torch.no_grad()
-def _accuracy(model, x, y) -> float:
-    return float((model(x).argmax(1) == y).float().mean())
 
 
 def one_shot_real(cfg: LSHConfig, progress: bool = False):
@@ -191,7 +190,7 @@ def one_shot_real(cfg: LSHConfig, progress: bool = False):
     y_te_seen = torch.as_tensor([remap[int(c)] for c in ds.y_test[te_mask]], dtype=torch.long)
     info = {"dataset": ds.name, "train_classes": [ds.class_names[int(c)] for c in seen],
             "unseen_classes": [ds.class_names[int(c)] for c in unseen], "n_train": len(x_tr),
-            "seen_test_accuracy": _accuracy(trained, ds.x_test[te_mask], y_te_seen)}
+            "seen_test_accuracy": _acc(trained, ds.x_test[te_mask], y_te_seen)}
     models = {"trained": trained, "untrained": untrained}
     y_train_np, y_test_np = ds.y_train.numpy(), ds.y_test.numpy()
     rows = []
@@ -249,8 +248,8 @@ def run_lsh_study(cfg: LSHConfig | None = None, *, out_dir: str | Path | None = 
                                progress=progress, **common)
     shots_summary = summarize_one_shot(shots)
     summary = {
-        "train_accuracy": _accuracy(trained, torch.as_tensor(x_tr), torch.as_tensor(y_tr)),
-        "test_accuracy_seen_gammas": _accuracy(trained, torch.as_tensor(x_te),
+        "train_accuracy": _acc(trained, torch.as_tensor(x_tr), torch.as_tensor(y_tr)),
+        "test_accuracy_seen_gammas": _acc(trained, torch.as_tensor(x_te),
                                                torch.as_tensor(y_te)),
         "one_shot_at_max_n": {
             r: float(shots_summary[(shots_summary["n_unseen"] == max(cfg.n_unseen))

@@ -1,0 +1,310 @@
+"""The package face and the seams between modules: one API surface, one error hierarchy and
+CLI boundary, one CLI convention, shared scaffolding, presentation independent of the
+training stack, a locked sweep directory, and fast bit validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import acthash
+from acthash import errors
+from acthash.cli import CLI_ONLY, app
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+runner = CliRunner()
+
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"},
+                          timeout=300)
+
+
+# ---------------------------------------------------------------------------- package face
+
+
+def test_import_acthash_gives_the_documented_api():
+    for name in acthash.__all__:
+        assert hasattr(acthash, name), name
+    for sub in ("data", "models", "train", "errors"):
+        assert sub in acthash.__all__
+    assert callable(acthash.data.load) and callable(acthash.train.train)
+    assert acthash.models.MLP is not None
+    assert acthash.__version__ == importlib.metadata.version("acthash")
+
+
+def test_every_user_error_derives_from_the_base_and_a_builtin():
+    classes = [getattr(errors, n) for n in errors.__all__ if n != "EXIT_USER_ERROR"]
+    for cls in classes:
+        assert issubclass(cls, errors.ActhashError), cls
+    assert issubclass(errors.InputError, ValueError)
+    assert issubclass(errors.MissingFileError, FileNotFoundError)
+    assert issubclass(errors.DivergenceError, FloatingPointError)
+    assert errors.EXIT_USER_ERROR not in (0, 1, 2)
+
+
+def test_library_raises_no_bare_builtin_errors():
+    """Every raise in the library uses an ActhashError subclass (so the CLI boundary sees it)."""
+    import re
+
+    bare = re.compile(r"raise (ValueError|TypeError|FileNotFoundError|RuntimeError|"
+                      r"ImportError|FloatingPointError)\(")
+    hits = []
+    for path in Path(SRC, "acthash").rglob("*.py"):
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if bare.search(line):
+                hits.append(f"{path.name}:{i}: {line.strip()}")
+    assert not hits, hits
+
+
+def test_plotting_never_switches_the_backend_and_skips_the_training_stack():
+    res = _fresh_python("""
+        import sys
+        import matplotlib
+        matplotlib.use("pdf")
+        import acthash.plots, acthash.phase, acthash.report, acthash.results
+        import acthash.studies.lsh_plots, acthash.studies.spectrum_plots
+        assert matplotlib.get_backend() == "pdf", matplotlib.get_backend()
+        heavy = [m for m in ("acthash.sweep", "acthash.experiment") if m in sys.modules]
+        assert not heavy, heavy
+        print("ok")
+    """)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr
+
+
+def test_figure_functions_draw_into_given_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from acthash.plots import QUANTITIES, plot_factor
+
+    df = pd.DataFrame({"width": [4, 8, 4, 8], "seed": [0, 0, 1, 1], "k": 5,
+                       **{f"{q}_{s}": [0.1, 0.2, 0.3, 0.4] for q, _ in QUANTITIES
+                          for s in ("train", "test")}})
+    fig, axes = plt.subplots(1, len(QUANTITIES))
+    assert plot_factor(df, "width", axes=axes) is fig
+    assert any("5-NN" in ax.get_title() for ax in axes)
+    assert all(len(ax.lines) == 2 for ax in axes)  # train and test series
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- scaffolding
+
+
+def test_run_directory_names_are_one_sanitised_component(tmp_path):
+    from acthash._run import new_run_dir, safe_name
+
+    assert safe_name("csv:/data/my table.csv") == "csv_data_my_table.csv"
+    a = new_run_dir(tmp_path, "regions", "csv:/x/y.csv", "s0")
+    assert a.parent == tmp_path and "/" not in a.name and ":" not in a.name
+    a.mkdir()
+    b = new_run_dir(tmp_path, "regions", "csv:/x/y.csv", "s0")
+    assert b != a and b.parent == tmp_path  # same second: a suffix, never a clash
+
+
+def test_save_figure_writes_png_and_svg_atomically(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from acthash._run import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    paths = save_figure(fig, tmp_path / "f" / "curve.png")
+    assert [p.name for p in paths] == ["curve.png", "curve.svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in paths[1].read_bytes()[:500]
+    assert not list((tmp_path / "f").glob(".*tmp"))
+
+
+# ---------------------------------------------------------------------------- config contract
+
+
+def test_configs_reject_unknown_keys_and_bad_values():
+    from acthash.experiment import RunConfig
+    from acthash.studies.lsh import LSHConfig
+    from acthash.studies.regions import RegionsConfig
+    from acthash.studies.spectrum import SpectrumConfig
+    from acthash.train import TrainConfig
+
+    for cls in (RunConfig, TrainConfig, RegionsConfig, LSHConfig, SpectrumConfig):
+        with pytest.raises(errors.ConfigError, match="unknown .*keys"):
+            cls.from_dict({"no_such_field": 1})
+        d = cls().to_dict()
+        assert cls.from_dict(json.loads(json.dumps(d))).to_dict() == d  # JSON round trip
+    with pytest.raises(errors.ConfigError, match="optimizer"):
+        RunConfig(optimizer="rmsprop")
+    with pytest.raises(errors.ConfigError, match="lr"):
+        dataclasses.replace(RegionsConfig(), lr=0.0)  # validated on replace too
+    # the training block is declared once: the run and the regions study share its fields
+    from acthash._config import TrainFields
+
+    shared = {f.name for f in dataclasses.fields(TrainFields)}
+    assert shared <= RunConfig.field_names() and shared <= RegionsConfig.field_names()
+
+
+def test_unknown_model_options_are_rejected():
+    from acthash.experiment import RunConfig
+    from acthash.models import build_model
+
+    with pytest.raises(errors.ConfigError, match="resnet20.*width"):
+        RunConfig(model="resnet20", width=50).model_kwargs()
+    assert "width" not in RunConfig(model="resnet20").model_kwargs()  # default: left out
+    with pytest.raises(errors.InputError, match="no option"):
+        build_model("vgg11", (3, 32, 32), 10, batchnorm=False)
+
+
+def test_spectrum_loader_rejects_unknown_config_keys(tmp_path):
+    from acthash.studies.spectrum import SpectrumConfig, load_spectrum_study
+
+    (tmp_path / "records.parquet").write_bytes(b"")
+    conf = {**SpectrumConfig().to_dict(), "study": "spectrum", "variants": [],
+            "not_a_field": 3}
+    (tmp_path / "config.json").write_text(json.dumps(conf))
+    with pytest.raises(errors.ConfigError, match="not_a_field"):
+        load_spectrum_study(tmp_path)
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def _command(path: list[str]):
+    import typer.main
+
+    cmd = typer.main.get_command(app)
+    for name in path:
+        cmd = cmd.commands[name]
+    return cmd
+
+
+@pytest.mark.parametrize("path, cls", [
+    (["run"], "acthash.experiment:RunConfig"),
+    (["layers"], "acthash.experiment:RunConfig"),
+    (["study", "regions"], "acthash.studies.regions:RegionsConfig"),
+    (["study", "lsh"], "acthash.studies.lsh:LSHConfig"),
+    (["study", "spectrum"], "acthash.studies.spectrum:SpectrumConfig"),
+])
+def test_cli_options_are_config_fields(path, cls):
+    import importlib
+
+    mod, _, name = cls.partition(":")
+    fields = getattr(importlib.import_module(mod), name).field_names()
+    params = {p.name for p in _command(path).params}
+    assert params - fields - CLI_ONLY == set(), path
+    if path != ["layers"]:
+        # a dataset or model is used: --data-dir, -O and --device are there
+        assert {"data_dir", "dataset_option", "device"} <= params, path
+
+
+def test_companion_studies_live_under_study():
+    top = set(_command([]).commands)
+    assert "regions" not in top and {"regions", "lsh", "spectrum", "binary"} <= set(
+        _command(["study"]).commands)
+
+
+def test_user_errors_print_one_line_and_exit_with_the_user_error_status(tmp_path):
+    res = runner.invoke(app, ["run", "--dataset", "nope", "--no-progress",
+                              "--out", str(tmp_path / "r")])
+    assert res.exit_code == errors.EXIT_USER_ERROR
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: unknown dataset 'nope'")
+    assert "Traceback" not in res.output
+    res = runner.invoke(app, ["run", "--model", "resnet20", "--width", "12"])
+    assert res.exit_code == errors.EXIT_USER_ERROR and "--width" in res.output
+    res = runner.invoke(app, ["plot", str(tmp_path / "missing")])
+    assert res.exit_code == errors.EXIT_USER_ERROR and "no results" in res.output
+    res = runner.invoke(app, ["run", "--no-such-option"])  # a usage error stays 2
+    assert res.exit_code == 2
+
+
+def test_k_flows_into_every_label(tmp_path):
+    res = runner.invoke(app, ["run", "--k", "5", "--width", "8", "--epochs", "1",
+                              "--checkpoints", "1", "--kmeans-n-init", "1",
+                              "--logreg-strategy", "ovr", "--no-save-codes", "--no-progress",
+                              "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert "5-NN acc." in res.output and "9-NN" not in res.output
+    metrics = pd.read_parquet(tmp_path / "r" / "metrics.parquet")
+    assert (metrics["k"] == 5).all()
+    assert acthash.properties_table(metrics.iloc[0].to_dict()).index[3].startswith("5-NN")
+
+
+# ---------------------------------------------------------------------------- bits, sweeps
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int64, np.float32, np.float64, bool])
+def test_from_bits_packs_like_numpy_and_validates(dtype):
+    rng = np.random.default_rng(3)
+    bits = rng.random((37, 77)) > 0.5
+    codes = acthash.NeuralCodes.from_bits(bits.astype(dtype))
+    assert np.array_equal(codes.packed, np.packbits(bits, axis=1))
+    assert np.array_equal(codes.unpack(), bits.astype(np.uint8))
+
+
+@pytest.mark.parametrize("bad", [[[0, 2]], [[0, -1]], [[0.5, 1.0]], [[0.0, np.nan]]])
+def test_from_bits_rejects_values_other_than_0_and_1(bad):
+    with pytest.raises(errors.InputError, match="only 0 and 1"):
+        acthash.NeuralCodes.from_bits(np.asarray(bad))
+
+
+TINY = {"name": "tiny", "factor": "width",
+        "base": {"dataset": "digits", "epochs": 1, "checkpoints": [1], "kmeans_n_init": 1,
+                 "logreg_strategy": "ovr", "save_codes": False, "sample_size": 300},
+        "grid": {"width": [4, 8]}, "seeds": [0]}
+
+
+def test_a_locked_sweep_directory_is_not_computed_twice(tmp_path):
+    from acthash.sweep import run_sweep, sweep_lock
+
+    with sweep_lock(tmp_path):
+        with pytest.raises(errors.SweepLockedError, match=r"pid \d+"):
+            run_sweep(TINY, tmp_path, progress=False)
+    assert not (tmp_path / "parts").exists()  # nothing ran while the lock was held
+    res = run_sweep(TINY, tmp_path, progress=False)  # released: runs
+    assert len(res.computed) == 2
+
+
+def test_results_are_consolidated_once_and_readable_while_running(tmp_path, monkeypatch):
+    from acthash.results import ResultStore, load_results
+    from acthash.sweep import run_sweep
+
+    calls = []
+    original = ResultStore.consolidate
+
+    def counting(self, order=None):
+        calls.append(1)
+        return original(self, order)
+
+    monkeypatch.setattr(ResultStore, "consolidate", counting)
+    res = run_sweep(TINY, tmp_path, progress=False)
+    assert len(calls) == 1
+    # a killed sweep leaves parts but a stale table: readers use the parts
+    (tmp_path / "results.parquet").unlink()
+    assert load_results(tmp_path).equals(res.table)
+
+
+def test_phase_thresholds_come_from_the_sweep_file(tmp_path):
+    from acthash.phase import PhaseThresholds
+
+    (tmp_path / "sweep.json").write_text(json.dumps({"phase": {"under": 0.3}}))
+    t = PhaseThresholds.for_results(tmp_path)
+    assert t.under == 0.3 and t.sufficient == PhaseThresholds().sufficient
+    assert PhaseThresholds.for_results([tmp_path], under=0.2).under == 0.2  # CLI wins
+    (tmp_path / "sweep.json").write_text(json.dumps({"phase": {"nope": 1}}))
+    with pytest.raises(errors.ConfigError, match="nope"):
+        PhaseThresholds.for_results(tmp_path)
