@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 
 from acthash.plots import QUANTITIES, aggregate, infer_factor, plot_factor, plot_results  # noqa: E402
 
-PANEL_TITLES = ["redundancy ratio", "K-Means accuracy (Hungarian)", "9-NN accuracy (Hamming)",
+PANEL_TITLES = ["redundancy ratio", "K-Means accuracy (Hungarian)", "k-NN accuracy (Hamming)",
                 "logistic regression accuracy", "network accuracy"]
 
 

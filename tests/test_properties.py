@@ -162,7 +162,7 @@ def test_encoding_properties_record(rng):
     table = properties_table(rec)
     assert list(table.columns) == ["train", "test"]
     assert table.loc["redundancy ratio", "test"] == rec["redundancy_test"]
-    with pytest.raises(ValueError, match="labels have shape"):
+    with pytest.raises(ValueError, match="labels have length 159 but there are 160"):
         encoding_properties(tr, y_tr[:-1], te, y_te)
     with pytest.raises(ValueError, match="test codes"):
         encoding_properties(tr, y_tr, te[:, :40], y_te)
