@@ -239,31 +239,51 @@ def _supported(m: nn.Module) -> bool:
     return type(m) in _LAYER_TYPES
 
 
-def _conv_pad(m: nn.Module, a: torch.Tensor) -> torch.Tensor:
-    """Pad a convolution's input (n, C_in, *spatial) exactly as the layer does, so that the
-    remaining convolution has no padding. ``"same"`` puts the odd element on the right, as
-    PyTorch does."""
+def _conv_pads(m: nn.Module) -> list[tuple[int, int]]:
+    """(before, after) padding per spatial dimension, as the layer applies it; ``"same"``
+    puts the odd element after, as PyTorch does."""
     if isinstance(m.padding, str):
-        pads = [(0, 0) if m.padding == "valid" else (d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
+        if m.padding == "valid":
+            return [(0, 0)] * len(m.kernel_size)
+        return [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
                 for k, d in zip(m.kernel_size, m.dilation, strict=True)]
-    else:
-        pads = [(p, p) for p in m.padding]
+    return [(p, p) for p in m.padding]
+
+
+def _conv_input(m: nn.Module, a: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """The input padded as far as the padding cannot be left to a convolution (padding
+    modes other than zeros, asymmetric ``"same"``), and the symmetric zero padding left."""
+    pads = _conv_pads(m)
+    if m.padding_mode == "zeros" and all(lo == hi for lo, hi in pads):
+        return a, [lo for lo, _ in pads]
     flat = [v for lr in reversed(pads) for v in lr]  # F.pad wants the last dimension first
-    if not any(flat):
-        return a
-    return F.pad(a, flat, mode="constant" if m.padding_mode == "zeros" else m.padding_mode)
+    mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+    return F.pad(a, flat, mode=mode), [0] * len(pads)
 
 
 def _patches(m: nn.Module, a: torch.Tensor) -> torch.Tensor:
     """Unfolded input patches of a Conv1d/Conv2d call: (n, C_in·K, L), K = kernel size,
     L = output positions; the rows are ordered as the weight's (C_in, *kernel) axes."""
-    a = _conv_pad(m, a)
+    a, pad = _conv_input(m, a)
     if a.dim() == 3:  # Conv1d as a Conv2d over a height-1 image
-        a = a.unsqueeze(2)
-        k, d, s = (1, m.kernel_size[0]), (1, m.dilation[0]), (1, m.stride[0])
-    else:
-        k, d, s = m.kernel_size, m.dilation, m.stride
-    return F.unfold(a, k, dilation=d, stride=s)
+        return F.unfold(a.unsqueeze(2), (1, m.kernel_size[0]), dilation=(1, m.dilation[0]),
+                        padding=(0, pad[0]), stride=(1, m.stride[0]))
+    return F.unfold(a, m.kernel_size, dilation=m.dilation, padding=pad, stride=m.stride)
+
+
+def _conv_weight_grads(m: nn.Module, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Per-example weight gradients (n, C_out·C_in/G·K) of one convolution call, as the
+    weight gradient of one convolution whose groups are the n examples times the layer's
+    G groups (the batch folded into the channels): no patch matrix is formed."""
+    n = a.shape[0]
+    a, pad = _conv_input(m, a)
+    w = m.weight
+    shape = (n * w.shape[0], *w.shape[1:])
+    gw = torch.ops.aten.convolution_backward(
+        g.reshape(1, n * g.shape[1], *g.shape[2:]), a.reshape(1, n * a.shape[1], *a.shape[2:]),
+        w.new_empty(shape), None, list(m.stride), pad, list(m.dilation), False,
+        [0] * len(pad), n * m.groups, [False, True, False])[1]
+    return gw.reshape(n, -1)
 
 
 def _call_grads(layer: _Layer, a: torch.Tensor, g: torch.Tensor):
@@ -279,13 +299,8 @@ def _call_grads(layer: _Layer, a: torch.Tensor, g: torch.Tensor):
         w = torch.matmul(g3.transpose(1, 2), a3).reshape(n, -1) if layer.p_w else None
         b = g3.sum(1) if layer.p_b else None
         return w, b
-    gl = g.reshape(n, layer.groups, -1, g[0, 0].numel())  # (n, G, C_out/G, L)
-    w = None
-    if layer.p_w:
-        p = _patches(m, a)
-        p = p.reshape(n, layer.groups, -1, p.shape[-1])  # (n, G, C_in/G·K, L)
-        w = torch.matmul(gl, p.transpose(-1, -2)).reshape(n, -1)
-    b = gl.sum(-1).reshape(n, -1) if layer.p_b else None
+    w = _conv_weight_grads(m, a, g) if layer.p_w else None
+    b = g.reshape(n, g.shape[1], -1).sum(-1) if layer.p_b else None
     return w, b
 
 
@@ -312,24 +327,37 @@ def _features(model: nn.Module, xs: torch.Tensor, plan: NTKPlan):
     H = [(torch.empty(n, ly.d_in, **like), torch.empty(C, n, ly.d_out, **like))
          for ly in had_layers]
     calls: dict[str, list] = {}
+    copy_mode = [False]  # set once an in-place op changed a captured tensor
 
     def hook(mod, inp, out, name):
-        out2 = out.clone()  # later in-place ops (ReLU(inplace=True), +=) must not touch z
-        calls[name].append((inp[0].detach(), out))
-        return out2
+        a = inp[0].detach()
+        if copy_mode[0]:  # the layer output the backward differentiates must stay unchanged
+            calls[name].append((a.clone(), out, 0, 0))
+            return out.clone()
+        calls[name].append((a, out, a._version, out._version))
+        return None
+
+    def run_batch(s):
+        for ly in plan.layers:
+            calls[ly.name] = []
+        out = model(xs[s]).reshape(len(xs[s]), -1)
+        if any(len(calls[ly.name]) != ly.calls for ly in plan.layers):
+            raise _PlanMismatch("layer calls differ from the probe")
+        changed = any(a._version != va or z._version != vz
+                      for ly in plan.layers for a, z, va, vz in calls[ly.name])
+        return out, changed
 
     handles = [ly.module.register_forward_hook(lambda mo, i, o, nm=ly.name: hook(mo, i, o, nm))
                for ly in plan.layers]
     try:
         for s in _chunks(n, plan.batch_size):
-            for ly in plan.layers:
-                calls[ly.name] = []
             with torch.enable_grad():
-                out = model(xs[s]).reshape(len(xs[s]), -1)
+                out, changed = run_batch(s)
+                if changed and not copy_mode[0]:  # in-place ops: redo keeping copies
+                    copy_mode[0] = True
+                    out, _ = run_batch(s)
                 seq = [(ly, k) for ly in plan.layers for k in range(len(calls[ly.name]))]
                 zs = [calls[ly.name][k][1] for ly, k in seq]
-                if any(len(calls[ly.name]) != ly.calls for ly in plan.layers):
-                    raise _PlanMismatch("layer calls differ from the probe")
                 for c in range(C):
                     grads = torch.autograd.grad(out[:, c].sum(), zs, retain_graph=c + 1 < C,
                                                 allow_unused=True)
@@ -339,17 +367,20 @@ def _features(model: nn.Module, xs: torch.Tensor, plan: NTKPlan):
                                                            else g.detach())
                     off = 0
                     for ly in grad_layers:
-                        ws, bs = [], []
-                        for (a, _), g in zip(calls[ly.name], per[ly.name], strict=True):
+                        for k, ((a, *_), g) in enumerate(zip(calls[ly.name], per[ly.name],
+                                                             strict=True)):
                             w, b = _call_grads(ly, a, g)
-                            ws.append(w)
-                            bs.append(b)
-                        if ly.p_w:
-                            J[c, s, off:off + ly.p_w] = sum(ws)
-                            off += ly.p_w
-                        if ly.p_b:
-                            J[c, s, off:off + ly.p_b] = sum(bs)
-                            off += ly.p_b
+                            for part, width in ((w, ly.p_w), (b, ly.p_b)):
+                                if not width:
+                                    continue
+                                dst = J[c, s, off:off + width]
+                                if k == 0:
+                                    dst.copy_(part)
+                                else:
+                                    dst.add_(part)
+                                off += width
+                            if k + 1 < ly.calls:
+                                off -= ly.p_w + ly.p_b
                     for ly, (A, D) in zip(had_layers, H, strict=True):
                         a, d = _hadamard_parts(ly, calls[ly.name][0][0], per[ly.name][0])
                         if c == 0:
