@@ -397,13 +397,19 @@ class _PlanMismatch(RuntimeError):
     """The forward pass of a batch used the layers differently from the one-example probe."""
 
 
-def _mm_t(a: torch.Tensor, b: torch.Tensor | None = None, block: int = 128) -> torch.Tensor:
-    """a @ bᵀ; with ``b=None`` the symmetric a @ aᵀ, computing only the row blocks' part on
-    and above the diagonal (about half the work for large N) and mirroring it."""
+def _sym_block(n: int) -> int:
+    """Row-block size of the symmetric product: about 8 blocks, at least 48 rows each."""
+    return max(48, -(-n // 8))
+
+
+def _mm_t(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ bᵀ; with ``b=None`` the symmetric a @ aᵀ, computing for each row block only the
+    columns on and after the diagonal (with 8 blocks 56 % of the work) and mirroring."""
     if b is not None:
         return a @ b.T
     n = a.shape[0]
-    if n < 3 * block:
+    block = _sym_block(n)
+    if n < 2 * block:
         return a @ a.T
     out = a.new_empty(n, n)
     for lo in range(0, n, block):
@@ -669,11 +675,15 @@ def _probe(model: nn.Module, x: torch.Tensor):
 
 
 def _sym_fraction(n: int, chunk: int, blocked: bool) -> float:
-    """Fraction of the N² kernel entries a symmetric computation evaluates."""
+    """Fraction of the N² kernel entries a symmetric computation evaluates: tiles on and
+    above the diagonal, and (``blocked``, :func:`_mm_t`) row blocks within a tile."""
     k = -(-n // chunk)
-    if k > 1:
-        return 0.5 * (1 + 1 / k)
-    return 0.5 * (1 + 128 / n) if blocked and n >= 384 else 1.0
+    c = min(n, chunk)
+    fb = 1.0  # fraction evaluated within a diagonal tile
+    if blocked and c >= 2 * _sym_block(c):
+        kb = -(-c // _sym_block(c))
+        fb = 0.5 * (1 + 1 / kb)
+    return (fb + (k - 1) / 2) / k
 
 
 def _estimates(layers, rest, params, fwd, act, n_out, n1, n2, sym, itemsize,
