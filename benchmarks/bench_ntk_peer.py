@@ -150,6 +150,37 @@ def worker(args) -> None:
                       "runs": len(warm), "chosen": plan.method, "plan": plan.summary()}))
 
 
+def sweep(args) -> None:
+    """acthash only, warm times of every method and of ``auto`` at several N (one process,
+    one thread): does the cost model pick a method within 1.2x of the fastest?"""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from acthash.ntk import ntk
+
+    torch.set_num_threads(1)
+    print("\n| model | N | auto picks | auto s | fastest | fastest s | auto / fastest |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        spec = dict(MODELS[name])
+        for n in [int(v) for v in args.sweep.split(",")]:
+            spec["n"] = n
+            model = build_torch(spec)
+            x = torch.from_numpy(inputs(spec))
+            times = {}
+            for method in ("structured", "jacobian", "loop", "auto"):
+                ntk(model, x, method=method)  # warm-up
+                best = float("inf")
+                for _ in range(3):
+                    t = time.perf_counter()
+                    _, plan = ntk(model, x, method=method, return_info=True)
+                    best = min(best, time.perf_counter() - t)
+                times[method] = best
+            fastest = min((m for m in times if m != "auto"), key=times.get)
+            print(f"| {name} | {n} | {plan.method} | {times['auto']:.4f} | {fastest} | "
+                  f"{times[fastest]:.4f} | {times['auto'] / times[fastest]:.2f} |", flush=True)
+
+
 def run_json(cmd, env, timeout) -> dict:
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
@@ -186,11 +217,22 @@ def main() -> int:
     ap.add_argument("--peer-python", help="python of the neural-tangents environment")
     ap.add_argument("--models", default=",".join(MODELS), help="comma list of " + ", ".join(MODELS))
     ap.add_argument("--quick", action="store_true", help="N / 4 (a smoke run, not the table)")
+    ap.add_argument("--nt-impls", default="3,1",
+                    help="neural-tangents implementations to run: 3 structured, 1 Jacobian, "
+                         "2 NTK-vector products (N² forward passes: minutes at these N)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per method")
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--sweep", metavar="N,N,...",
+                    help="instead: acthash's methods and auto at these N (cost-model check)")
     args = ap.parse_args()
     if args.worker:
         worker(args)
+        return 0
+    if args.sweep:
+        env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(ROOT / "src")}
+        if os.environ.get("OMP_NUM_THREADS") != "1":  # thread settings apply at start-up
+            return subprocess.call([sys.executable, *sys.argv], env=env)
+        sweep(args)
         return 0
     peer = find_peer(args.peer_python)
     env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(ROOT / "src")}
@@ -217,7 +259,8 @@ def main() -> int:
                 np.savez(f"{tmp}/{name}_w.npz", *w)
                 xj = x if x.ndim == 2 else x.transpose(0, 2, 3, 1)
                 np.save(f"{tmp}/{name}_xj.npy", np.ascontiguousarray(xj))
-                for impl, label in NT_IMPLS.items():
+                for impl in [int(i) for i in args.nt_impls.split(",")]:
+                    label = NT_IMPLS[impl]
                     s = {**{k: v for k, v in spec.items() if k != "x"},
                          "x": f"{tmp}/{name}_xj.npy", "weights": f"{tmp}/{name}_w.npz",
                          "kernel_out": f"{tmp}/{name}_nt{impl}.npy"}
