@@ -296,7 +296,11 @@ def _call_grads(layer: _Layer, a: torch.Tensor, g: torch.Tensor):
     if isinstance(m, nn.Linear):
         a3 = a.reshape(n, -1, a.shape[-1])  # (n, L, in)
         g3 = g.reshape(n, -1, g.shape[-1])  # (n, L, out)
-        w = torch.matmul(g3.transpose(1, 2), a3).reshape(n, -1) if layer.p_w else None
+        w = None
+        if layer.p_w and a3.shape[1] == 1:  # one position: the outer product g aᵀ
+            w = (g3[:, 0, :, None] * a3[:, 0, None, :]).reshape(n, -1)
+        elif layer.p_w:
+            w = torch.matmul(g3.transpose(1, 2), a3).reshape(n, -1)
         b = g3.sum(1) if layer.p_b else None
         return w, b
     w = _conv_weight_grads(m, a, g) if layer.p_w else None
@@ -315,15 +319,17 @@ def _hadamard_parts(layer: _Layer, a: torch.Tensor, g: torch.Tensor):
 
 def _features(model: nn.Module, xs: torch.Tensor, plan: NTKPlan):
     """Structured features of the examples ``xs`` (processed in batches of
-    ``plan.batch_size``): J (C, n, P_grad) per-example gradients of the layers in gradient
-    form, and per layer in Hadamard form its inputs A (n, d_in) and gradients D (C, n, d_out).
-    """
+    ``plan.batch_size``): J, per-example gradients of the layers in gradient form as a list
+    of pieces (one per weight or bias), each a list over the C outputs of (n, P_piece)
+    tensors; and H, per layer in Hadamard form its inputs A (n, d_in) and gradients
+    D (C, n, d_out)."""
     C, n = plan.n_out, len(xs)
     grad_layers = [ly for ly in plan.layers if not ly.hadamard]
     had_layers = [ly for ly in plan.layers if ly.hadamard]
-    p_grad = sum(ly.p_w + ly.p_b for ly in grad_layers)
+    batches = _chunks(n, plan.batch_size)
+    # pieces[k][c]: list of per-batch tensors, concatenated at the end
+    pieces = [[[] for _ in range(C)] for ly in grad_layers for w in (ly.p_w, ly.p_b) if w]
     like = {"dtype": plan.dtype, "device": xs.device}
-    J = torch.empty(C, n, p_grad, **like) if p_grad else None
     H = [(torch.empty(n, ly.d_in, **like), torch.empty(C, n, ly.d_out, **like))
          for ly in had_layers]
     calls: dict[str, list] = {}
@@ -350,7 +356,7 @@ def _features(model: nn.Module, xs: torch.Tensor, plan: NTKPlan):
     handles = [ly.module.register_forward_hook(lambda mo, i, o, nm=ly.name: hook(mo, i, o, nm))
                for ly in plan.layers]
     try:
-        for s in _chunks(n, plan.batch_size):
+        for s in batches:
             with torch.enable_grad():
                 out, changed = run_batch(s)
                 if changed and not copy_mode[0]:  # in-place ops: redo keeping copies
@@ -365,22 +371,18 @@ def _features(model: nn.Module, xs: torch.Tensor, plan: NTKPlan):
                     for (ly, _), z, g in zip(seq, zs, grads, strict=True):
                         per.setdefault(ly.name, []).append(torch.zeros_like(z) if g is None
                                                            else g.detach())
-                    off = 0
+                    k = 0
                     for ly in grad_layers:
-                        for k, ((a, *_), g) in enumerate(zip(calls[ly.name], per[ly.name],
-                                                             strict=True)):
-                            w, b = _call_grads(ly, a, g)
-                            for part, width in ((w, ly.p_w), (b, ly.p_b)):
-                                if not width:
-                                    continue
-                                dst = J[c, s, off:off + width]
-                                if k == 0:
-                                    dst.copy_(part)
-                                else:
-                                    dst.add_(part)
-                                off += width
-                            if k + 1 < ly.calls:
-                                off -= ly.p_w + ly.p_b
+                        parts = [_call_grads(ly, a, g) for (a, *_), g in
+                                 zip(calls[ly.name], per[ly.name], strict=True)]
+                        for j, width in enumerate((ly.p_w, ly.p_b)):
+                            if not width:
+                                continue
+                            tot = parts[0][j]
+                            for extra in parts[1:]:  # a layer called several times
+                                tot = tot + extra[j]
+                            pieces[k][c].append(tot)
+                            k += 1
                     for ly, (A, D) in zip(had_layers, H, strict=True):
                         a, d = _hadamard_parts(ly, calls[ly.name][0][0], per[ly.name][0])
                         if c == 0:
@@ -390,6 +392,7 @@ def _features(model: nn.Module, xs: torch.Tensor, plan: NTKPlan):
     finally:
         for h in handles:
             h.remove()
+    J = [[bs[0] if len(bs) == 1 else torch.cat(bs) for bs in piece] for piece in pieces]
     return J, H
 
 
@@ -402,47 +405,48 @@ def _sym_block(n: int) -> int:
     return max(48, -(-n // 8))
 
 
-def _mm_t(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """a @ bᵀ; with ``b=None`` the symmetric a @ aᵀ, computing for each row block only the
-    columns on and after the diagonal (with 8 blocks 56 % of the work) and mirroring."""
-    if b is not None:
-        return a @ b.T
-    n = a.shape[0]
-    block = _sym_block(n)
-    if n < 2 * block:
-        return a @ a.T
-    out = a.new_empty(n, n)
-    for lo in range(0, n, block):
-        hi = min(lo + block, n)
-        blk = a[lo:hi] @ a[lo:].T  # (rows of this block, columns lo..n)
-        out[lo:hi, lo:] = blk
-        out[lo:, lo:hi] = blk.T
-    return out
+def _row_blocks(n1: int, sym: bool) -> list[tuple[int, int]]:
+    """Row blocks (lo, hi) of a kernel tile; for a symmetric tile each block needs only the
+    columns from ``lo`` on (about 8 blocks: 56 % of the work), the rest is mirrored."""
+    block = _sym_block(n1)
+    if not sym or n1 < 2 * block:
+        return [(0, n1)]
+    return [(lo, min(lo + block, n1)) for lo in range(0, n1, block)]
 
 
 def _kernel_from_features(plan: NTKPlan, f1, f2, sym: bool) -> torch.Tensor:
-    """(C, n1, n2) per-logit kernel block from the structured features of two chunks."""
+    """(C, n1, n2) per-logit kernel block from the structured features of two chunks,
+    accumulated block row by block row: per-example-gradient pieces by J₁ J₂ᵀ, each
+    Hadamard-form layer by (D₁D₂ᵀ)∘(A₁A₂ᵀ + 1)."""
     (J1, H1), (J2, H2) = f1, f2
     C = plan.n_out
-    n1 = (J1 if J1 is not None else H1[0][0]).shape[-2]
-    n2 = (J2 if J2 is not None else H2[0][0]).shape[-2]
-    if J1 is not None:
-        out = torch.stack([_mm_t(J1[c], None if sym else J2[c]) for c in range(C)])
-    else:
-        out = torch.zeros(C, n1, n2, dtype=plan.dtype, device=H1[0][0].device)
+    first = J1[0][0] if J1 else H1[0][0]
+    n1 = first.shape[0]
+    n2 = (J2[0][0] if J2 else H2[0][0]).shape[0]
+    out = torch.zeros(C, n1, n2, dtype=plan.dtype, device=first.device)
     had_layers = [ly for ly in plan.layers if ly.hadamard]
-    for ly, (A1, D1), (A2, D2) in zip(had_layers, H1, H2, strict=True):
-        aa = None
-        if ly.p_w:
-            aa = _mm_t(A1, None if sym else A2)
-            if ly.p_b:
-                aa += 1.0  # bias gradient = δ: (δδᵀ)∘(aaᵀ) + δδᵀ = (δδᵀ)∘(aaᵀ + 1)
-        for c in range(C):
-            dd = _mm_t(D1[c], None if sym else D2[c])
-            if aa is None:
-                out[c] += dd
-            else:
-                out[c].addcmul_(dd, aa)
+    blocks = _row_blocks(n1, sym)
+    mirror = len(blocks) > 1
+    for lo, hi in blocks:
+        c0 = lo if mirror else 0  # first column this block row needs
+        for p1, p2 in zip(J1, J2, strict=True):
+            for c in range(C):
+                out[c, lo:hi, c0:].addmm_(p1[c][lo:hi], p2[c][c0:].T)
+        for ly, (A1, D1), (A2, D2) in zip(had_layers, H1, H2, strict=True):
+            aa = None
+            if ly.p_w:
+                aa = A1[lo:hi] @ A2[c0:].T
+                if ly.p_b:
+                    aa += 1.0  # bias gradient = δ: (δδᵀ)∘(aaᵀ) + δδᵀ = (δδᵀ)∘(aaᵀ + 1)
+            for c in range(C):
+                dd = D1[c, lo:hi] @ D2[c, c0:].T
+                if aa is None:
+                    out[c, lo:hi, c0:] += dd
+                else:
+                    out[c, lo:hi, c0:].addcmul_(dd, aa)
+    if mirror:  # below the diagonal blocks: the transpose of the part above
+        for lo, hi in blocks[:-1]:
+            out[:, hi:, lo:hi] = out[:, lo:hi, hi:].transpose(1, 2)
     return out
 
 
@@ -674,7 +678,7 @@ def _probe(model: nn.Module, x: torch.Tensor):
 
 def _sym_fraction(n: int, chunk: int, blocked: bool) -> float:
     """Fraction of the N² kernel entries a symmetric computation evaluates: tiles on and
-    above the diagonal, and (``blocked``, :func:`_mm_t`) row blocks within a tile."""
+    above the diagonal, and (``blocked``, :func:`_row_blocks`) row blocks within a tile."""
     k = -(-n // chunk)
     c = min(n, chunk)
     fb = 1.0  # fraction evaluated within a diagonal tile
