@@ -13,9 +13,12 @@ scalar output over N inputs:
 - ``resnet``: conv3x3(32)-ReLU, then a residual block x + conv(ReLU(conv(x))), ReLU,
   dense(1), 16x16x3 inputs, N = 300
 
-Every method runs in its own subprocess: "first call" is the first kernel in a fresh
-process (JAX: tracing and XLA compilation included), "warm" the best of up to 3 further
-calls. acthash runs ``auto``, ``structured``, ``jacobian`` and ``loop``; neural-tangents its
+"First call" is a method's first kernel in its process (JAX: tracing and XLA compilation
+included; acthash: its four methods share one fresh process, ``auto`` first), "warm" the
+best of further calls (acthash: up to 7, its methods interleaved round by round;
+neural-tangents: up to 3). acthash runs
+``auto``, ``structured``, ``jacobian`` and ``loop``; neural-tangents, each implementation in
+its own process, its
 implementations 1 (Jacobian contraction), 2 (NTK-vector products) and 3 (structured
 derivatives) through ``_ntk_peer_nt.py`` in the peer environment (see
 ``../shared/peers/README.md``; found through ``--peer-python``, ``$ACTHASH_PEER_PYTHON``
@@ -127,7 +130,10 @@ def inputs(spec) -> np.ndarray:
 
 
 def worker(args) -> None:
-    """acthash side, one method, in its own process."""
+    """acthash side, every method on one model, in one fresh process: each method's first
+    call (``auto`` first), then up to 7 rounds of warm calls, the methods interleaved so
+    that a change of machine load hits them alike (a method stops after 10 s of warm calls,
+    or after 3 calls slower than 2 s)."""
     import torch
 
     sys.path.insert(0, str(ROOT / "src"))
@@ -137,17 +143,24 @@ def worker(args) -> None:
     spec = json.loads(args.spec)
     model = build_torch(spec)
     x = torch.from_numpy(np.load(spec["x"]))
-    t = time.perf_counter()
-    g, plan = ntk(model, x, method=args.worker, return_info=True)
-    first = time.perf_counter() - t
-    warm, start = [], time.perf_counter()
-    while len(warm) < 3 and (not warm or time.perf_counter() - start < 20):
+    res = {}
+    for method in ACTHASH_METHODS:
         t = time.perf_counter()
-        g = ntk(model, x, method=args.worker)
-        warm.append(time.perf_counter() - t)
-    np.save(spec["kernel_out"], g.numpy())
-    print(json.dumps({"method": args.worker, "first_s": first, "warm_s": min(warm),
-                      "runs": len(warm), "chosen": plan.method, "plan": plan.summary()}))
+        g, plan = ntk(model, x, method=method, return_info=True)
+        res[method] = {"method": method, "first_s": time.perf_counter() - t, "warm": [],
+                       "chosen": plan.method, "plan": plan.summary()}
+        np.save(spec["kernel_out"].format(method=method), g.numpy())
+    for _ in range(7):
+        for method in ACTHASH_METHODS:
+            r = res[method]
+            if r["warm"] and (sum(r["warm"]) > 10 or len(r["warm"]) >= 3 and r["warm"][-1] > 2):
+                continue
+            t = time.perf_counter()
+            ntk(model, x, method=method)
+            r["warm"].append(time.perf_counter() - t)
+    for r in res.values():
+        r["warm_s"], r["runs"] = min(r["warm"]), len(r.pop("warm"))
+    print(json.dumps(list(res.values())))
 
 
 def sweep(args) -> None:
@@ -186,7 +199,7 @@ def run_json(cmd, env, timeout) -> dict:
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"over {timeout} s"}
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith(("{", "["))]
     if r.returncode or not lines:
         return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1][:200]}
     return json.loads(lines[-1])
@@ -248,12 +261,13 @@ def main() -> int:
             spec["x"] = f"{tmp}/{name}_x.npy"
             np.save(spec["x"], x)
             rows = []
-            for method in ACTHASH_METHODS:
-                s = {**spec, "kernel_out": f"{tmp}/{name}_{method}.npy"}
-                r = run_json([sys.executable, __file__, "--worker", method, "--spec",
-                              json.dumps(s)], env, args.timeout)
-                rows.append({"side": "acthash", "method": method, **r, "k": s["kernel_out"]})
-                print(f"  {name} acthash {method}: {r}", flush=True)
+            s = {**spec, "kernel_out": f"{tmp}/{name}_{{method}}.npy"}
+            out = run_json([sys.executable, __file__, "--worker", "all", "--spec",
+                            json.dumps(s)], env, args.timeout * len(ACTHASH_METHODS))
+            for r in out if isinstance(out, list) else [
+                    {"method": m, **out} for m in ACTHASH_METHODS]:
+                rows.append({"side": "acthash", **r, "k": f"{tmp}/{name}_{r['method']}.npy"})
+                print(f"  {name} acthash: {r}", flush=True)
             if peer is not None:
                 w = stax_arrays(build_torch(spec), spec)
                 np.savez(f"{tmp}/{name}_w.npz", *w)
