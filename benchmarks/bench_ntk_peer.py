@@ -180,17 +180,19 @@ def sweep(args) -> None:
             spec["n"] = n
             model = build_torch(spec)
             x = torch.from_numpy(inputs(spec))
-            times = {}
-            for method in ("structured", "jacobian", "loop", "auto"):
-                ntk(model, x, method=method)  # warm-up
-                best = float("inf")
-                for _ in range(3):
+            methods = ("structured", "jacobian", "loop", "auto")
+            times = dict.fromkeys(methods, float("inf"))
+            for method in methods:
+                _, plan = ntk(model, x, method=method, return_info=True)  # warm-up
+                if method == "auto":
+                    picked = plan.method
+            for _ in range(5):  # interleaved rounds, best of 5
+                for method in methods:
                     t = time.perf_counter()
-                    _, plan = ntk(model, x, method=method, return_info=True)
-                    best = min(best, time.perf_counter() - t)
-                times[method] = best
+                    ntk(model, x, method=method)
+                    times[method] = min(times[method], time.perf_counter() - t)
             fastest = min((m for m in times if m != "auto"), key=times.get)
-            print(f"| {name} | {n} | {plan.method} | {times['auto']:.4f} | {fastest} | "
+            print(f"| {name} | {n} | {picked} | {times['auto']:.4f} | {fastest} | "
                   f"{times[fastest]:.4f} | {times['auto'] / times[fastest]:.2f} |", flush=True)
 
 

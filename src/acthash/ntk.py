@@ -923,6 +923,7 @@ def ntk(model: nn.Module, x: torch.Tensor, x2: torch.Tensor | None = None, *,
                                  "'loop'") from e
         elif plan.method == "loop":
             blocks = _gram_loop(m, x, x2)
-    logger.info(plan.summary())
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(plan.summary())
     result = _finish(blocks.detach(), output)
     return (result, plan) if return_info else result
