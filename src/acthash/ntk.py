@@ -8,22 +8,31 @@ For a network f(x; θ) with C outputs and N inputs x₁..x_N, the Jacobian J has
   shape (C, N, N).
 - ``output="trace"``: the sum over outputs of the per-logit kernels, (N, N).
 
-Three methods, equal up to round-off:
+Four methods, equal up to round-off:
 
 - ``"jacobian"``: per-example Jacobians with ``torch.func`` (``vmap`` of ``jacrev``), then
   contracted; memory grows as N·C·P (P = number of parameters) per chunk.
 - ``"ntk-vp"``: NTK-vector products with ``torch.func``: ``vjp`` of a chunk's outputs with
   each basis vector, then ``jvp`` of the other chunk's outputs along it (``vmap`` over the
   basis); it never contracts a Jacobian but costs about N²·P work.
-- ``"structured"``: never forms any Jacobian. For a Linear layer z = W a + b the gradient of
-  f(x_n) w.r.t. W is δ_n a_nᵀ, with δ_n = ∂f(x_n)/∂z_n, so its kernel contribution is
-  (δδᵀ) ∘ (aaᵀ) and the bias adds δδᵀ. The layer inputs a come from one batched forward
-  pass and the δ from one batched backward pass per output (examples are independent in
-  eval mode, so the gradient of Σ_n f(x_n) w.r.t. z_n is δ_n). Memory: N·Σ(layer widths)
-  + N². Conv2d layers (and Linear layers applied at several positions) use their unfolded
-  patches and the per-example layer gradients Σ_t δ_t a_tᵀ (N x that layer's parameters);
-  any other parameter (PReLU, norms, embeddings, ...) goes through the ``"jacobian"`` path
-  restricted to those parameters (a per-example loop where ``vmap`` cannot batch them).
+- ``"structured"``: never forms the full Jacobian. For a Linear layer z = W a + b the
+  gradient of f(x_n) w.r.t. W is δ_n a_nᵀ, with δ_n = ∂f(x_n)/∂z_n, so a layer used once at
+  one position contributes (δδᵀ) ∘ (aaᵀ + 1) (Hadamard form, with the bias). The layer
+  inputs a come from one batched forward pass and the δ from one batched backward pass per
+  output (examples are independent in eval mode, so the gradient of Σ_n f(x_n) w.r.t. z_n
+  is δ_n). Conv1d/Conv2d layers (any stride, padding, padding mode, dilation, groups) and
+  Linear layers used at several positions or calls contribute through their per-example
+  gradients Σ_t δ_t a_tᵀ (N x that layer's parameters); for a convolution these are the
+  weight gradient of one convolution whose groups are the examples. Symmetric products
+  are computed in row blocks on and above the diagonal. Any other parameter (PReLU, norms,
+  embeddings, ...) goes through the ``"jacobian"`` path restricted to those parameters (a
+  per-example loop where ``vmap`` cannot batch them).
+- ``"loop"``: reference, one ``torch.autograd.grad`` per example and output.
+
+``method="auto"`` estimates every method's multiply-adds, memory and time from one probe
+forward pass (layer shapes, N, P) and runs the fastest that fits a memory budget
+(:func:`choose_method`, :class:`NTKPlan`). A structured kernel is checked against one
+autograd pass on one example and recomputed by the Jacobian path if they disagree.
 
 The kernel is always evaluated with the model in eval mode (a BatchNorm in training mode
 would couple the examples of a batch); the model's mode is restored afterwards. Parameters
