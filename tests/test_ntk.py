@@ -388,3 +388,41 @@ def test_unsupported_layer_goes_through_jacobian_with_note():
     g, plan = ntk(model, x, method="structured", dtype=torch.float64, return_info=True)
     assert plan.rest == ["0.weight", "0.bias"] and "Jacobian path" in plan.note
     torch.testing.assert_close(g, ref, atol=1e-10, rtol=0)
+
+
+class _BatchDependent(nn.Module):
+    """Calls its hidden layer twice for batches of more than one example."""
+
+    def __init__(self):
+        super().__init__()
+        self.h = nn.Linear(3, 3)
+        self.out = nn.Linear(3, 1)
+
+    def forward(self, x):
+        z = torch.tanh(self.h(x))
+        if len(x) > 1:
+            z = z + 0 * self.h(z)
+        return self.out(z)
+
+
+def test_layer_calls_differing_from_probe_fall_back():
+    torch.manual_seed(14)
+    model = _BatchDependent()
+    x = torch.randn(5, 3)
+    ref = reference_gram(_copy(model), x)[0]  # one example at a time, as the Jacobian path
+    with pytest.warns(RuntimeWarning, match="differently from the probe"):
+        g, plan = ntk(model, x, method="structured", dtype=torch.float64, return_info=True)
+    assert plan.method == "jacobian"
+    torch.testing.assert_close(g, ref, atol=1e-10, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_structured_conv_on_cuda_matches_loop():
+    torch.manual_seed(15)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding="same", groups=2), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(4 * 25, 2)).cuda()
+    x = torch.randn(6, 2, 5, 5, device="cuda")
+    ref = reference_gram(_copy(model).cpu(), x.cpu())
+    g = ntk(model, x, output="per-logit", method="structured", dtype=torch.float64)
+    assert g.device.type == "cuda"
+    torch.testing.assert_close(g.cpu(), ref, atol=1e-10, rtol=0)
