@@ -484,7 +484,8 @@ def study_spectrum(
     loss: str = typer.Option("auto", help="auto (mse for image, ce for classes), mse or ce."),
     kernel: str = typer.Option("trace", help="Several outputs: trace, or per-logit (measures "
                                "averaged over the logits)."),
-    method: str = typer.Option("auto", help="NTK method: auto, structured, jacobian, ntk-vp."),
+    method: str = typer.Option("auto", help="NTK method: auto (fastest by the cost model), "
+                               "structured, jacobian, ntk-vp, loop."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Path | None = typer.Option(None, help="Run directory (default: new one under runs/)."),
     runs_root: Path = typer.Option(Path("runs"), help="Where new run directories go."),
