@@ -680,7 +680,8 @@ def study_spectrum(
         help="Several outputs: trace, or per-logit (measures averaged over the logits).")] = (
             _SPEC.kernel),
     method: Annotated[str, typer.Option(
-        help="NTK method: auto, structured, jacobian, ntk-vp.")] = _SPEC.method,
+        help="NTK method: auto (fastest by the cost model), structured, jacobian, ntk-vp, "
+        "loop.")] = _SPEC.method,
     seed: Seed = _SPEC.seed,
     device: Device = _SPEC.device,
     out: Out = None,
