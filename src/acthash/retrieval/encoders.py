@@ -275,15 +275,17 @@ class ITQ(_LinearSign):
         rng = np.random.default_rng(self.seed)
         if self.fit_size is not None and self.fit_size < len(x):
             x = x[np.sort(rng.choice(len(x), self.fit_size, replace=False))]
-        v = basis.project(x, self.n_bits)
+        # the iterations run in float32 (the products dominate the cost); the SVD in float64
+        v = basis.project(x, self.n_bits).astype(np.float32)
         q, r = np.linalg.qr(rng.standard_normal((self.n_bits, self.n_bits)))
         rot = q * np.sign(np.diag(r))
         for _ in range(self.n_iter):
-            b = np.where(v @ rot >= 0, 1.0, -1.0)
-            s, _, s_hat_t = np.linalg.svd(b.T @ v)
+            b = np.where(v @ rot.astype(np.float32) >= 0, np.float32(1), np.float32(-1))
+            s, _, s_hat_t = np.linalg.svd((b.T @ v).astype(np.float64))
             rot = s_hat_t.T @ s.T
         self.rotation_ = rot
-        self.quantization_error_ = float(np.mean((np.where(v @ rot >= 0, 1.0, -1.0) - v @ rot) ** 2))
+        vr = v.astype(np.float64) @ rot
+        self.quantization_error_ = float(np.mean((np.where(vr >= 0, 1.0, -1.0) - vr) ** 2))
         self.mean_ = basis.mean
         self.projection_ = basis.components[:, : self.n_bits] @ rot
         self._fitted = True
@@ -436,8 +438,13 @@ class NeuralCodeEncoder(HashEncoder):
         return neural_codes(self.model, x, layers=self.layers, device=self.device,
                             batch_size=self.batch_size)
 
-    def fit(self, database) -> NeuralCodeEncoder:
-        codes = self._codes(database)
+    def fit(self, database, *, codes: NeuralCodes | None = None) -> NeuralCodeEncoder:
+        """Fit on ``database`` inputs; ``codes`` passes their neural codes (this encoder's
+        layers, all units) when already computed, to skip the forward pass."""
+        if codes is None:
+            codes = self._codes(database)
+        elif len(codes) != len(database):
+            raise InputError(f"codes has {len(codes)} rows for {len(database)} database inputs")
         n_avail = codes.n_bits
         n = n_avail if self.n_bits is None else self.n_bits
         if n > n_avail:
@@ -460,10 +467,15 @@ class NeuralCodeEncoder(HashEncoder):
         if model_fingerprint(self.model) != self.fingerprint_:
             raise InputError("the model's weights changed since this encoder was fitted; "
                              "fit the encoder again on the database")
-        codes = self._codes(x)
+        return self.select_from(self._codes(x), labels)
+
+    def select_from(self, codes: NeuralCodes, labels=None) -> NeuralCodes:
+        """This encoder's units of already computed codes (all units of its layers)."""
+        self._require_fitted()
         if codes.n_bits != self.n_units_:
-            raise InputError(f"the model now gives {codes.n_bits} units, the encoder was fitted "
-                             f"with {self.n_units_}; fit it again")
+            raise InputError(f"the codes have {codes.n_bits} units, the encoder was fitted on "
+                             f"{self.n_units_} (all units of its layers); pass full codes of "
+                             "the same layers, or fit the encoder again")
         if len(self.units_) == codes.n_bits and np.array_equal(self.units_, np.arange(codes.n_bits)):
             return codes.with_labels(labels) if labels is not None else codes
         return NeuralCodes.from_bits(codes.unpack()[:, self.units_], labels=labels)
