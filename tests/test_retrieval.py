@@ -358,3 +358,12 @@ def test_index_errors():
         BinaryIndex("lsh")
     with pytest.raises(InputError, match="build"):
         BinaryIndex("exact").search(np.zeros((1, 8), np.uint8), 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_torch_backend_on_gpu_equals_numba(tied):
+    q, db, ql, dl = tied
+    gpu = ranking_stats(q, db, ql, dl, ks=(1, 10), backend="torch", device="cuda")
+    cpu = ranking_stats(q, db, ql, dl, ks=(1, 10), backend="numba")
+    np.testing.assert_allclose(gpu.ap, cpu.ap, atol=1e-12)
+    np.testing.assert_array_equal(gpu.hist_r, cpu.hist_r)

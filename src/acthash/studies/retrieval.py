@@ -28,6 +28,7 @@ the figures ``map_vs_bits.{png,svg}`` and ``pr_curves.{png,svg}``.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,7 +192,7 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
                         progress: bool = False) -> RetrievalStudyResult:
     """Run the study; writes a study directory unless ``write=False``."""
     cfg = cfg or RetrievalStudyConfig()
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     device = resolve_device(cfg.device)
     run_dir = None
     if write:
@@ -317,8 +318,10 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
         if search is not None:
             write_table(run_dir / "search.csv", search)
         (run_dir / "summary.md").write_text(map_table(summary, cfg))
-        write_json(run_dir / "study.json", {"seconds": seconds, "datasets": cfg.datasets,
-                                            "database_sizes": loaded})
+        write_json(run_dir / "study.json", {
+            "seconds": seconds, "cpu_seconds": time.process_time() - cpu_start,
+            "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "datasets": cfg.datasets, "database_sizes": loaded})
         if cfg.figures and results["status"].eq("ok").any():
             save_figure(plot_map_vs_bits(summary)[0].figure, run_dir / "map_vs_bits")
             if len(pr_curves):
@@ -409,7 +412,7 @@ def plot_map_vs_bits(summary: pd.DataFrame, metric: str = "map", ax=None):
         a.set_ylabel("mAP (Hamming ranking)" if metric == "map" else metric)
         a.set_title(name)
         a.grid(alpha=0.3)
-    axes[-1].legend(fontsize=7, ncol=2, loc="best")
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return np.asarray(axes)
 
 
@@ -441,5 +444,5 @@ def plot_pr_curves(pr_curves: pd.DataFrame, bits: str = "64", seed: int | None =
         a.set_xlim(0, 1)
         a.set_ylim(0, 1.02)
         a.grid(alpha=0.3)
-    axes[-1].legend(fontsize=7, ncol=2, loc="best")
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return np.asarray(axes)
