@@ -19,8 +19,8 @@ from acthash.studies.retrieval import RetrievalStudyConfig, map_table, run_retri
 def _tiny(**kw):
     base = dict(datasets=["digits"], bits=[8, 16], encoders=["neural", "neural-last", "lsh-raw",
                 "pca-raw", "itq-feat", "sh-feat"], n_queries=60, n_database=400, train_size=None,
-                widths=[48, 40], epochs=2, seeds=[0, 1], itq_iter=5, ks=[1, 10], search_bits=16,
-                device="cpu")
+                widths=[48, 40], epochs=2, min_steps=0, seeds=[0, 1], itq_iter=5, ks=[1, 10],
+                search_bits=16, device="cpu")
     base.update(kw)
     return RetrievalStudyConfig(**base)
 
@@ -60,6 +60,7 @@ def test_full_neural_map_recomputed_from_the_saved_model(study):
     model = acthash.models.build_model("mlp", ds.input_shape, 10, widths=[48, 40])
     blob = torch.load(run_dir / "models" / "digits_seed1.pt", weights_only=False)
     model.load_state_dict(blob["state_dict"])
+    assert blob["epochs"] == 2 and blob["n_train"] == 400
     db = acthash.neural_codes(model, ds.x_train[db_idx])
     q = acthash.neural_codes(model, ds.x_test[q_idx])
     expect = mean_average_precision(q, db, ds.y_test[q_idx].numpy(), ds.y_train[db_idx].numpy(),
@@ -121,7 +122,7 @@ def test_cli_study_retrieval(tmp_path):
     result = CliRunner().invoke(app, [
         "study", "retrieval", "--datasets", "digits", "--bits", "8", "--encoders",
         "neural,lsh-raw", "--n-queries", "40", "--n-database", "300", "--train-size", "0",
-        "--widths", "16", "--epochs", "1", "--seeds", "0", "--search-bits", "8",
+        "--widths", "16", "--epochs", "1", "--min-steps", "0", "--seeds", "0", "--search-bits", "8",
         "--device", "cpu", "--out", str(tmp_path / "s"), "--no-progress", "--no-figures"])
     assert result.exit_code == 0, result.output
     assert "mAP of Hamming ranking" in result.output and "recall@10" in result.output

@@ -591,7 +591,9 @@ def study_retrieval(
     train_size: int = typer.Option(10000, help="Class-balanced training sample of the "
                                    "database for the network (0 = all)."),
     widths: str = typer.Option("256,128", help="Hidden widths of the MLP, comma-separated."),
-    epochs: int = typer.Option(5, help="Training epochs."),
+    epochs: int = typer.Option(10, help="Training epochs (at least)."),
+    min_steps: int = typer.Option(1000, help="At least this many optimizer steps (more epochs "
+                                  "on small training sets)."),
     lr: float = typer.Option(1e-3, help="Learning rate (Adam)."),
     batch_size: int = typer.Option(128, help="Mini-batch size."),
     seeds: str = typer.Option("0,1,2", help="Seeds (network, LSH, ITQ), comma-separated."),
@@ -629,7 +631,8 @@ def study_retrieval(
             datasets=names, dataset_options=options, bits=_parse_ints(bits), full=full,
             encoders=[e for e in encoders.replace(" ", "").split(",") if e],
             n_queries=n_queries or None, n_database=n_database or None,
-            train_size=train_size or None, widths=_parse_ints(widths), epochs=epochs, lr=lr,
+            train_size=train_size or None, widths=_parse_ints(widths), epochs=epochs,
+            min_steps=min_steps, lr=lr,
             batch_size=batch_size, seeds=_parse_ints(seeds) or [0], data_seed=data_seed,
             select=select, itq_iter=itq_iter, itq_fit_size=itq_fit_size or None, radius=radius,
             search=search, search_bits=search_bits or None, runs=runs,

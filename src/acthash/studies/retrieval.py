@@ -90,7 +90,8 @@ class RetrievalStudyConfig(ConfigDict):
     n_database: int | None = None  # seeded sample of the training set; None: all of it
     train_size: int | None = 10000  # class-balanced training sample of the database (None: all)
     widths: list[int] = field(default_factory=lambda: [256, 128])
-    epochs: int = 5
+    epochs: int = 10
+    min_steps: int = 1000  # train at least this many optimizer steps (more epochs on small sets)
     lr: float = 1e-3
     batch_size: int = 128
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -168,12 +169,14 @@ def _model_for(cfg: RetrievalStudyConfig, name: str, ds, x_db, y_db, seed: int, 
         rows = subsample(y_db, cfg.train_size, balanced=True, seed=cfg.data_seed)
     seed_everything(seed)
     model = build_model("mlp", ds.input_shape, ds.n_classes, widths=list(cfg.widths))
-    tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed,
+    steps_per_epoch = -(-len(rows) // cfg.batch_size)
+    epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
+    tcfg = TrainConfig(epochs=epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed,
                        device=str(device))
     res = train(model, x_db[rows], y_db[rows], tcfg)
     model.eval()
     hist = res.history.iloc[-1].to_dict() if len(res.history) else {}
-    return model, {"source": "trained", "n_train": len(rows),
+    return model, {"source": "trained", "n_train": len(rows), "epochs": epochs,
                    "train_acc": hist.get("train_acc"), "train_loss": hist.get("train_loss")}
 
 
