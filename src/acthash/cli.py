@@ -764,6 +764,95 @@ def study_binary(
     console.print(f"study directory: [bold]{result.run_dir}[/]")
 
 
+# ---------------------------------------------------------------- acthash study retrieval
+@study_app.command("retrieval")
+def study_retrieval(
+    datasets: str = typer.Option("digits,fashion-mnist", help="Datasets, comma-separated."),
+    data_dir: Path | None = typer.Option(
+        None, help="Directory holding the files of file-based datasets (fashion-mnist, ...)."),
+    bits: str = typer.Option("16,32,64,128,256", help="Bit budgets, comma-separated."),
+    full: bool = typer.Option(True, help="Also the budget of every unit of the network."),
+    encoders: str = typer.Option(
+        "neural,neural-last,lsh-raw,pca-raw,itq-raw,sh-raw,lsh-feat,pca-feat,itq-feat,sh-feat",
+        help="Encoders, comma-separated."),
+    n_queries: int = typer.Option(1000, help="Queries: a seeded sample of the test set (0 = all)."),
+    n_database: int = typer.Option(0, help="Database: seeded sample of the training set (0 = all)."),
+    train_size: int = typer.Option(10000, help="Class-balanced training sample of the "
+                                   "database for the network (0 = all)."),
+    widths: str = typer.Option("256,128", help="Hidden widths of the MLP, comma-separated."),
+    epochs: int = typer.Option(10, help="Training epochs (at least)."),
+    min_steps: int = typer.Option(1000, help="At least this many optimizer steps (more epochs "
+                                  "on small training sets)."),
+    lr: float = typer.Option(1e-3, help="Learning rate (Adam)."),
+    batch_size: int = typer.Option(128, help="Mini-batch size."),
+    seeds: str = typer.Option("0,1,2", help="Seeds (network, LSH, ITQ), comma-separated."),
+    data_seed: int = typer.Option(0, help="Seed of the query/database/training samples."),
+    select: str = typer.Option("entropy", help="Neural unit selection: entropy, decorrelated, first."),
+    itq_iter: int = typer.Option(50, help="ITQ iterations."),
+    itq_fit_size: int = typer.Option(5000, help="Database rows ITQ's rotation is fitted on (0 = all)."),
+    radius: int = typer.Option(2, help="Hamming radius of the radius precision."),
+    search: bool = typer.Option(True, help="Time exact and faiss search on the largest database."),
+    search_bits: int = typer.Option(256, help="Budget of the neural codes searched (0 = full)."),
+    from_run: list[str] = typer.Option(
+        [], "--from-run", help="DATASET=RUN_DIR: use the model of an `acthash run` (repeatable)."),
+    save_encoders: bool = typer.Option(False, help="Write every fitted encoder (encoders/*.npz)."),
+    figures: bool = typer.Option(True, help="Write the mAP-vs-bits and PR-curve figures."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    out: Path | None = typer.Option(None, help="Study directory (default: new one under runs/)."),
+    runs_root: Path = typer.Option(Path("runs"), help="Where new study directories go."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Neural codes as a retrieval hash: mAP, precision@k and radius-2 precision of Hamming
+    ranking against LSH, PCA, ITQ and spectral hashing at equal bit budgets."""
+    from acthash.studies.retrieval import RetrievalStudyConfig, run_retrieval_study
+
+    names = [d for d in datasets.replace(" ", "").split(",") if d]
+    runs = {}
+    for item in from_run:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected DATASET=RUN_DIR, got {item!r}")
+        runs[key.strip()] = value.strip()
+    file_based = {"fashion-mnist", "mnist", "cifar10", "svhn"}
+    options = {n: {"root": str(data_dir)} for n in names if data_dir and n in file_based}
+    cfg = RetrievalStudyConfig(
+        datasets=names, dataset_options=options, bits=_parse_ints(bits), full=full,
+        encoders=[e for e in encoders.replace(" ", "").split(",") if e],
+        n_queries=n_queries or None, n_database=n_database or None,
+        train_size=train_size or None, widths=_parse_ints(widths), epochs=epochs,
+        min_steps=min_steps, lr=lr,
+        batch_size=batch_size, seeds=_parse_ints(seeds) or [0], data_seed=data_seed,
+        select=select, itq_iter=itq_iter, itq_fit_size=itq_fit_size or None, radius=radius,
+        search=search, search_bits=search_bits or None, runs=runs,
+        save_encoders=save_encoders, figures=figures, device=device)
+    result = run_retrieval_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    summary = result.summary
+    for name, sub in summary.groupby("dataset", sort=False):
+        labels = list(dict.fromkeys(sub["bits"]))
+        table = Table(title=f"{name}: mAP of Hamming ranking (mean ± std over seeds)")
+        table.add_column("encoder")
+        for b in labels:
+            table.add_column(b, justify="right")
+        for enc in dict.fromkeys(sub["encoder"]):
+            cells = []
+            for b in labels:
+                r = sub[(sub["encoder"] == enc) & (sub["bits"] == b)]
+                cells.append("n/a" if r.empty else
+                             f"{r['map_mean'].iloc[0]:.3f} ± {r['map_std'].iloc[0]:.3f}")
+            table.add_row(enc, *cells)
+        console.print(table)
+    if result.search is not None:
+        st = Table(title="Hamming search (recall@10 against exact)")
+        for c in ("dataset", "index", "n_bits", "build_s", "qps", "recall@10", "recall@10_dist"):
+            st.add_column(c, justify="right")
+        for _, r in result.search.iterrows():
+            st.add_row(str(r["dataset"]), str(r["index"]), str(r["n_bits"]),
+                       f"{r['build_s']:.2f}", f"{r['qps']:.0f}", f"{r['recall@10']:.3f}",
+                       f"{r['recall@10_dist']:.3f}")
+        console.print(st)
+    console.print(f"study directory: [bold]{result.run_dir}[/]")
+
+
 def main() -> None:  # console-script entry point
     app()
 
