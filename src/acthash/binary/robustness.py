@@ -21,7 +21,8 @@ def deepfool(model: nn.Module, x, *, max_iter: int = 50, overshoot: float = 0.02
     x : (N, ...) inputs. The model runs in eval mode and must treat examples independently
     (no batch statistics). At each step every still-unflipped example moves to the nearest
     linearized decision boundary among all classes; the total step is scaled by
-    (1 + overshoot) at the end.
+    (1 + overshoot) at the end. The label is checked before every step and after the last
+    one, so ``flipped`` is exactly ``model(x + r).argmax(1) != model(x).argmax(1)``.
     Returns ``(r, flipped, iterations)``: r (N, ...) float32 perturbations on the CPU,
     flipped (N,) bool (the label changed within max_iter), iterations (N,) int.
     """
@@ -89,6 +90,13 @@ def _deepfool_batch(model, x0, max_iter, overshoot):
         r_tot[sel] += step[keep]
         iters[sel] += 1
         active = sel
+    else:
+        # max_iter steps taken: the label after the last step has not been looked at yet
+        if len(active):
+            xa = (flat[active] + (1 + overshoot) * r_tot[active]).reshape(
+                len(active), *x0.shape[1:])
+            with torch.no_grad():
+                flipped[active] = model(xa).argmax(1) != k0[active]
     return ((1 + overshoot) * r_tot).reshape(x0.shape), flipped, iters
 
 
