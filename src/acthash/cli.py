@@ -529,8 +529,16 @@ def study_binary(
     variants: str = typer.Option("compressed,linear,nonlinear,none",
                                  help="Models to train (comma-separated)."),
     epochs: int = typer.Option(100, help="Training epochs."),
-    lr: float = typer.Option(1e-3, help="Learning rate (Adam)."),
+    lr: float = typer.Option(1e-3, help="Learning rate."),
     batch_size: int = typer.Option(64, help="Mini-batch size."),
+    optimizer: str = typer.Option("adam", help="adam, adamw (the authors') or sgd."),
+    weight_decay: float = typer.Option(0.0, help="Weight decay (the authors: 5e-4, AdamW)."),
+    lr_schedule: str = typer.Option("none", help="none, step (StepLR) or cosine."),
+    lr_step_size: int = typer.Option(50, help="StepLR: epochs between decays."),
+    lr_gamma: float = typer.Option(0.5, help="StepLR: learning-rate factor per decay."),
+    ood_sets: str = typer.Option("permuted,uniform",
+                                 help="Shifted sets for the OOD AUROC: permuted, uniform or a "
+                                      "dataset name (e.g. fashion-mnist), comma-separated."),
     gamma0: float = typer.Option(0.01, help="Compression weight in epoch 1."),
     gamma_ratio: float = typer.Option(1.06, help="Geometric growth of the weight per epoch."),
     gamma_cap: float | None = typer.Option(None, help="Largest compression weight."),
@@ -554,7 +562,10 @@ def study_binary(
             sample_size=sample_size, test_size=test_size, backbone=backbone,
             backbone_options={"width": width, "depth": depth}, latent_dim=latent_dim,
             variants=[v for v in variants.replace(" ", "").split(",") if v],
-            epochs=epochs, lr=lr, batch_size=batch_size, gamma0=gamma0,
+            epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+            weight_decay=weight_decay, lr_schedule=lr_schedule, lr_step_size=lr_step_size,
+            lr_gamma=lr_gamma, ood_sets=[o for o in ood_sets.replace(" ", "").split(",") if o],
+            gamma0=gamma0,
             gamma_ratio=gamma_ratio, gamma_cap=gamma_cap,
             checkpoints=_parse_ints(checkpoints), seeds=_parse_ints(seeds) or [0],
             attack_eps=eps, robustness_size=robustness_size or None, device=device,
@@ -572,6 +583,13 @@ def study_binary(
             table.add_row(label, *[_fmt(float(result.table.loc[v, col]))
                                    for v in result.table.index])
     console.print(table)
+    if result.ood is not None and len(result.ood):
+        ood = Table(title="out-of-distribution AUROC (Lee et al.: tied covariance, min distance)")
+        for col in ("variant", "shifted set", "Lee", "per-class at predicted"):
+            ood.add_column(col, justify="right" if col[0].isupper() or col[0] == "p" else "left")
+        for r in result.ood.itertuples():
+            ood.add_row(r.variant, r.ood_set, _fmt(float(r.lee)), _fmt(float(r.predicted)))
+        console.print(ood)
     console.print(f"study directory: [bold]{result.run_dir}[/]")
 
 
