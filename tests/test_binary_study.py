@@ -18,7 +18,7 @@ from acthash.studies.binary import (
 
 SMALL = dict(epochs=3, checkpoints=[0, 3], backbone_options={"width": 16, "depth": 1},
              robustness_size=40, test_size=100, kmeans_n_init=1, pgd_steps=3, device="cpu",
-             logreg_strategy="multinomial")
+             logreg_strategy="multinomial", bimodality_max_dims=8)
 
 
 @pytest.mark.slow
@@ -41,6 +41,7 @@ def test_binary_study_writes_a_self_describing_directory(tmp_path):
     assert init.loc[("compressed", 0), "test_acc"] == init.loc[("linear", 0), "test_acc"]
     assert (m["latent_dim"][m["variant"] != "none"] == 4).all()
     assert (m["latent_dim"][m["variant"] == "none"] == 16).all()
+    assert m["bimodality_dims"].tolist() == [4 if v != "none" else 8 for v in m["variant"]]
     assert m["same_encoding_test"].between(0, 1).all() and m["auroc"].between(0, 1).all()
     # every collapse and binarity metric on both splits, in both conventions
     for name in ("nc1", "nc1_per_dim", "sigma_w", "relative_norm_std", "bimodality_mean",

@@ -98,8 +98,8 @@ CONVENTION_PAIRS = [
     ("NC1 (test)", "nc1_test", "nc1_authors_test"),
     ("σ_W (train)", "sigma_w_train", "sigma_w_authors_train"),
     ("equinorm (test)", "equinorm_test", "equinorm_authors_test"),
-    ("bimodality mean (test)", "bimodality_mean_test", "bimodality_authors_mean_test"),
-    ("bimodality min (test)", "bimodality_min_test", "bimodality_authors_min_test"),
+    ("bimodality mean (test)", "bimodality_mean_test", "bimodality_mean_authors_test"),
+    ("bimodality min (test)", "bimodality_min_test", "bimodality_min_authors_test"),
     ("same-encoding (train)", "same_encoding_train", "same_encoding_authors_train"),
     ("same-encoding (test)", "same_encoding_test", "same_encoding_authors_test"),
     ("reliability AUROC", "auroc", "auroc_authors_riemann"),
@@ -286,9 +286,9 @@ def _split_metrics(z, y, pred, seed: int, dims=None) -> dict:
     zb = z if dims is None else z[:, dims]
     for conv, tag in (("acthash", ""), ("authors", "_authors")):
         bm = binary.binarity_metrics(zb, seed=seed, convention=conv)
-        rec[f"bimodality{tag}_mean"] = bm["peaks_distance_mean"]
-        rec[f"bimodality{tag}_min"] = bm["peaks_distance_min"]
-        rec[f"bimodality{tag}_std"] = bm["peaks_distance_std"]
+        rec[f"bimodality_mean{tag}"] = bm["peaks_distance_mean"]
+        rec[f"bimodality_min{tag}"] = bm["peaks_distance_min"]
+        rec[f"bimodality_std{tag}"] = bm["peaks_distance_std"]
         rec[f"gmm_std{tag}"] = bm["gmm_std"]
         rec[f"gmm_score{tag}"] = bm["gmm_score"]
     with warnings.catch_warnings():
