@@ -67,6 +67,15 @@ def _ridged_precision(cov: np.ndarray, shrinkage: float) -> np.ndarray:
     return np.linalg.pinv(cov + ridge * np.eye(d))
 
 
+def _finite(dist: np.ndarray) -> np.ndarray:
+    """Distances with inf (no Gaussian for the predicted class) replaced by one value above
+    every finite distance, so that those points rank last (tied) without overflowing the
+    quantiles of :func:`riemann_auroc`."""
+    fin = np.isfinite(dist)
+    top = float(dist[fin].max()) if fin.any() else 0.0
+    return np.where(fin, dist, 2.0 * top + 1.0)
+
+
 def fit_class_gaussians(z, labels, *, shrinkage: float = 1e-6, min_size: int = 2) -> dict:
     """Per-class mean and inverse covariance of z (N, d) -> ``{class: (mean, precision)}``.
 
@@ -184,9 +193,8 @@ def mahalanobis_reliability(z_train, y_train, pred_train, z_test, y_test, pred_t
                     if part.sum() > 2:  # (the fit set itself always passes)
                         dist[part] = mahalanobis_scores(g, u[part], p[part])
                         keep[part] = True
-    big = np.finfo(np.float64).max
     lab = ok_te[keep_te]
-    score = -np.where(np.isfinite(d_te[keep_te]), d_te[keep_te], big)
+    score = -_finite(d_te[keep_te])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         exact = auroc(lab, score) if len(lab) else float("nan")
@@ -286,12 +294,10 @@ def ood_scores(z_train, y_train, z_in, z_out, *, method: str = "lee", pred_train
             raise InputError("no correctly classified training example to fit the "
                              "Gaussians on; train the model longer")
         gauss = fit_class_gaussians(z_tr[ok], y_tr[ok], shrinkage=shrinkage)
-        big = np.finfo(np.float64).max
-        out = []
-        for z, p, name in ((z_in, pred_in, "pred_in"), (z_out, pred_out, "pred_out")):
-            d = mahalanobis_scores(gauss, z, _as_labels(p, len(z), name))
-            out.append(-np.where(np.isfinite(d), d, big))
-        return out[0], out[1]
+        d_in = mahalanobis_scores(gauss, z_in, _as_labels(pred_in, len(z_in), "pred_in"))
+        d_out = mahalanobis_scores(gauss, z_out, _as_labels(pred_out, len(z_out), "pred_out"))
+        both = _finite(np.r_[d_in, d_out])
+        return -both[: len(d_in)], -both[len(d_in) :]
     raise InputError(f"unknown method {method!r}; use 'lee' or 'predicted'")
 
 
