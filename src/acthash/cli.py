@@ -539,6 +539,9 @@ def study_binary(
     ood_sets: str = typer.Option("permuted,uniform",
                                  help="Shifted sets for the OOD AUROC: permuted, uniform or a "
                                       "dataset name (e.g. fashion-mnist), comma-separated."),
+    bimodality_max_dims: int = typer.Option(
+        16, help="Fit the bimodality mixtures on at most this many latent dimensions "
+                 "(largest training variance; 0 = all)."),
     gamma0: float = typer.Option(0.01, help="Compression weight in epoch 1."),
     gamma_ratio: float = typer.Option(1.06, help="Geometric growth of the weight per epoch."),
     gamma_cap: float | None = typer.Option(None, help="Largest compression weight."),
@@ -565,6 +568,7 @@ def study_binary(
             epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
             weight_decay=weight_decay, lr_schedule=lr_schedule, lr_step_size=lr_step_size,
             lr_gamma=lr_gamma, ood_sets=[o for o in ood_sets.replace(" ", "").split(",") if o],
+            bimodality_max_dims=bimodality_max_dims or None,
             gamma0=gamma0,
             gamma_ratio=gamma_ratio, gamma_cap=gamma_cap,
             checkpoints=_parse_ints(checkpoints), seeds=_parse_ints(seeds) or [0],
