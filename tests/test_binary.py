@@ -147,6 +147,25 @@ def test_deepfool_on_linear_classifier_equals_distance_to_boundary(rng):
     assert rob["deepfool_flipped"] == 1.0
 
 
+def test_deepfool_checks_the_label_after_its_last_step():
+    # a linear model is fooled in one step; with max_iter=1 that step is the last one, and
+    # before the fix its flip was never looked at (0 % flipped, rho NaN)
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3)
+    x = torch.randn(100, 5)
+    r, flipped, iters = binary.deepfool(model, x, max_iter=1)
+    with torch.no_grad():
+        truly = (model(x + r).argmax(1) != model(x).argmax(1)).numpy()
+    assert truly.all()
+    np.testing.assert_array_equal(flipped, truly)
+    assert (iters == 1).all()
+    rob = binary.deepfool_robustness(model, x, max_iter=1)
+    assert rob["deepfool_flipped"] == 1.0 and np.isfinite(rob["deepfool_rho"])
+    # no step at all: nothing can have flipped
+    _, none_flipped, _ = binary.deepfool(model, x, max_iter=0)
+    assert not none_flipped.any()
+
+
 def test_fgsm_on_linear_binary_classifier_matches_closed_form(rng):
     # two classes: logit margin m(x) = (w1 − w0)·x + (b1 − b0); FGSM moves it by −ε‖w1−w0‖₁
     model = _linear_model(rng, d=5, c=2)

@@ -708,148 +708,107 @@ def study_spectrum(
     _run_dir_line(study.run_dir)
 
 
+from acthash.studies.binary import BinaryStudyConfig  # noqa: E402
+
+_BIN = BinaryStudyConfig()
+
+
 @study_app.command("binary")
 def study_binary(
-    dataset: str = typer.Option("digits", help="Dataset name (see `acthash data list`)."),
-    data_dir: Path | None = typer.Option(None, help="Directory holding the dataset's files."),
-    sample_size: int | None = typer.Option(None, help="Class-balanced training subset size."),
-    test_size: int | None = typer.Option(None, help="Class-balanced test subset size."),
-    backbone: str = typer.Option("mlp", help="Backbone model name (its output layer is removed)."),
-    width: int = typer.Option(100, help="Backbone hidden units per layer."),
-    depth: int = typer.Option(2, help="Backbone hidden layers."),
-    latent_dim: int = typer.Option(4, help="Penultimate dimension d (~ceil(log2 classes))."),
-    variants: str = typer.Option("compressed,linear,nonlinear,none",
-                                 help="Models to train (comma-separated)."),
-    epochs: int = typer.Option(100, help="Training epochs."),
-    lr: float = typer.Option(1e-3, help="Learning rate (Adam)."),
-    batch_size: int = typer.Option(64, help="Mini-batch size."),
-    gamma0: float = typer.Option(0.01, help="Compression weight in epoch 1."),
-    gamma_ratio: float = typer.Option(1.06, help="Geometric growth of the weight per epoch."),
-    gamma_cap: float | None = typer.Option(None, help="Largest compression weight."),
-    checkpoints: str = typer.Option("", help="Epochs to measure at (default: 0 and 10 steps)."),
-    seeds: str = typer.Option("0", help="Seeds, comma-separated (one model each)."),
-    eps: float = typer.Option(0.1, help="L-inf radius of the FGSM/PGD attacks (input units)."),
-    robustness_size: int = typer.Option(500, help="Test examples attacked (0 = all)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
-    figures: bool = typer.Option(True, help="Write the latent-histogram and metric figures."),
-    out: Path | None = typer.Option(None, help="Study directory (default: new one under runs/)."),
-    runs_root: Path = typer.Option(Path("runs"), help="Where new study directories go."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
+    dataset: Dataset = _BIN.dataset,
+    data_dir: DataDir = None,
+    dataset_option: DatasetOption = [],  # noqa: B006
+    sample_size: Annotated[int | None, typer.Option(
+        help="Class-balanced training subset size.")] = _BIN.sample_size,
+    test_size: Annotated[int | None, typer.Option(
+        help="Class-balanced test subset size.")] = _BIN.test_size,
+    backbone: Annotated[str, typer.Option(
+        help="Backbone model name (its output layer is removed).")] = _BIN.backbone,
+    width: Annotated[int, typer.Option(
+        help="Backbone hidden units per layer (sets backbone_options).")] = (
+            _BIN.backbone_options["width"]),
+    depth: Annotated[int, typer.Option(
+        help="Backbone hidden layers (sets backbone_options).")] = _BIN.backbone_options["depth"],
+    model_option: ModelOption = [],  # noqa: B006
+    latent_dim: Annotated[int, typer.Option(
+        help="Penultimate dimension d (~ceil(log2 classes)).")] = _BIN.latent_dim,
+    variants: Annotated[str, typer.Option(help="Models to train (comma-separated).")] = (
+        _csv(_BIN.variants)),
+    epochs: Epochs = _BIN.epochs,
+    lr: Lr = _BIN.lr,
+    batch_size: BatchSize = _BIN.batch_size,
+    optimizer: Annotated[str, typer.Option(help="adam, adamw (the authors') or sgd.")] = (
+        _BIN.optimizer),
+    weight_decay: Annotated[float, typer.Option(
+        help="Weight decay (the authors: 5e-4, AdamW).")] = _BIN.weight_decay,
+    lr_schedule: Annotated[str, typer.Option(help="none, step (StepLR) or cosine.")] = (
+        _BIN.lr_schedule),
+    lr_step_size: Annotated[int, typer.Option(help="StepLR: epochs between decays.")] = (
+        _BIN.lr_step_size),
+    lr_gamma: Annotated[float, typer.Option(
+        help="StepLR: learning-rate factor per decay.")] = _BIN.lr_gamma,
+    ood_sets: Annotated[str, typer.Option(
+        help="Shifted sets for the OOD AUROC: permuted, uniform or a dataset name (e.g. "
+        "fashion-mnist), comma-separated.")] = _csv(_BIN.ood_sets),
+    bimodality_max_dims: Annotated[int, typer.Option(
+        help="Fit the bimodality mixtures on at most this many latent dimensions (largest "
+        "training variance; 0 = all).")] = _BIN.bimodality_max_dims or 0,
+    gamma0: Annotated[float, typer.Option(help="Compression weight in epoch 1.")] = _BIN.gamma0,
+    gamma_ratio: Annotated[float, typer.Option(
+        help="Geometric growth of the weight per epoch.")] = _BIN.gamma_ratio,
+    gamma_cap: Annotated[float | None, typer.Option(help="Largest compression weight.")] = (
+        _BIN.gamma_cap),
+    checkpoints: Annotated[str, typer.Option(
+        help="Epochs to measure at (default: 0 and 10 even steps).")] = "",
+    seeds: Annotated[str, typer.Option(help="Seeds, comma-separated (one model each).")] = (
+        _csv(_BIN.seeds)),
+    data_seed: Annotated[int, typer.Option(
+        help="Seed of the train/test/attack subsets (the same for every seed).")] = (
+            _BIN.data_seed),
+    attack_eps: Annotated[float, typer.Option(
+        help="L-inf radius of the FGSM/PGD attacks (input units).")] = _BIN.attack_eps,
+    robustness_size: Annotated[int, typer.Option(help="Test examples attacked (0 = all).")] = (
+        _BIN.robustness_size or 0),
+    k: Annotated[int, typer.Option(help="Neighbours of the k-NN on z > 0.")] = _BIN.k,
+    device: Device = _BIN.device,
+    figures: Annotated[bool, typer.Option(
+        help="Write the latent-histogram and metric figures.")] = _BIN.figures,
+    out: Out = None,
+    runs_root: RunsRoot = Path("runs"),
+    progress: Progress = True,
 ) -> None:
     """Latent binary encoding: train the compressed bottleneck model and its three
     baselines, then compare same-encoding fraction, bimodality, robustness and reliability."""
-    from acthash.studies.binary import TABLE_COLUMNS, BinaryStudyConfig, run_binary_study
+    params = dict(locals())
+    from acthash.studies.binary import TABLE_COLUMNS, run_binary_study
 
-    cfg = BinaryStudyConfig(
-        dataset=dataset, dataset_options={"root": str(data_dir)} if data_dir else {},
-        sample_size=sample_size, test_size=test_size, backbone=backbone,
-        backbone_options={"width": width, "depth": depth}, latent_dim=latent_dim,
-        variants=[v for v in variants.replace(" ", "").split(",") if v],
-        epochs=epochs, lr=lr, batch_size=batch_size, gamma0=gamma0,
-        gamma_ratio=gamma_ratio, gamma_cap=gamma_cap,
-        checkpoints=_parse_ints(checkpoints), seeds=_parse_ints(seeds) or [0],
-        attack_eps=eps, robustness_size=robustness_size or None, device=device,
-        figures=figures,
-    )
+    for composite in ("width", "depth"):  # parts of backbone_options
+        params.pop(composite)
+    cfg = _config(BinaryStudyConfig, params,
+                  dataset_options=_dataset_options(data_dir, dataset_option),
+                  backbone_options={"width": width, "depth": depth,
+                                    **_model_options(None, model_option)},
+                  variants=_parse_names(variants), ood_sets=_parse_names(ood_sets),
+                  bimodality_max_dims=bimodality_max_dims or None,
+                  checkpoints=_parse_ints(checkpoints), seeds=_parse_ints(seeds) or [0],
+                  robustness_size=robustness_size or None)
     result = run_binary_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
-    table = Table(title=f"latent binary encoding, {dataset}, epoch {epochs}")
+    table = Table(title=f"latent binary encoding, {cfg.dataset}, epoch {cfg.epochs}")
     table.add_column("metric")
     for v in result.table.index:
         table.add_column(v, justify="right")
     for col, label in TABLE_COLUMNS:
         if col in result.table.columns:
-            table.add_row(label, *[_fmt(float(result.table.loc[v, col]))
-                                   for v in result.table.index])
+            table.add_row(label.replace("9-NN", f"{cfg.k}-NN"),
+                          *[_fmt(float(result.table.loc[v, col])) for v in result.table.index])
     console.print(table)
-    console.print(f"study directory: [bold]{result.run_dir}[/]")
-
-
-# ---------------------------------------------------------------- acthash study retrieval
-@study_app.command("retrieval")
-def study_retrieval(
-    datasets: str = typer.Option("digits,fashion-mnist", help="Datasets, comma-separated."),
-    data_dir: Path | None = typer.Option(
-        None, help="Directory holding the files of file-based datasets (fashion-mnist, ...)."),
-    bits: str = typer.Option("16,32,64,128,256", help="Bit budgets, comma-separated."),
-    full: bool = typer.Option(True, help="Also the budget of every unit of the network."),
-    encoders: str = typer.Option(
-        "neural,neural-last,lsh-raw,pca-raw,itq-raw,sh-raw,lsh-feat,pca-feat,itq-feat,sh-feat",
-        help="Encoders, comma-separated."),
-    n_queries: int = typer.Option(1000, help="Queries: a seeded sample of the test set (0 = all)."),
-    n_database: int = typer.Option(0, help="Database: seeded sample of the training set (0 = all)."),
-    train_size: int = typer.Option(10000, help="Class-balanced training sample of the "
-                                   "database for the network (0 = all)."),
-    widths: str = typer.Option("256,128", help="Hidden widths of the MLP, comma-separated."),
-    epochs: int = typer.Option(10, help="Training epochs (at least)."),
-    min_steps: int = typer.Option(1000, help="At least this many optimizer steps (more epochs "
-                                  "on small training sets)."),
-    lr: float = typer.Option(1e-3, help="Learning rate (Adam)."),
-    batch_size: int = typer.Option(128, help="Mini-batch size."),
-    seeds: str = typer.Option("0,1,2", help="Seeds (network, LSH, ITQ), comma-separated."),
-    data_seed: int = typer.Option(0, help="Seed of the query/database/training samples."),
-    select: str = typer.Option("entropy", help="Neural unit selection: entropy, decorrelated, first."),
-    itq_iter: int = typer.Option(50, help="ITQ iterations."),
-    itq_fit_size: int = typer.Option(5000, help="Database rows ITQ's rotation is fitted on (0 = all)."),
-    radius: int = typer.Option(2, help="Hamming radius of the radius precision."),
-    search: bool = typer.Option(True, help="Time exact and faiss search on the largest database."),
-    search_bits: int = typer.Option(256, help="Budget of the neural codes searched (0 = full)."),
-    from_run: list[str] = typer.Option(
-        [], "--from-run", help="DATASET=RUN_DIR: use the model of an `acthash run` (repeatable)."),
-    save_encoders: bool = typer.Option(False, help="Write every fitted encoder (encoders/*.npz)."),
-    figures: bool = typer.Option(True, help="Write the mAP-vs-bits and PR-curve figures."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
-    out: Path | None = typer.Option(None, help="Study directory (default: new one under runs/)."),
-    runs_root: Path = typer.Option(Path("runs"), help="Where new study directories go."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-) -> None:
-    """Neural codes as a retrieval hash: mAP, precision@k and radius-2 precision of Hamming
-    ranking against LSH, PCA, ITQ and spectral hashing at equal bit budgets."""
-    from acthash.studies.retrieval import RetrievalStudyConfig, run_retrieval_study
-
-    names = [d for d in datasets.replace(" ", "").split(",") if d]
-    runs = {}
-    for item in from_run:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"expected DATASET=RUN_DIR, got {item!r}")
-        runs[key.strip()] = value.strip()
-    file_based = {"fashion-mnist", "mnist", "cifar10", "svhn"}
-    options = {n: {"root": str(data_dir)} for n in names if data_dir and n in file_based}
-    cfg = RetrievalStudyConfig(
-        datasets=names, dataset_options=options, bits=_parse_ints(bits), full=full,
-        encoders=[e for e in encoders.replace(" ", "").split(",") if e],
-        n_queries=n_queries or None, n_database=n_database or None,
-        train_size=train_size or None, widths=_parse_ints(widths), epochs=epochs,
-        min_steps=min_steps, lr=lr,
-        batch_size=batch_size, seeds=_parse_ints(seeds) or [0], data_seed=data_seed,
-        select=select, itq_iter=itq_iter, itq_fit_size=itq_fit_size or None, radius=radius,
-        search=search, search_bits=search_bits or None, runs=runs,
-        save_encoders=save_encoders, figures=figures, device=device)
-    result = run_retrieval_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
-    summary = result.summary
-    for name, sub in summary.groupby("dataset", sort=False):
-        labels = list(dict.fromkeys(sub["bits"]))
-        table = Table(title=f"{name}: mAP of Hamming ranking (mean ± std over seeds)")
-        table.add_column("encoder")
-        for b in labels:
-            table.add_column(b, justify="right")
-        for enc in dict.fromkeys(sub["encoder"]):
-            cells = []
-            for b in labels:
-                r = sub[(sub["encoder"] == enc) & (sub["bits"] == b)]
-                cells.append("n/a" if r.empty else
-                             f"{r['map_mean'].iloc[0]:.3f} ± {r['map_std'].iloc[0]:.3f}")
-            table.add_row(enc, *cells)
-        console.print(table)
-    if result.search is not None:
-        st = Table(title="Hamming search (recall@10 against exact)")
-        for c in ("dataset", "index", "n_bits", "build_s", "qps", "recall@10", "recall@10_dist"):
-            st.add_column(c, justify="right")
-        for _, r in result.search.iterrows():
-            st.add_row(str(r["dataset"]), str(r["index"]), str(r["n_bits"]),
-                       f"{r['build_s']:.2f}", f"{r['qps']:.0f}", f"{r['recall@10']:.3f}",
-                       f"{r['recall@10_dist']:.3f}")
-        console.print(st)
+    if result.ood is not None and len(result.ood):
+        ood = Table(title="out-of-distribution AUROC (Lee et al.: tied covariance, min distance)")
+        for col in ("variant", "shifted set", "Lee", "per-class at predicted"):
+            ood.add_column(col, justify="right" if col[0].isupper() or col[0] == "p" else "left")
+        for r in result.ood.itertuples():
+            ood.add_row(r.variant, r.ood_set, _fmt(float(r.lee)), _fmt(float(r.predicted)))
+        console.print(ood)
     console.print(f"study directory: [bold]{result.run_dir}[/]")
 
 

@@ -10,22 +10,28 @@ all with the same backbone and, per seed, the same initialization:
 ``none``         no penultimate layer (z = the backbone's features), cross-entropy
 ===============  =========================================================================
 
-At each checkpoint epoch it records, from z (the penultimate output): test/train accuracy,
-same-encoding fraction, bimodality, neural-collapse metrics, DeepFool robustness, FGSM/PGD
-accuracy, Mahalanobis AUROC and the hash view (encoding properties of z > 0).
+At each checkpoint epoch it records, from z (the penultimate output), on the training and
+on the test split: accuracy, same-encoding fraction, bimodality and the mixture summaries
+(:func:`acthash.binary.binarity_metrics`), neural-collapse metrics — each in the acthash
+convention and in the authors' (``*_authors_*`` columns) — and on the test split DeepFool
+robustness, FGSM/PGD accuracy, the Mahalanobis reliability AUROC (exact and the authors'
+approximation, both conventions), Lee et al.'s out-of-distribution AUROC on each shifted
+set of ``ood_sets`` and the hash view (encoding properties of z > 0).
 
 The study directory holds ``config.json``, ``environment.json``, ``dataset.json``,
 ``metrics.parquet`` (one row per variant × seed × checkpoint), ``history.parquet`` (one
 row per variant × seed × epoch), ``comparison.{csv,md}`` (final epoch, mean ± std over
-seeds), ``latents/<variant>_seed<S>.npz`` (final z, labels and predictions),
-``models/<variant>_seed<S>.pt`` and the figures ``latent_histograms.{png,svg}`` and
-``metrics_over_epochs.{png,svg}``.
+seeds), ``conventions.{csv,md}`` (acthash against the authors' convention, final epoch),
+``ood.{csv,md}`` (out-of-distribution AUROC per shifted set, final epoch),
+``latents/<variant>_seed<S>.npz`` (final z, labels, predictions and the raw Mahalanobis
+distances of correct and misclassified points), ``models/<variant>_seed<S>.pt`` and the
+figures ``latent_histograms.{png,svg}`` and ``metrics_over_epochs.{png,svg}``.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,15 +42,24 @@ from torch import nn
 
 from acthash import binary
 from acthash._config import ConfigDict
-from acthash._io import atomic_path, save_torch, write_json, write_table
+from acthash._run import (
+    atomic_path,
+    progress_bar,
+    save_figure,
+    save_torch,
+    start_run_dir,
+    write_json,
+    write_table,
+)
 from acthash.data.manipulate import subsample
-from acthash.errors import InputError
+from acthash.errors import ConfigError, InputError
 from acthash.models import build_model
 from acthash.models.bottleneck import CompressionLoss
 from acthash.train import TrainConfig, resolve_device, seed_everything, train
 
-__all__ = ["VARIANTS", "BinaryStudyConfig", "BinaryStudyResult", "run_binary_study",
-           "latent_metrics", "comparison_table", "TABLE_COLUMNS"]
+__all__ = ["VARIANTS", "AUTHORS_TRAINING", "BinaryStudyConfig", "BinaryStudyResult",
+           "run_binary_study", "latent_metrics", "comparison_table", "conventions_table",
+           "ood_table", "shifted_inputs", "TABLE_COLUMNS", "CONVENTION_PAIRS"]
 
 #: variant -> (penultimate kind, compression loss on?)
 VARIANTS: dict[str, tuple[str, bool]] = {
@@ -54,21 +69,52 @@ VARIANTS: dict[str, tuple[str, bool]] = {
     "none": ("none", False),
 }
 
+#: the optimization of the authors' configuration files (CIFAR-10/100; their SVHN file
+#: grows γ by 1.025 per epoch instead): ``BinaryStudyConfig(**AUTHORS_TRAINING, ...)``.
+#: Their StepLR only starts at epoch 250 of 800, which ``lr_schedule="step"`` does not model.
+AUTHORS_TRAINING = {"optimizer": "adamw", "weight_decay": 5e-4, "lr_schedule": "step",
+                    "lr_step_size": 50, "lr_gamma": 0.5, "gamma_ratio": 1.05}
+
 #: (column, label) of the comparison table, in order
 TABLE_COLUMNS = [
     ("test_acc", "test acc."),
     ("same_encoding_test", "same-encoding frac."),
-    ("bimodality_mean", "bimodality (mean)"),
-    ("bimodality_min", "bimodality (min)"),
+    ("bimodality_mean_test", "bimodality (mean)"),
+    ("bimodality_min_test", "bimodality (min)"),
+    ("bimodality_std_test", "peak-distance spread"),
+    ("gmm_std_test", "mixture σ (standardized)"),
+    ("gmm_score_test", "mixture log-lik. / example"),
     ("deepfool_rho", "DeepFool ‖r‖/‖x‖"),
     ("fgsm_acc", "FGSM acc."),
     ("pgd_acc", "PGD acc."),
     ("auroc", "AUROC (Mahalanobis)"),
-    ("nc1", "NC1"),
+    ("nc1_train", "NC1 (train)"),
+    ("nc1_test", "NC1 (test)"),
+    ("nc1_per_dim_train", "NC1/d (train)"),
+    ("sigma_w_train", "σ_W (train)"),
+    ("relative_norm_std_train", "rel. std of ‖μᵢ−μⱼ‖ (train)"),
     ("redundancy_test", "redundancy (z>0)"),
     ("within_class_redundancy_test", "within-class redund."),
     ("knn_test", "9-NN acc. (z>0)"),
 ]
+
+#: (label, acthash column, authors' column) of the conventions table
+CONVENTION_PAIRS = [
+    ("NC1 (train)", "nc1_train", "nc1_authors_train"),
+    ("NC1 (test)", "nc1_test", "nc1_authors_test"),
+    ("σ_W (train)", "sigma_w_train", "sigma_w_authors_train"),
+    ("equinorm (test)", "equinorm_test", "equinorm_authors_test"),
+    ("bimodality mean (test)", "bimodality_mean_test", "bimodality_mean_authors_test"),
+    ("bimodality min (test)", "bimodality_min_test", "bimodality_min_authors_test"),
+    ("same-encoding (train)", "same_encoding_train", "same_encoding_authors_train"),
+    ("same-encoding (test)", "same_encoding_test", "same_encoding_authors_test"),
+    ("reliability AUROC", "auroc", "auroc_authors_riemann"),
+]
+
+_SPLITS = ("train", "test")
+_OPTIMIZERS = ("adam", "adamw", "sgd")
+_SCHEDULES = ("none", "step", "cosine")
+_SHIFTS = ("permuted", "uniform")
 
 
 @dataclass
@@ -89,10 +135,13 @@ class BinaryStudyConfig(ConfigDict):
     epochs: int = 100
     lr: float = 1e-3
     batch_size: int = 64
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
+    optimizer: str = "adam"  # "adam", "adamw" (the authors') or "sgd"
+    weight_decay: float = 0.0  # the authors: 5e-4 with AdamW
+    lr_schedule: str = "none"  # "none", "step" (StepLR) or "cosine"
+    lr_step_size: int = 50  # StepLR: epochs between decays
+    lr_gamma: float = 0.5  # StepLR: factor per decay
     gamma0: float = 0.01
-    gamma_ratio: float = 1.06
+    gamma_ratio: float = 1.06  # growth of γ per epoch (the authors: 1.05 CIFAR, 1.025 SVHN)
     gamma_cap: float | None = None
     checkpoints: list[int] = field(default_factory=list)  # empty: 0 and 10 even steps
     seeds: list[int] = field(default_factory=lambda: [0])  # one model per variant and seed
@@ -102,6 +151,10 @@ class BinaryStudyConfig(ConfigDict):
     deepfool_overshoot: float = 0.02
     attack_eps: float = 0.1  # L∞ radius for FGSM/PGD, in input units
     pgd_steps: int = 10
+    ood_sets: list[str] = field(default_factory=lambda: list(_SHIFTS))
+    # mixtures are fit on at most this many latent dimensions, those of largest training
+    # variance (the d = 4 bottlenecks use all; the 100-feature "none" model its top 16)
+    bimodality_max_dims: int | None = 16
     hash_metrics: bool = True
     figures: bool = True  # write the PNG/SVG figures into the study directory
     k: int = 9
@@ -109,17 +162,37 @@ class BinaryStudyConfig(ConfigDict):
     logreg_strategy: str = "ovo"  # for the hash view: "ovo" (the original), "ovr", "multinomial"
     device: str = "auto"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
-            raise InputError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+            raise ConfigError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
         if not self.seeds:
-            raise InputError("give at least one seed")
+            raise ConfigError("give at least one seed")
         if self.epochs < 1:
-            raise InputError(f"epochs must be >= 1, got {self.epochs}")
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         bad = [c for c in self.checkpoints if not 0 <= c <= self.epochs]
         if bad:
-            raise InputError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
+            raise ConfigError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
+        if self.optimizer not in _OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of "
+                              f"{', '.join(_OPTIMIZERS)}")
+        if self.lr_schedule not in _SCHEDULES:
+            raise ConfigError(f"unknown lr_schedule {self.lr_schedule!r}; use one of "
+                              f"{', '.join(_SCHEDULES)}")
+        if self.lr_step_size < 1 or not self.lr_gamma > 0:
+            raise ConfigError(f"need lr_step_size >= 1 and lr_gamma > 0, got "
+                              f"{self.lr_step_size} and {self.lr_gamma}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.gamma_ratio > 0:
+            raise ConfigError(f"gamma_ratio must be > 0, got {self.gamma_ratio}")
+        if self.bimodality_max_dims is not None and self.bimodality_max_dims < 1:
+            raise ConfigError(f"bimodality_max_dims must be >= 1 (or None for all), got "
+                              f"{self.bimodality_max_dims}")
+        dup = sorted({s for s in self.ood_sets if self.ood_sets.count(s) > 1})
+        if dup:
+            raise ConfigError(f"ood_sets lists {dup} twice")
 
     def checkpoint_epochs(self) -> list[int]:
         if self.checkpoints:
@@ -137,44 +210,163 @@ class BinaryStudyResult:
     run_dir: Path | None
     models: dict  # (variant, seed) -> trained model
     latents: dict  # (variant, seed) -> dict of final arrays
+    conventions: pd.DataFrame | None = None  # acthash vs authors' convention, final epoch
+    ood: pd.DataFrame | None = None  # OOD AUROC per variant and shifted set, final epoch
 
 
 def _forward(model: nn.Module, x: torch.Tensor, batch: int = 2048):
     """(logits, z) as CPU tensors, in eval mode without gradients."""
     device = next(model.parameters()).device
     logits, zs = [], []
-    with torch.no_grad():
-        for lo in range(0, len(x), batch):
-            out, z = model.forward_latent(x[lo : lo + batch].to(device))
-            logits.append(out.cpu())
-            zs.append(z.cpu())
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for lo in range(0, len(x), batch):
+                out, z = model.forward_latent(x[lo : lo + batch].to(device))
+                logits.append(out.cpu())
+                zs.append(z.cpu())
+    finally:
+        model.train(was_training)
     return torch.cat(logits), torch.cat(zs)
+
+
+# --------------------------------------------------------------------- shifted inputs
+def _resize_images(x: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """Images (N, C', H', W') -> (N, *shape): channels averaged or repeated, area
+    averaging when shrinking, bilinear interpolation when growing."""
+    import torch.nn.functional as F
+
+    c, h, w = shape
+    if x.shape[1] != c:
+        x = x.mean(1, keepdim=True)
+        x = x.expand(-1, c, -1, -1) if c > 1 else x
+    if x.shape[2] >= h and x.shape[3] >= w:
+        return F.adaptive_avg_pool2d(x, (h, w))
+    return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def shifted_inputs(name: str, x_ref: torch.Tensor, *, seed: int = 0, input_range=(0.0, 1.0),
+                   dataset_options: dict | None = None) -> torch.Tensor:
+    """An out-of-distribution set shaped like ``x_ref`` (N, ...), in input units.
+
+    - ``"permuted"``: ``x_ref`` with its input features (pixels) in one fixed random order
+      (the same permutation for every example; per-example statistics are kept, the
+      spatial structure is destroyed).
+    - ``"uniform"``: independent uniform noise over ``input_range`` (lo, hi).
+    - any other name: the test images of that registry dataset (e.g. ``"fashion-mnist"``
+      for a digits model), the first N of a seeded shuffle, resized to the input shape
+      (area averaging when shrinking) and mapped linearly from that dataset's range onto
+      ``input_range``. Needs image inputs (C, H, W) on both sides.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    lo, hi = float(input_range[0]), float(input_range[1])
+    n = len(x_ref)
+    if name == "permuted":
+        flat = x_ref.reshape(n, -1)
+        perm = torch.randperm(flat.shape[1], generator=gen)
+        return flat[:, perm].reshape(x_ref.shape)
+    if name == "uniform":
+        return torch.rand(x_ref.shape, generator=gen) * (hi - lo) + lo
+    from acthash import data as datasets
+
+    other = datasets.load(name, **(dataset_options or {}))
+    xo = other.x_test if len(other.x_test) else other.x_train
+    if xo.dim() != 4 or x_ref.dim() != 4:
+        raise InputError(f"OOD set {name!r}: resizing needs images (C, H, W) on both sides, "
+                         f"got {tuple(xo.shape[1:])} and {tuple(x_ref.shape[1:])}; use "
+                         f"'permuted' or 'uniform' instead")
+    idx = torch.randperm(len(xo), generator=gen)[:n]
+    xo = _resize_images(xo[idx].float(), tuple(x_ref.shape[1:]))
+    o_lo, o_hi = float(xo.min()), float(xo.max())
+    scale = (hi - lo) / (o_hi - o_lo) if o_hi > o_lo else 0.0
+    return (xo - o_lo) * scale + lo
+
+
+# --------------------------------------------------------------------- metrics
+def _split_metrics(z, y, pred, seed: int, dims=None) -> dict:
+    """Encoding and collapse metrics of one split, both conventions, without suffix;
+    the mixture (binarity) metrics on the latent dimensions ``dims`` (default: all)."""
+    rec = {"same_encoding": binary.same_encoding_fraction(z, pred),
+           "same_encoding_authors": binary.same_encoding_fraction(z, pred, labels=y,
+                                                                  convention="authors")}
+    zb = z if dims is None else z[:, dims]
+    for conv, tag in (("acthash", ""), ("authors", "_authors")):
+        bm = binary.binarity_metrics(zb, seed=seed, convention=conv)
+        rec[f"bimodality_mean{tag}"] = bm["peaks_distance_mean"]
+        rec[f"bimodality_min{tag}"] = bm["peaks_distance_min"]
+        rec[f"bimodality_std{tag}"] = bm["peaks_distance_std"]
+        rec[f"gmm_std{tag}"] = bm["gmm_std"]
+        rec[f"gmm_score{tag}"] = bm["gmm_score"]
+    with warnings.catch_warnings():
+        # authors' NC1 is a documented NaN when a predicted class has a single example
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for conv, tag in (("acthash", ""), ("authors", "_authors")):
+            try:
+                nc = binary.neural_collapse(z, y, pred, convention=conv)
+            except InputError:  # fewer than two predicted classes (e.g. at initialization)
+                nc = {}
+            for key in ("nc1", "nc1_per_dim", "sigma_w", "equinorm", "equiangularity",
+                        "max_angle", "relative_norm_std"):
+                rec[f"{key}{tag}"] = nc.get(key, float("nan"))
+    return rec
 
 
 def latent_metrics(model: nn.Module, x_train, y_train, x_test, y_test, *,
                    x_attack=None, y_attack=None, clip=None, cfg: BinaryStudyConfig | None = None,
-                   seed: int = 0) -> tuple[dict, dict]:
+                   seed: int = 0, ood_inputs: dict | None = None) -> tuple[dict, dict]:
     """All study metrics of a :class:`~acthash.models.bottleneck.BottleneckNet`.
 
-    Returns ``(record, arrays)``: the flat metric record and the arrays it came from
-    (``z_train``, ``z_test``, ``pred_train``, ``pred_test``).
+    ``ood_inputs``: name -> (M, ...) shifted inputs (:func:`shifted_inputs`), scored against
+    the test split. Returns ``(record, arrays)``: the flat metric record (per-split metrics
+    end in ``_train`` / ``_test``; the authors' convention has ``_authors`` before the
+    split) and the arrays it came from (``z_*``, ``pred_*``, ``y_*`` and the raw
+    Mahalanobis distances ``[authors_]distance_{correct,misclassified}_{train,test}``).
     """
     cfg = cfg or BinaryStudyConfig()
     lg_tr, z_tr = _forward(model, x_train)
     lg_te, z_te = _forward(model, x_test)
     p_tr, p_te = lg_tr.argmax(1).numpy(), lg_te.argmax(1).numpy()
     y_tr, y_te = np.asarray(y_train), np.asarray(y_test)
+    zn_tr, zn_te = z_tr.numpy().astype(np.float64), z_te.numpy().astype(np.float64)
     rec: dict = {
         "train_acc": float((p_tr == y_tr).mean()),
         "test_acc": float((p_te == y_te).mean()),
-        "same_encoding_train": binary.same_encoding_fraction(z_tr, p_tr),
-        "same_encoding_test": binary.same_encoding_fraction(z_te, p_te),
         "latent_dim": int(z_tr.shape[1]),
     }
-    bm = binary.bimodality(z_te, seed=seed)
-    rec["bimodality_mean"], rec["bimodality_min"] = float(bm.mean()), float(bm.min())
-    rec.update(binary.neural_collapse(z_tr, y_tr))
-    rec["auroc"] = binary.mahalanobis_auroc(z_tr, y_tr, p_tr, z_te, y_te, p_te)
+    dims = None
+    if cfg.bimodality_max_dims is not None and zn_tr.shape[1] > cfg.bimodality_max_dims:
+        dims = np.sort(np.argsort(-zn_tr.var(0), kind="stable")[: cfg.bimodality_max_dims])
+    rec["bimodality_dims"] = zn_tr.shape[1] if dims is None else len(dims)
+    for split, z, y, p in (("train", zn_tr, y_tr, p_tr), ("test", zn_te, y_te, p_te)):
+        rec.update({f"{k}_{split}": v for k, v in _split_metrics(z, y, p, seed, dims).items()})
+    arrays = {"z_train": z_tr.numpy(), "z_test": z_te.numpy(), "pred_train": p_tr,
+              "pred_test": p_te, "y_train": y_tr, "y_test": y_te}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # documented NaNs (few errors)
+        for conv, tag in (("acthash", ""), ("authors", "_authors")):
+            try:
+                rel = binary.mahalanobis_reliability(zn_tr, y_tr, p_tr, zn_te, y_te, p_te,
+                                                     convention=conv)
+            except InputError:  # no correct training example (a model at initialization)
+                rel = {}
+            rec[f"auroc{tag}"] = rel.get("auroc", float("nan"))
+            rec[f"auroc{tag}_riemann"] = rel.get("auroc_riemann", float("nan"))
+            rec[f"reliability{tag}_n_misclassified"] = rel.get("n_misclassified_test", 0)
+            for key, val in rel.items():
+                if key.startswith("distance_"):
+                    arrays[f"{tag.lstrip('_')}{'_' if tag else ''}{key}"] = val
+        for name, x_out in (ood_inputs or {}).items():
+            lg_o, z_o = _forward(model, x_out)
+            zo = z_o.numpy().astype(np.float64)
+            key = name.replace("-", "_").replace(":", "_")
+            rec[f"ood_{key}"] = binary.ood_auroc(zn_tr, y_tr, zn_te, zo)
+            try:
+                rec[f"ood_{key}_predicted"] = binary.ood_auroc(
+                    zn_tr, y_tr, zn_te, zo, method="predicted", pred_train=p_tr,
+                    pred_in=p_te, pred_out=lg_o.argmax(1).numpy())
+            except InputError:
+                rec[f"ood_{key}_predicted"] = float("nan")
     xa = x_test if x_attack is None else x_attack
     ya = y_test if y_attack is None else y_attack
     rec.update(binary.deepfool_robustness(model, xa, max_iter=cfg.deepfool_max_iter,
@@ -187,16 +379,19 @@ def latent_metrics(model: nn.Module, x_train, y_train, x_test, y_test, *,
                               kmeans_n_init=cfg.kmeans_n_init,
                               logreg_strategy=cfg.logreg_strategy)
         rec.update({k: v for k, v in hv.items() if k not in ("n_train", "n_test", "n_classes")})
-    arrays = {"z_train": z_tr.numpy(), "z_test": z_te.numpy(), "pred_train": p_tr,
-              "pred_test": p_te, "y_train": y_tr, "y_test": y_te}
     return rec, arrays
 
 
+# --------------------------------------------------------------------- tables
+_ID_COLUMNS = ("variant", "seed", "epoch", "dataset")
+
+
 def comparison_table(metrics: pd.DataFrame, variants=None) -> pd.DataFrame:
-    """Final-epoch rows, mean and std over seeds: index = variant, columns
-    ``<metric>`` and ``<metric>_std`` for the metrics of :data:`TABLE_COLUMNS`."""
+    """Final-epoch rows, mean and std over seeds: index = variant, columns ``<metric>``
+    and ``<metric>_std`` for every numeric metric column, and ``n_seeds``."""
     last = metrics[metrics["epoch"] == metrics["epoch"].max()]
-    cols = [c for c, _ in TABLE_COLUMNS if c in last.columns]
+    cols = [c for c in last.columns if c not in _ID_COLUMNS
+            and pd.api.types.is_numeric_dtype(last[c])]
     grouped = last.groupby("variant")[cols]
     mean = grouped.mean()
     std = grouped.std(ddof=1).fillna(0.0).add_suffix("_std")
@@ -206,20 +401,66 @@ def comparison_table(metrics: pd.DataFrame, variants=None) -> pd.DataFrame:
     return table.loc[order]
 
 
-def table_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+def _cell(m: float, s: float, n: int, digits: int) -> str:
+    if not np.isfinite(m):
+        return "NaN"
+    fmt = f"{{:.{digits}g}}" if 0 < abs(m) < 10 ** -(digits - 1) else f"{{:.{digits}f}}"
+    return fmt.format(m) + (" ± " + fmt.format(s) if n > 1 else "")
+
+
+def table_markdown(table: pd.DataFrame, digits: int = 3, columns=None) -> str:
     """The comparison table as GitHub markdown, metrics as rows, "mean ± std" cells."""
     variants = list(table.index)
     lines = ["| metric | " + " | ".join(variants) + " |",
              "|---|" + "---:|" * len(variants)]
-    for col, label in TABLE_COLUMNS:
+    for col, label in (columns or TABLE_COLUMNS):
         if col not in table.columns:
             continue
-        cells = []
-        for v in variants:
-            m, s = table.loc[v, col], table.loc[v, f"{col}_std"]
-            n = int(table.loc[v, "n_seeds"])
-            cells.append(f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if n > 1 else ""))
+        cells = [_cell(table.loc[v, col], table.loc[v, f"{col}_std"],
+                       int(table.loc[v, "n_seeds"]), digits) for v in variants]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def conventions_table(metrics: pd.DataFrame, variants=None) -> pd.DataFrame:
+    """acthash against the authors' convention at the final epoch, mean over seeds: one row
+    per variant × metric of :data:`CONVENTION_PAIRS` with ``acthash``, ``authors`` and
+    ``rel_diff`` = (authors − acthash) / |acthash|."""
+    table = comparison_table(metrics, variants)
+    rows = []
+    for v in table.index:
+        for label, a, b in CONVENTION_PAIRS:
+            if a in table.columns and b in table.columns:
+                x, y = float(table.loc[v, a]), float(table.loc[v, b])
+                rows.append({"variant": v, "metric": label, "acthash": x, "authors": y,
+                             "rel_diff": (y - x) / abs(x) if x else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def ood_table(metrics: pd.DataFrame, variants=None) -> pd.DataFrame:
+    """Out-of-distribution AUROC at the final epoch, mean and std over seeds: one row per
+    variant × shifted set with ``lee`` (tied covariance, minimum distance), ``predicted``
+    (per-class covariance at the predicted class) and ``diff`` = lee − predicted."""
+    table = comparison_table(metrics, variants)
+    sets = [c[4:] for c in table.columns
+            if c.startswith("ood_") and not c.endswith(("_std", "_predicted"))]
+    rows = []
+    for v in table.index:
+        for s in sets:
+            lee, pred = table.loc[v, f"ood_{s}"], table.loc[v, f"ood_{s}_predicted"]
+            rows.append({"variant": v, "ood_set": s, "lee": lee,
+                         "lee_std": table.loc[v, f"ood_{s}_std"], "predicted": pred,
+                         "predicted_std": table.loc[v, f"ood_{s}_predicted_std"],
+                         "diff": lee - pred, "n_seeds": int(table.loc[v, "n_seeds"])})
+    return pd.DataFrame(rows)
+
+
+def _frame_markdown(df: pd.DataFrame, digits: int = 3) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(
+            f"{r[c]:.{digits}f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -235,7 +476,6 @@ def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Pat
     """Train the variants over the seeds, measure them at each checkpoint, write the study
     directory (unless ``write=False``) and return the tables."""
     from acthash import data as datasets
-    from acthash.experiment import environment_info
 
     cfg = cfg or BinaryStudyConfig()
     ds = datasets.load(cfg.dataset, **cfg.dataset_options)
@@ -250,31 +490,28 @@ def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Pat
     ia = _balanced_subset(y_te, cfg.robustness_size, cfg.data_seed)
     x_att, y_att = (x_te, y_te) if ia is None else (x_te[ia], y_te[ia])
     clip = (float(x_tr.min()), float(x_tr.max()))
+    ood_inputs = {name: shifted_inputs(name, x_te, seed=cfg.data_seed, input_range=clip)
+                  for name in cfg.ood_sets}
     device = resolve_device(cfg.device)
     epochs = cfg.checkpoint_epochs()
 
     run_dir = None
     if write:
-        run_dir = Path(out_dir) if out_dir else Path(runs_root) / (
-            f"binary-{cfg.dataset.replace(':', '_').replace('/', '_')}-"
-            f"{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", {**cfg.to_dict(), "checkpoint_epochs": epochs})
-        write_json(run_dir / "environment.json", environment_info(base_seed))
+        run_dir = start_run_dir(out_dir, runs_root, ["binary", cfg.dataset],
+                                config={**cfg.to_dict(), "checkpoint_epochs": epochs},
+                                seed=base_seed)
         write_json(run_dir / "dataset.json", {
             "dataset": ds.describe(), "n_train_used": len(x_tr), "n_test_used": len(x_te),
-            "n_attacked": len(x_att), "input_range": list(clip)})
+            "n_attacked": len(x_att), "input_range": list(clip),
+            "ood_sets": {k: len(v) for k, v in ood_inputs.items()}})
 
     rows: list[dict] = []
     histories: list[pd.DataFrame] = []
     models: dict = {}
     latents: dict = {}
     jobs = [(v, s) for s in cfg.seeds for v in cfg.variants]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(jobs), desc="binary study", unit="model")
+    bar = progress_bar(total=len(jobs), enabled=progress, desc="binary study", unit="model",
+                       leave=True)
     for variant, seed in jobs:
         kind, compress = VARIANTS[variant]
         seed_everything(seed)
@@ -285,13 +522,16 @@ def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Pat
                 else None)
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                            optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
-                           checkpoints=epochs, seed=seed, device=str(device))
+                           schedule=cfg.lr_schedule, step_size=cfg.lr_step_size,
+                           gamma=cfg.lr_gamma, checkpoints=epochs, seed=seed,
+                           device=str(device))
         final: dict = {}
 
         def on_checkpoint(epoch: int, m: nn.Module, _v=variant, _s=seed, _loss=loss,
                           _final=final) -> None:
             rec, arrays = latent_metrics(m, x_tr, y_tr, x_te, y_te, x_attack=x_att,
-                                         y_attack=y_att, clip=clip, cfg=cfg, seed=_s)
+                                         y_attack=y_att, clip=clip, cfg=cfg, seed=_s,
+                                         ood_inputs=ood_inputs)
             gamma = _loss.gamma(epoch) if (_loss is not None and epoch > 0) else 0.0
             rows.append({"variant": _v, "seed": _s, "epoch": epoch, "gamma": gamma, **rec})
             if epoch == cfg.epochs:
@@ -321,44 +561,41 @@ def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Pat
                                  "latent_activation": cfg.latent_activation,
                                  **cfg.backbone_options},
                 "epoch": cfg.epochs, "state_dict": state})
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+    bar.close()
     metrics = pd.DataFrame(rows)
     metrics.insert(3, "dataset", cfg.dataset)
     history = pd.concat(histories, ignore_index=True)
     table = comparison_table(metrics, cfg.variants)
+    conventions = conventions_table(metrics, cfg.variants)
+    ood = ood_table(metrics, cfg.variants)
     if run_dir is not None:
         write_table(run_dir / "metrics.parquet", metrics)
         write_json(run_dir / "metrics.json", json.loads(metrics.to_json(orient="records")))
         write_table(run_dir / "history.parquet", history)
         write_table(run_dir / "comparison.csv", table.reset_index())
-        with atomic_path(run_dir / "comparison.md") as tmp:
-            Path(tmp).write_text(table_markdown(table))
+        write_table(run_dir / "conventions.csv", conventions)
+        write_table(run_dir / "ood.csv", ood)
+        for name, text in (("comparison.md", table_markdown(table)),
+                           ("conventions.md", _frame_markdown(conventions)),
+                           ("ood.md", _frame_markdown(ood))):
+            with atomic_path(run_dir / name) as tmp:
+                Path(tmp).write_text(text)
         if cfg.figures:
             plot_latent_histograms({v: latents[(v, base_seed)] for v in cfg.variants},
                                    run_dir / "latent_histograms", dims=cfg.latent_dim)
             plot_metrics_over_epochs(metrics, run_dir / "metrics_over_epochs")
-    return BinaryStudyResult(metrics, history, table, run_dir, models, latents)
+    return BinaryStudyResult(metrics, history, table, run_dir, models, latents,
+                             conventions, ood)
 
 
 # --------------------------------------------------------------------- figures
-def _save(fig, stem: Path) -> None:
-    for ext in ("png", "svg"):
-        with atomic_path(stem.with_suffix(f".{ext}")) as tmp:
-            fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight")
-
-
 def plot_latent_histograms(latents: dict, stem: str | Path, *, dims: int = 4,
                            split: str = "test", bins: int = 40) -> None:
     """Grid: one row per variant, one column per latent dimension, histograms of z stacked
     by true class. A representation wider than ``dims`` (the "none" variant's features)
     shows its ``dims`` dimensions of largest variance. ``latents``: variant -> arrays of
     :func:`latent_metrics`. Writes ``<stem>.png`` and ``<stem>.svg``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     variants = [v for v, a in latents.items() if a]
@@ -389,15 +626,14 @@ def plot_latent_histograms(latents: dict, stem: str | Path, *, dims: int = 4,
                 ax.set_ylabel(v, fontsize=9)
     fig.suptitle(f"latent z per dimension ({split} set, stacked by class)", fontsize=10)
     fig.tight_layout()
-    _save(fig, Path(stem))
-    plt.close(fig)
+    save_figure(fig, Path(stem), dpi=110)
 
 
 _EPOCH_PANELS = [
     ("test_acc", "test accuracy"),
     ("same_encoding_test", "same-encoding fraction"),
-    ("bimodality_mean", "bimodality (mean)"),
-    ("nc1", "NC1 (log)"),
+    ("bimodality_mean_test", "bimodality (mean)"),
+    ("nc1_train", "NC1 (log)"),
     ("deepfool_rho", "DeepFool ‖r‖/‖x‖"),
     ("auroc", "AUROC (Mahalanobis)"),
 ]
@@ -406,9 +642,6 @@ _EPOCH_PANELS = [
 def plot_metrics_over_epochs(metrics: pd.DataFrame, stem: str | Path) -> None:
     """Six panels (accuracy, same-encoding, bimodality, NC1, DeepFool, AUROC) over epochs,
     one line per variant (mean over seeds, band = ±1 std)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
@@ -418,12 +651,11 @@ def plot_metrics_over_epochs(metrics: pd.DataFrame, stem: str | Path) -> None:
             m, s = g.mean(), g.std(ddof=1).fillna(0.0)
             ax.plot(m.index, m.values, marker="o", ms=3, label=v)
             ax.fill_between(m.index, m - s, m + s, alpha=0.2)
-        if col == "nc1":
+        if col == "nc1_train":
             ax.set_yscale("log")
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, Path(stem))
-    plt.close(fig)
+    save_figure(fig, Path(stem), dpi=110)
