@@ -63,6 +63,7 @@ class AggregateCodes:
     values: np.ndarray
     layers: tuple
     labels: np.ndarray | None = None
+    outputs: torch.Tensor | None = None  # (N, ...) model outputs on CPU, with keep_outputs
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -143,7 +144,8 @@ def _choose(records, layers) -> list[int]:
 
 def aggregate_codes(model: nn.Module, data, *, layers: str | Sequence[str] | None = None,
                     labels=None, normalize: str | None = "range", ranges: dict | None = None,
-                    batch_size: int = 256, device=None) -> AggregateCodes:
+                    batch_size: int = 256, device=None,
+                    keep_outputs: bool = False) -> AggregateCodes:
     """Aggregate codes of ``data`` under ``model`` (eval mode, no gradients).
 
     For each chosen ReLU-like layer whose output is (B, C, H, W, ...), the per-channel sum of
@@ -156,7 +158,7 @@ def aggregate_codes(model: nn.Module, data, *, layers: str | Sequence[str] | Non
         (max - min over all examples and channels of ``data``); None: raw sums.
     ranges : {layer name: scale} to divide by instead of ``data``'s own range (e.g. the
         training codes' ``.ranges`` for a test set); the original used each set's own.
-    data, labels, batch_size, device : as in :func:`acthash.capture`.
+    data, labels, batch_size, device, keep_outputs : as in :func:`acthash.capture`.
     Returns :class:`AggregateCodes` with float64 values (N, sum of the layers' channels).
     """
     if not isinstance(model, nn.Module):
@@ -174,6 +176,7 @@ def aggregate_codes(model: nn.Module, data, *, layers: str | Sequence[str] | Non
     meta: list = []
     parts: list[list[np.ndarray]] = []
     label_parts: list[np.ndarray] = []
+    output_parts: list[torch.Tensor] = []
     n_seen = 0
     try:
         with torch.no_grad():
@@ -184,7 +187,10 @@ def aggregate_codes(model: nn.Module, data, *, layers: str | Sequence[str] | Non
                 stack.clear()
                 rec = _SumRecorder(stack)
                 with rec:
-                    model(x)
+                    out = model(x)
+                if keep_outputs:
+                    o = out[0] if isinstance(out, (tuple, list)) else out
+                    output_parts.append(o.detach().float().cpu())
                 if chosen is None:
                     if not rec.records:
                         raise NoReluUnitError(_no_relu_message(model))
@@ -227,7 +233,8 @@ def aggregate_codes(model: nn.Module, data, *, layers: str | Sequence[str] | Non
         labels = np.asarray(labels)
         if labels.shape != (n_seen,):
             raise InputError(f"labels have shape {labels.shape} but there are {n_seen} inputs")
-    return AggregateCodes(np.concatenate(blocks, axis=1), tuple(spans), labels)
+    outputs = torch.cat(output_parts) if keep_outputs else None
+    return AggregateCodes(np.concatenate(blocks, axis=1), tuple(spans), labels, outputs)
 
 
 # --------------------------------------------------------------------------------- properties

@@ -61,11 +61,24 @@ _PROPERTY_ROWS = [
     ("redundancy", "redundancy ratio"),
     ("kmeans", "K-Means acc. (Hungarian)"),
     ("kmeans_purity", "K-Means acc. (purity)"),
+    ("kmeans_original", "K-Means acc. (original mapping)"),
     ("knn", "9-NN acc. (train: LOO)"),
     ("logreg", "logistic regression acc."),
+    ("agg_kmeans", "aggregate: K-Means (Hungarian)"),
+    ("agg_knn", "aggregate: 9-NN (Euclidean)"),
+    ("agg_logreg", "aggregate: logistic regression"),
     ("net_acc", "network accuracy"),
     ("net_loss", "network loss"),
 ]
+# rows shown as mean ± std over K-Means seeds when the std column is there
+_STD_COLUMN = {"kmeans": "kmeans_std", "kmeans_purity": "kmeans_purity_std",
+               "agg_kmeans": "agg_kmeans_std"}
+
+
+def _fmt_pm(v, sd) -> str:
+    if isinstance(v, float) and isinstance(sd, float) and sd == sd:  # sd is not NaN
+        return f"{v:.4f} ± {sd:.4f}"
+    return _fmt(v)
 
 
 def print_metrics(metrics) -> None:
@@ -76,12 +89,20 @@ def print_metrics(metrics) -> None:
     for epoch in metrics["epoch"]:
         table.add_column(f"epoch {epoch}", justify="right")
     for key, label in _PROPERTY_ROWS:
+        first = True
         for split in ("train", "test"):
             col = f"{key}_{split}"
             if col in metrics.columns:
-                table.add_row(label if split == "train" else "", split,
-                              *[_fmt(v) for v in metrics[col]])
+                std_col = f"{_STD_COLUMN.get(key, '-')}_{split}"
+                sds = metrics[std_col] if std_col in metrics.columns else [None] * len(metrics)
+                table.add_row(label if first else "", split,
+                              *[_fmt_pm(v, sd) for v, sd in zip(metrics[col], sds, strict=True)])
+                first = False
     console.print(table)
+    if "kmeans_std_test" in metrics.columns or "agg_kmeans_std_test" in metrics.columns:
+        n = metrics["kmeans_n_seeds"].iloc[0] if "kmeans_n_seeds" in metrics.columns else None
+        console.print(f"K-Means: mean ± std over {n or 'several'} K-Means seeds"
+                      if n != 1 else "K-Means: one seed")
 
 
 def _fail(e: Exception) -> None:
@@ -124,6 +145,22 @@ def run(
     layers: str | None = typer.Option(None, help="Regular expression selecting layers."),
     drop_constant: bool = typer.Option(False, help="Drop units constant over the training set."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
+    # -- parity with the original study: codes, conventions, tie rule, K-Means seeds, solver
+    codes: str = typer.Option(
+        "binary", help="binary (neural codes), aggregate (per-channel sums of convolutional "
+        "layers, Euclidean k-NN) or both."),
+    convention: str = typer.Option(
+        "acthash", help="acthash, or original: the original study's scripts (sklearn k-NN ties, "
+        "union constant mask, K-Means seed 9 float64 fixed K, liblinear, test-only scores)."),
+    ties: str | None = typer.Option(
+        None, help="k-NN tie rule: share (order-independent) or sklearn [default: the "
+        "convention's]."),
+    kmeans_n_seeds: int | None = typer.Option(
+        None, help="K-Means seeds, reported as mean ± std [default: 5; original: 1]."),
+    kmeans_n_init: int = typer.Option(10, help="K-Means restarts per seed (best inertia kept)."),
+    logreg_solver: str | None = typer.Option(
+        None, help="Logistic-regression solver: lbfgs, liblinear, ... [default: the "
+        "convention's]."),
     out: Path | None = typer.Option(None, help="Run directory (default: a new one under runs/)."),
     runs_root: Path = typer.Option(Path("runs"), help="Where new run directories go."),
     progress: bool = typer.Option(True, help="Show progress bars."),
@@ -148,6 +185,8 @@ def run(
             sample_size=sample_size, balanced=balanced, label_noise=label_noise,
             random_labels=random_labels, val_split=val_split, early_stopping=early_stopping,
             seed=seed, k=k, layers=layers, drop_constant=drop_constant, device=device,
+            codes=codes, convention=convention, ties=ties, kmeans_n_seeds=kmeans_n_seeds,
+            kmeans_n_init=kmeans_n_init, logreg_solver=logreg_solver,
         )
         result = run_experiment(cfg, out_dir=out, runs_root=runs_root, progress=progress)
     except (ValueError, FileNotFoundError, TypeError) as e:
