@@ -288,3 +288,24 @@ def test_small_splits_are_nan_with_one_warning_or_an_error(rng):
     with pytest.warns(SmallDataWarning, match="logreg_train"):
         one = encoding_properties(tr, np.zeros(6, int), te, y_te, k=3)
     assert np.isnan(one["logreg_test"])
+
+
+def test_sweep_figures_carry_the_kmeans_seed_spread():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from acthash.plots import aggregate, plot_factor
+
+    rows = [{"width": w, "seed": s, "kmeans_test": 0.5 + 0.1 * s, "kmeans_std_test": sd,
+             "knn_test": 0.7} for w in (4, 8) for s, sd in ((0, 0.03), (1, 0.04))]
+    agg = aggregate(pd.DataFrame(rows), "width")
+    # per-run K-Means stds 0.03 and 0.04: root-mean-square sqrt((0.0009 + 0.0016) / 2)
+    assert np.allclose(agg["kmeans_test_seed_std"], np.sqrt(0.00125))
+    assert np.allclose(agg["kmeans_test_std"], np.std([0.5, 0.6], ddof=1))
+    assert "knn_test_seed_std" not in agg.columns
+    fig = plot_factor(pd.DataFrame(rows), "width")
+    band = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
+    total = np.sqrt(np.std([0.5, 0.6], ddof=1) ** 2 + 0.00125)
+    assert np.isclose(band.max() - band.min(), 2 * total)
