@@ -138,3 +138,13 @@ def test_aggregate_properties_against_scikit_learn(rng):
         warnings.simplefilter("ignore")
         small = A.aggregate_properties(x[:5], y[:5], x[te], y[te], kmeans_n_seeds=1)
     assert np.isnan(small["agg_knn_test"]) and np.isnan(small["agg_knn_train"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_aggregate_on_cuda_equals_cpu(cnn, rng):
+    x = torch.randn(20, 1, 8, 8)
+    np.testing.assert_allclose(A.aggregate_codes(cnn.cuda(), x).values,
+                               A.aggregate_codes(cnn.cpu(), x).values, rtol=1e-4)
+    pts, y = _blobs(rng, 120)
+    np.testing.assert_array_equal(A.euclidean_knn_predict(pts[:90], y[:90], pts[90:], device="cuda"),
+                                  A.euclidean_knn_predict(pts[:90], y[:90], pts[90:]))

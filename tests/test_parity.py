@@ -309,3 +309,15 @@ def test_sweep_figures_carry_the_kmeans_seed_spread():
     band = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
     total = np.sqrt(np.std([0.5, 0.6], ddof=1) ** 2 + 0.00125)
     assert np.isclose(band.max() - band.min(), 2 * total)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_tie_rules_on_cuda_equal_cpu(rng):
+    train = rng.integers(0, 2, size=(700, 11)).astype(np.uint8)
+    y = rng.integers(0, 4, size=700)
+    test = rng.integers(0, 2, size=(90, 11)).astype(np.uint8)
+    for ties in P.TIES:
+        np.testing.assert_array_equal(P.knn_predict(train, y, test, ties=ties, device="cuda"),
+                                      P.knn_predict(train, y, test, ties=ties))
+        np.testing.assert_array_equal(P.knn_loo_predict(train, y, ties=ties, device="cuda"),
+                                      P.knn_loo_predict(train, y, ties=ties))
