@@ -60,31 +60,25 @@ def _fmt(v) -> str:
 _PROPERTY_ROWS = [
     ("redundancy", "redundancy ratio"),
     ("kmeans", "K-Means acc. (Hungarian)"),
+    ("kmeans_std", "  std over K-Means seeds"),
     ("kmeans_purity", "K-Means acc. (purity)"),
+    ("kmeans_purity_std", "  std over K-Means seeds"),
     ("kmeans_original", "K-Means acc. (original mapping)"),
     ("knn", "9-NN acc. (train: LOO)"),
     ("logreg", "logistic regression acc."),
     ("agg_kmeans", "aggregate: K-Means (Hungarian)"),
+    ("agg_kmeans_std", "  std over K-Means seeds"),
     ("agg_knn", "aggregate: 9-NN (Euclidean)"),
     ("agg_logreg", "aggregate: logistic regression"),
     ("net_acc", "network accuracy"),
     ("net_loss", "network loss"),
 ]
-# rows shown as mean ± std over K-Means seeds when the std column is there
-_STD_COLUMN = {"kmeans": "kmeans_std", "kmeans_purity": "kmeans_purity_std",
-               "agg_kmeans": "agg_kmeans_std"}
-
-
-def _fmt_pm(v, sd) -> str:
-    if isinstance(v, float) and isinstance(sd, float) and sd == sd:  # sd is not NaN
-        return f"{v:.4f} ± {sd:.4f}"
-    return _fmt(v)
 
 
 def print_metrics(metrics) -> None:
     """Rich table: one row per property and split, one column per checkpoint epoch."""
     table = Table(title="encoding properties", show_lines=False)
-    table.add_column("property")
+    table.add_column("property", no_wrap=True)
     table.add_column("split")
     for epoch in metrics["epoch"]:
         table.add_column(f"epoch {epoch}", justify="right")
@@ -92,17 +86,14 @@ def print_metrics(metrics) -> None:
         first = True
         for split in ("train", "test"):
             col = f"{key}_{split}"
-            if col in metrics.columns:
-                std_col = f"{_STD_COLUMN.get(key, '-')}_{split}"
-                sds = metrics[std_col] if std_col in metrics.columns else [None] * len(metrics)
-                table.add_row(label if first else "", split,
-                              *[_fmt_pm(v, sd) for v, sd in zip(metrics[col], sds, strict=True)])
+            if col in metrics.columns and not (key.endswith("_std") and metrics[col].isna().all()):
+                table.add_row(label if first else "", split, *[_fmt(v) for v in metrics[col]])
                 first = False
     console.print(table)
-    if "kmeans_std_test" in metrics.columns or "agg_kmeans_std_test" in metrics.columns:
-        n = metrics["kmeans_n_seeds"].iloc[0] if "kmeans_n_seeds" in metrics.columns else None
-        console.print(f"K-Means: mean ± std over {n or 'several'} K-Means seeds"
-                      if n != 1 else "K-Means: one seed")
+    if "kmeans_n_seeds" in metrics.columns:
+        n = int(metrics["kmeans_n_seeds"].iloc[0])
+        console.print(f"K-Means accuracy: mean over {n} K-Means seeds" if n > 1 else
+                      "K-Means accuracy: one K-Means seed")
 
 
 def _fail(e: Exception) -> None:
