@@ -20,6 +20,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0+unknown"
 
 from acthash import data, errors, models, train  # noqa: E402
+from acthash.aggregate import AggregateCodes, aggregate_codes, aggregate_properties  # noqa: E402
 from acthash.capture import Capture, capture, list_layers, neural_codes  # noqa: E402
 from acthash.codes import LayerSpan, NeuralCodes  # noqa: E402
 from acthash.errors import (  # noqa: E402
@@ -43,6 +44,7 @@ from acthash.properties import (  # noqa: E402
 __all__ = [
     "__version__",
     "ActhashError",
+    "AggregateCodes",
     "Capture",
     "CorruptFileError",
     "DatasetNotFoundError",
@@ -50,6 +52,8 @@ __all__ = [
     "LayerSpan",
     "NeuralCodes",
     "NoReluUnitError",
+    "aggregate_codes",
+    "aggregate_properties",
     "capture",
     "data",
     "encoding_properties",

@@ -55,3 +55,26 @@ def as_words(packed: np.ndarray) -> np.ndarray:
     if pad:
         packed = np.pad(packed, ((0, 0), (0, pad)))
     return np.ascontiguousarray(packed).view(np.uint64)
+
+
+@njit(parallel=True, cache=True)
+def class_counts_words(db, labels, queries, radius, n_classes):
+    """Per query a and class c: database rows of class c at distance < radius[a] (``less``)
+    and == radius[a] (``equal``). db (N, W), queries (Q, W) uint64; labels (N,) int64 in
+    [0, n_classes); radius (Q,) int64 -> (less, equal), both (Q, n_classes) int64."""
+    nq, w = queries.shape
+    n = db.shape[0]
+    less = np.zeros((nq, n_classes), np.int64)
+    equal = np.zeros((nq, n_classes), np.int64)
+    for a in prange(nq):
+        r = radius[a]
+        q = queries[a]
+        for i in range(n):
+            s = np.int64(0)
+            for j in range(w):
+                s += np.int64(_popcount64(q[j] ^ db[i, j]))
+            if s < r:
+                less[a, labels[i]] += 1
+            elif s == r:
+                equal[a, labels[i]] += 1
+    return less, equal

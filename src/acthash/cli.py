@@ -203,17 +203,22 @@ def print_metrics(metrics, k: int | None = None) -> None:
     if k is None and "k" in metrics.columns:
         k = int(metrics["k"].iloc[0])
     table = Table(title="encoding properties", show_lines=False)
-    table.add_column("property")
+    table.add_column("property", no_wrap=True)
     table.add_column("split")
     for epoch in metrics["epoch"]:
         table.add_column(f"epoch {epoch}", justify="right")
     for key, label in property_rows(k):
+        first = True
         for split in ("train", "test"):
             col = f"{key}_{split}"
-            if col in metrics.columns:
-                table.add_row(label if split == "train" else "", split,
-                              *[_fmt(v) for v in metrics[col]])
+            if col in metrics.columns and not (key.endswith("_std") and metrics[col].isna().all()):
+                table.add_row(label if first else "", split, *[_fmt(v) for v in metrics[col]])
+                first = False
     console.print(table)
+    if "kmeans_n_seeds" in metrics.columns:
+        n = int(metrics["kmeans_n_seeds"].iloc[0])
+        console.print(f"K-Means accuracy: mean over {n} K-Means seeds" if n > 1 else
+                      "K-Means accuracy: one K-Means seed")
 
 
 from acthash.experiment import RunConfig  # noqa: E402  (defaults of `acthash run`)
@@ -260,9 +265,26 @@ def run(
     layers: Annotated[str | None, typer.Option(
         help="Regular expression selecting the captured layers.")] = _RUN.layers,
     drop_constant: Annotated[bool, typer.Option(
-        help="Drop units constant over the training set.")] = _RUN.drop_constant,
+        help="Drop constant units (over the training set; the original convention: over "
+        "train and test).")] = _RUN.drop_constant,
+    codes: Annotated[str, typer.Option(
+        help="binary (neural codes), aggregate (per-channel sums of convolutional layers, "
+        "Euclidean k-NN) or both.")] = _RUN.codes,
+    convention: Annotated[str, typer.Option(
+        help="acthash, or original: the original study's scripts (sklearn k-NN ties, union "
+        "constant mask, K-Means seed 9 float64 fixed K, liblinear, test-only scores).")] = (
+            _RUN.convention),
+    ties: Annotated[str | None, typer.Option(
+        help="k-NN tie rule: share (order-independent) or sklearn [default: the "
+        "convention's].")] = _RUN.ties,
+    kmeans_n_seeds: Annotated[int | None, typer.Option(
+        help="K-Means seeds, reported as mean ± std [default: 5; original: 1].")] = (
+            _RUN.kmeans_n_seeds),
     kmeans_n_init: Annotated[int, typer.Option(
-        help="K-Means restarts (k-means++ seeding).")] = _RUN.kmeans_n_init,
+        help="K-Means restarts per seed (best inertia kept).")] = _RUN.kmeans_n_init,
+    logreg_solver: Annotated[str | None, typer.Option(
+        help="Logistic-regression solver: lbfgs, liblinear, ... [default: the "
+        "convention's].")] = _RUN.logreg_solver,
     logreg_strategy: Annotated[str, typer.Option(
         help="Logistic regression: ovo (the original), ovr or multinomial.")] = (
             _RUN.logreg_strategy),

@@ -22,6 +22,7 @@ __all__ = [
     "DivergenceError",
     "ResourceError",
     "SweepLockedError",
+    "SmallDataWarning",
 ]
 
 #: exit status of the CLI for an :class:`ActhashError` (click/typer use 2 for usage errors)
@@ -74,3 +75,8 @@ class ResourceError(ActhashError, MemoryError):
 
 class SweepLockedError(ActhashError, RuntimeError):
     """Another process holds the sweep directory's lock."""
+
+
+class SmallDataWarning(UserWarning):
+    """A split too small for a property (fewer codes than K-Means clusters or k-NN
+    neighbours, one training class); the property is reported as NaN."""

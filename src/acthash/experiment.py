@@ -8,7 +8,9 @@
   noise, ``noisy_indices.npy`` (rows of the used training set whose label was changed);
 - ``metrics.json`` and ``metrics.parquet``: one row of encoding properties per checkpoint;
 - ``history.parquet``: the training curve, one row per epoch;
-- ``codes/epoch_XXXX_{train,test}.ahc``: the neural codes at each checkpoint;
+- ``codes/epoch_XXXX_{train,test}.ahc``: the neural codes at each checkpoint (with
+  ``codes="aggregate"``/``"both"`` also ``codes/epoch_XXXX_{train,test}_aggregate.npy``, the
+  (N, channels) float64 aggregate codes);
 - ``checkpoints/epoch_XXXX.pt`` and ``model.pt`` (the final model), loadable with
   :func:`load_checkpoint`.
 """
@@ -28,11 +30,12 @@ from acthash import data as datasets
 from acthash._config import ConfigDict, DataFields, ModelFields, TrainFields
 from acthash._io import save_torch, write_json, write_table
 from acthash._run import environment_info, new_run_dir, save_array
+from acthash.aggregate import aggregate_codes, aggregate_properties
 from acthash.capture import capture
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
 from acthash.errors import ConfigError, CorruptFileError, InputError, MissingFileError
 from acthash.models import build_model
-from acthash.properties import encoding_properties
+from acthash.properties import encoding_properties, network_scores
 from acthash.train import resolve_device, seed_everything, train
 
 __all__ = ["RunConfig", "RunResult", "run_experiment", "load_checkpoint", "environment_info",
@@ -58,13 +61,30 @@ class RunConfig(DataFields, ModelFields, TrainFields, ConfigDict):
     val_split: float = 0.0
     k: int = 9
     layers: str | None = None
-    drop_constant: bool = False
+    drop_constant: bool | str = False  # False: the convention's; True/"train"; "union"
     kmeans_n_init: int = 10
     logreg_strategy: str = "ovo"
     save_codes: bool = True
+    # which codes to measure and under which conventions (see acthash.properties)
+    codes: str = "binary"  # "binary", "aggregate" (CNN channel sums) or "both"
+    convention: str = "acthash"  # or "original": the original study's scripts
+    ties: str | None = None  # k-NN tie rule; None: the convention's ("share" / "sklearn")
+    kmeans_n_seeds: int | None = None  # None: the convention's (5 / 1)
+    logreg_solver: str | None = None  # None: the convention's ("lbfgs" / "liblinear")
 
     def validate(self) -> None:
         super().validate()
+        from acthash.properties import CONVENTIONS, TIES
+
+        if self.codes not in ("binary", "aggregate", "both"):
+            raise ConfigError(f"unknown codes {self.codes!r}; use 'binary', 'aggregate' "
+                              "(per-channel sums of convolutional layers) or 'both'")
+        if self.convention not in CONVENTIONS:
+            raise ConfigError(f"unknown convention {self.convention!r}; use 'acthash' (the "
+                              "default) or 'original' (the original study's scripts)")
+        if self.ties is not None and self.ties not in TIES:
+            raise ConfigError(f"unknown ties {self.ties!r}; use 'share' (order-independent) "
+                              "or 'sklearn'")
         if self.sample_size is not None and self.sample_size < 1:
             raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")
         if not 0 <= self.label_noise <= 1:
@@ -183,22 +203,52 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     ckpt_meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs(),
                  "input_shape": list(ds.input_shape), "n_classes": ds.n_classes}
 
+    knn_device = device if device.type != "cpu" else None  # CPU: the compiled kernels
+
     def on_checkpoint(epoch: int, m: nn.Module) -> None:
-        tr = capture(m, x_tr, labels=y_tr.numpy(), layers=cfg.layers, keep_outputs=True,
-                     device=device)
-        te = capture(m, ds.x_test, labels=ds.y_test.numpy(), layers=cfg.layers,
-                     keep_outputs=True, device=device)
         rec = {"epoch": epoch}
-        rec.update(encoding_properties(
-            tr.codes, None, te.codes, None, k=cfg.k, seed=cfg.seed,
-            kmeans_n_init=cfg.kmeans_n_init, logreg_strategy=cfg.logreg_strategy,
-            train_outputs=tr.outputs, test_outputs=te.outputs, drop_constant=cfg.drop_constant,
-        ))
+        tr = te = agg_tr = agg_te = None
+        if cfg.codes in ("binary", "both"):
+            tr = capture(m, x_tr, labels=y_tr.numpy(), layers=cfg.layers, keep_outputs=True,
+                         device=device)
+            te = capture(m, ds.x_test, labels=ds.y_test.numpy(), layers=cfg.layers,
+                         keep_outputs=True, device=device)
+            rec.update(encoding_properties(
+                tr.codes, None, te.codes, None, k=cfg.k, seed=cfg.seed,
+                kmeans_n_init=cfg.kmeans_n_init, logreg_strategy=cfg.logreg_strategy,
+                train_outputs=tr.outputs, test_outputs=te.outputs,
+                drop_constant=cfg.drop_constant or None, convention=cfg.convention,
+                ties=cfg.ties, kmeans_n_seeds=cfg.kmeans_n_seeds,
+                logreg_solver=cfg.logreg_solver, dataset=cfg.dataset, device=knn_device,
+            ))
+        if cfg.codes in ("aggregate", "both"):
+            agg_tr = aggregate_codes(m, x_tr, labels=y_tr.numpy(), layers=cfg.layers,
+                                     device=device, keep_outputs=tr is None)
+            agg_te = aggregate_codes(m, ds.x_test, labels=ds.y_test.numpy(), layers=cfg.layers,
+                                     device=device, keep_outputs=te is None)
+            if tr is None:
+                rec.update({"n_train": len(agg_tr), "n_test": len(agg_te),
+                            "n_classes": int(len(np.unique(agg_tr.labels))),
+                            "convention": cfg.convention})
+                for split, codes in (("train", agg_tr), ("test", agg_te)):
+                    s = network_scores(codes.outputs, codes.labels)
+                    rec[f"net_loss_{split}"], rec[f"net_acc_{split}"] = s["loss"], s["accuracy"]
+            rec.update(aggregate_properties(
+                agg_tr, None, agg_te, None, k=cfg.k, seed=cfg.seed,
+                kmeans_n_init=cfg.kmeans_n_init, kmeans_n_seeds=cfg.kmeans_n_seeds,
+                logreg_strategy=cfg.logreg_strategy, logreg_solver=cfg.logreg_solver,
+                convention=cfg.convention, ties=cfg.ties, device=knn_device,
+            ))
         rows.append(rec)
         if run_dir is not None:
-            if cfg.save_codes:
+            if cfg.save_codes and tr is not None:
                 tr.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_train.ahc")
                 te.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_test.ahc")
+            if cfg.save_codes and agg_tr is not None:
+                save_array(run_dir / "codes" / f"epoch_{epoch:04d}_train_aggregate.npy",
+                          agg_tr.values)
+                save_array(run_dir / "codes" / f"epoch_{epoch:04d}_test_aggregate.npy",
+                          agg_te.values)
             state = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
             save_torch(run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt",
                        {**ckpt_meta, "epoch": epoch, "state_dict": state})

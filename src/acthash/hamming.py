@@ -30,7 +30,8 @@ except ImportError:  # pragma: no cover
     HAVE_NUMBA = False
 
 __all__ = ["hamming_distances", "hamming_knn", "popcount", "HAVE_FAISS", "HAVE_NUMBA",
-           "available_backends"]
+           "available_backends", "class_counts", "hamming_distances_torch",
+           "kth_distances_torch"]
 
 
 def available_backends() -> list[str]:
@@ -115,3 +116,129 @@ def hamming_knn(database, queries, k: int, backend: str = "auto"):
         np.take_along_axis(dist, order, 1).astype(np.int32),
         np.take_along_axis(idx, order, 1).astype(np.int64),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-class counts around a radius: the building block of the order-independent k-NN tie rule
+# (acthash.properties). Given the k-th nearest distance d_k of each query (from hamming_knn),
+# the rule needs, per class, how many database codes lie strictly closer than d_k and how many
+# lie exactly at d_k; neither depends on the order of the database rows.
+
+
+def _check_counts_args(db: np.ndarray, labels, q: np.ndarray, radius, n_classes):
+    if db.shape[1] != q.shape[1]:
+        raise InputError(f"codes differ in length: {db.shape[1]} vs {q.shape[1]} bytes per row")
+    labels = np.ascontiguousarray(np.asarray(labels, dtype=np.int64))
+    if labels.shape != (db.shape[0],):
+        raise InputError(f"labels have shape {labels.shape}; pass one class index per database row")
+    radius = np.ascontiguousarray(np.asarray(radius, dtype=np.int64))
+    if radius.shape != (q.shape[0],):
+        raise InputError(f"radius has shape {radius.shape}; pass one radius per query")
+    if n_classes is None:
+        n_classes = int(labels.max()) + 1 if len(labels) else 0
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise InputError(f"labels must be class indices in [0, {n_classes}); encode them first")
+    return labels, radius, int(n_classes)
+
+
+def class_counts(database, labels, queries, radius, n_classes: int | None = None, *,
+                 backend: str = "auto", device=None, chunk: int = 4096):
+    """Per query and class, the database codes closer than and exactly at a Hamming radius.
+
+    database : (N, B) packed codes (or NeuralCodes); labels : (N,) class indices in
+        [0, n_classes); queries : (Q, B) packed codes; radius : (Q,) integer radii in bits.
+    Returns ``(less, equal)``, both (Q, n_classes) int64: ``less[q, c]`` counts database
+    codes of class c at distance < radius[q], ``equal[q, c]`` those at distance == radius[q].
+    The counts do not depend on the order of the database rows.
+
+    backend : "auto" (numba when installed, else numpy), "numba" or "numpy"; faiss has no
+        counting primitive, so "faiss" counts with the numba/numpy kernel. ``device`` (a torch
+        device such as "cuda" or "cpu") counts with torch on that device instead.
+    """
+    db, q = _as_packed(database), _as_packed(queries)
+    labels, radius, n_classes = _check_counts_args(db, labels, q, radius, n_classes)
+    if device is not None:
+        return _class_counts_torch(db, labels, q, radius, n_classes, device)
+    if backend in ("auto", "faiss"):
+        backend = "numba" if HAVE_NUMBA else "numpy"
+    if backend == "numba":
+        if not HAVE_NUMBA:
+            raise MissingDependencyError("numba is not installed: pip install numba, or use backend='numpy'")
+        to_words = _hamming_numba.as_words
+        return _hamming_numba.class_counts_words(to_words(db), labels, to_words(q), radius,
+                                                 n_classes)
+    if backend != "numpy":
+        raise InputError(f"unknown backend {backend!r}; use 'auto', 'numba', 'faiss' or 'numpy'")
+    onehot = np.zeros((db.shape[0], n_classes), dtype=np.float64)
+    onehot[np.arange(db.shape[0]), labels] = 1.0
+    less = np.zeros((q.shape[0], n_classes), dtype=np.int64)
+    equal = np.zeros_like(less)
+    step = max(1, chunk // 16)
+    for lo in range(0, q.shape[0], step):
+        d = hamming_distances(q[lo : lo + step], db, chunk=64)
+        r = radius[lo : lo + step, None]
+        less[lo : lo + step] = np.rint((d < r).astype(np.float64) @ onehot).astype(np.int64)
+        equal[lo : lo + step] = np.rint((d == r).astype(np.float64) @ onehot).astype(np.int64)
+    return less, equal
+
+
+def _unpacked_torch(packed: np.ndarray, device, dtype):
+    import torch
+
+    bits = np.unpackbits(packed, axis=1)  # zero padding bits add nothing to any distance
+    return torch.from_numpy(bits).to(device=device, dtype=dtype)
+
+
+def hamming_distances_torch(a, b, device="cpu", chunk: int = 8192):
+    """(Na, Nb) int64 torch tensor of Hamming distances, computed on ``device`` as
+    popcount(a) + popcount(b) - 2 a.b with float64 matrix products (exact for any code
+    length below 2**53 bits); the result stays on ``device``."""
+    import torch
+
+    a, b = _as_packed(a), _as_packed(b)
+    if a.shape[1] != b.shape[1]:
+        raise InputError(f"codes differ in length: {a.shape[1]} vs {b.shape[1]} bytes per row")
+    dtype = torch.float64
+    # keep each unpacked block near 256 MB whatever the code length
+    chunk = max(1, min(chunk, 2**25 // max(1, 8 * a.shape[1])))
+    ta = _unpacked_torch(a, device, dtype)
+    out = torch.empty((a.shape[0], b.shape[0]), dtype=torch.int64, device=ta.device)
+    na = ta.sum(1)
+    for lo in range(0, b.shape[0], chunk):
+        tb = _unpacked_torch(b[lo : lo + chunk], device, dtype)
+        d = na[:, None] + tb.sum(1)[None, :] - 2.0 * (ta @ tb.T)
+        out[:, lo : lo + chunk] = torch.round(d).to(torch.int64)
+    return out
+
+
+def kth_distances_torch(database, queries, k: int, device="cpu", chunk: int = 1024):
+    """(Nq,) int64 numpy array: the k-th smallest Hamming distance from each query to the
+    database (k counted from 1, ties included), computed with torch on ``device``."""
+    import torch
+
+    db, q = _as_packed(database), _as_packed(queries)
+    if not 1 <= k <= db.shape[0]:
+        raise InputError(f"k={k} must be between 1 and the database size {db.shape[0]}")
+    out = np.empty(q.shape[0], dtype=np.int64)
+    chunk = max(1, min(chunk, 2**25 // max(1, 8 * q.shape[1])))
+    for lo in range(0, q.shape[0], chunk):
+        d = hamming_distances_torch(q[lo : lo + chunk], db, device=device)
+        out[lo : lo + chunk] = torch.topk(d, k, dim=1, largest=False).values[:, -1].cpu().numpy()
+    return out
+
+
+def _class_counts_torch(db, labels, q, radius, n_classes, device, chunk: int = 1024):
+    import torch
+
+    dev = torch.device(device)
+    onehot = torch.zeros((db.shape[0], n_classes), dtype=torch.float64, device=dev)
+    onehot[torch.arange(db.shape[0], device=dev), torch.from_numpy(labels).to(dev)] = 1.0
+    less = np.empty((q.shape[0], n_classes), dtype=np.int64)
+    equal = np.empty_like(less)
+    chunk = max(1, min(chunk, 2**25 // max(1, 8 * q.shape[1])))
+    for lo in range(0, q.shape[0], chunk):
+        d = hamming_distances_torch(q[lo : lo + chunk], db, device=dev)
+        r = torch.from_numpy(radius[lo : lo + chunk]).to(dev)[:, None]
+        less[lo : lo + chunk] = torch.round((d < r).to(torch.float64) @ onehot).to(torch.int64).cpu().numpy()
+        equal[lo : lo + chunk] = torch.round((d == r).to(torch.float64) @ onehot).to(torch.int64).cpu().numpy()
+    return less, equal

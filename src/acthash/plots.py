@@ -98,7 +98,18 @@ def aggregate(df: pd.DataFrame, factor: str, hue: str | None = None,
     g = df.groupby(keys, dropna=False)[cols]
     mean = g.mean().add_suffix("_mean")
     std = g.std(ddof=1).fillna(0.0).add_suffix("_std")
-    out = pd.concat([mean, std], axis=1)
+    parts = [mean, std]
+    # K-Means accuracy is itself a mean over K-Means seeds: keep that spread too, as the
+    # root-mean-square of the per-run stds (column <col>_seed_std)
+    seed_cols = {f"{q}_std_{s}": f"{q}_{s}_seed_std" for q, _ in (quantities or QUANTITIES)
+                 for s in SPLITS if f"{q}_std_{s}" in df.columns and f"{q}_{s}" in cols}
+    if seed_cols:
+        sq = df[keys].copy()
+        for src in seed_cols:
+            sq[src] = df[src].astype(float) ** 2
+        parts.append(np.sqrt(sq.groupby(keys, dropna=False)[list(seed_cols)].mean())
+                     .rename(columns=seed_cols))
+    out = pd.concat(parts, axis=1)
     out["n"] = g.size()
     return out.reset_index().sort_values(keys, kind="stable").reset_index(drop=True)
 
@@ -132,7 +143,9 @@ def plot_factor(df: pd.DataFrame, factor: str, hue: str | None = None, *,
     """One panel per quantity vs ``factor``; returns the matplotlib Figure.
 
     Series: for each hue value, ``<hue>=<v>, train`` (dashed) and ``..., test`` (solid)
-    (just ``train``/``test`` without a hue); shaded band = ± 1 std over seeds.
+    (just ``train``/``test`` without a hue); shaded band = ± 1 std over seeds. For K-Means,
+    whose accuracy is a mean over K-Means seeds, the band adds that spread in quadrature
+    (sqrt(std over runs² + mean K-Means-seed variance)).
     ``axes``: one matplotlib Axes per quantity to draw into (default: a new figure).
     The k of the k-NN panel is read from the results' ``k`` column.
     """
@@ -172,10 +185,15 @@ def plot_factor(df: pd.DataFrame, factor: str, hue: str | None = None, *,
                     continue
                 name = split if h is None else f"{hue}={h}, {split}"
                 m, s = sub[f"{col}_mean"].to_numpy(), sub[f"{col}_std"].to_numpy()
+                if f"{col}_seed_std" in sub.columns:
+                    seed_sd = np.nan_to_num(sub[f"{col}_seed_std"].to_numpy(dtype=float))
+                    s = np.sqrt(s.astype(float) ** 2 + seed_sd ** 2)
                 x = sub["_x"].to_numpy()
                 ax.plot(x, m, style, color=color, marker="o", ms=3, lw=1.4, label=name)
                 ax.fill_between(x, m - s, m + s, color=color, alpha=0.15, lw=0)
-        ax.set_title(label, fontsize=10)
+        ax.set_title(label + ("\n(band: runs and K-Means seeds)"
+                              if any(c.startswith(f"{q}_") and c.endswith("_seed_std")
+                                     for c in agg.columns) else ""), fontsize=10)
         ax.set_xlabel(FACTOR_LABELS.get(fcol, fcol))
         if numeric:
             _axis_scale(ax, agg["_x"].to_numpy())

@@ -6,14 +6,21 @@ Each function takes ``NeuralCodes`` or a plain (N, n_bits) 0/1 array, plus integ
 
 - :func:`redundancy_ratio`: (N - distinct codes) / N.
 - :func:`kmeans_accuracy`: K-Means (K = number of classes) on the bits, clusters mapped to
-  classes one-to-one by the Hungarian method (default) or by majority ("purity").
-- :func:`knn_accuracy` / :func:`knn_loo_accuracy`: Hamming k-NN (k = 9).
-- :func:`logreg_accuracy`: one-vs-one L2 logistic regression (C = 1) on the bits.
+  classes one-to-one by the Hungarian method (default) or by majority ("purity"); mean and
+  std over several K-Means seeds with :func:`kmeans_scores`.
+- :func:`knn_accuracy` / :func:`knn_loo_accuracy`: Hamming k-NN (k = 9); ties at the k-th
+  distance share their votes (``ties="share"``, independent of row order) or follow
+  scikit-learn (``ties="sklearn"``).
+- :func:`logreg_accuracy`: one-vs-one L2 logistic regression (C = 1) on the bits (lbfgs, or
+  the original's liblinear).
 - :func:`network_scores`: the network's own cross-entropy loss and accuracy.
-- :func:`encoding_properties`: all of them on train and test, as one flat record.
+- :func:`encoding_properties`: all of them on train and test, as one flat record, under
+  acthash's conventions or the original study's (``convention="original"``).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -21,7 +28,7 @@ from scipy.optimize import linear_sum_assignment
 
 from acthash._validate import check_labels
 from acthash.codes import NeuralCodes, as_codes
-from acthash.errors import InputError
+from acthash.errors import InputError, SmallDataWarning
 from acthash.hamming import hamming_knn
 
 __all__ = [
@@ -39,6 +46,10 @@ __all__ = [
     "encoding_properties",
     "properties_table",
     "property_rows",
+    "CONVENTIONS",
+    "TIES",
+    "ORIGINAL_KMEANS_MAPPING",
+    "original_kmeans_mapping",
 ]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -120,32 +131,61 @@ def cluster_accuracy(clusters, labels, mapping: str = "hungarian") -> float:
     raise InputError(f"unknown mapping {mapping!r}; use 'hungarian' or 'purity'")
 
 
+def _check_n_clusters(k: int, n: int) -> None:
+    if k > n:
+        raise InputError(f"K-Means with K={k} clusters needs at least {k} codes, got {n}; "
+                         "pass fewer clusters (n_clusters=) or more examples")
+
+
 def kmeans_scores(codes, labels=None, *, n_clusters: int | None = None, seed: int = 0,
-                  n_init: int = 10) -> dict:
-    """One K-Means fit (K = number of classes by default) scored both ways.
+                  n_init: int = 10, n_seeds: int = 1, dtype="float32") -> dict:
+    """K-Means (K = ``n_clusters``, default the number of distinct labels) on the code bits,
+    scored both ways, over ``n_seeds`` K-Means seeds ``seed, seed + 1, ...``.
 
-    Returns ``{"hungarian": acc, "purity": acc}``.
+    Each seed is one scikit-learn ``KMeans(n_init=n_init, random_state=seed_i)`` fit on the
+    bits as ``dtype`` (float32 by default; the original study fitted float64). Returns
+    ``{"hungarian": mean, "purity": mean, "hungarian_std": std, "purity_std": std,
+    "hungarian_runs": [...], "purity_runs": [...], "seeds": [...]}``; accuracies are
+    fractions, the std is over seeds (ddof = 1; NaN for one seed).
     """
-    from sklearn.cluster import KMeans
-
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
-    k = n_clusters or len(np.unique(labels))
-    x = codes.unpack().astype(np.float32)
-    k = min(k, len(x))
-    clusters = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x)
-    return {
-        "hungarian": cluster_accuracy(clusters, labels, "hungarian"),
-        "purity": cluster_accuracy(clusters, labels, "purity"),
-    }
+    k = int(n_clusters or len(np.unique(labels)))
+    return _kmeans_on(codes.unpack().astype(dtype), labels, k, seed, n_init, n_seeds)
+
+
+def _kmeans_on(x: np.ndarray, labels: np.ndarray, k: int, seed: int, n_init: int,
+               n_seeds: int) -> dict:
+    """K-Means runs over seeds ``seed .. seed + n_seeds - 1`` on the (N, D) array ``x``."""
+    from sklearn.cluster import KMeans
+
+    if n_seeds < 1:
+        raise InputError(f"n_seeds must be at least 1, got {n_seeds}")
+    _check_n_clusters(k, len(x))
+    seeds = [int(seed) + i for i in range(n_seeds)]
+    runs: dict = {"hungarian": [], "purity": []}
+    for s in seeds:
+        clusters = KMeans(n_clusters=k, n_init=n_init, random_state=s).fit_predict(x)
+        for mapping in runs:
+            runs[mapping].append(cluster_accuracy(clusters, labels, mapping))
+    out: dict = {"seeds": seeds}
+    for mapping, values in runs.items():
+        v = np.asarray(values)
+        out[mapping] = float(v.mean())
+        out[f"{mapping}_std"] = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        out[f"{mapping}_runs"] = values
+    return out
 
 
 def kmeans_accuracy(codes, labels=None, mapping: str = "hungarian", *, seed: int = 0,
-                    n_init: int = 10) -> float:
-    """K-Means categorization accuracy of the codes (see :func:`cluster_accuracy`)."""
+                    n_init: int = 10, n_seeds: int = 1, n_clusters: int | None = None,
+                    dtype="float32") -> float:
+    """K-Means categorization accuracy of the codes (see :func:`cluster_accuracy`), the mean
+    over ``n_seeds`` seeds (see :func:`kmeans_scores`)."""
     if mapping not in ("hungarian", "purity"):
         raise InputError(f"unknown mapping {mapping!r}; use 'hungarian' or 'purity'")
-    return kmeans_scores(codes, labels, seed=seed, n_init=n_init)[mapping]
+    return kmeans_scores(codes, labels, seed=seed, n_init=n_init, n_seeds=n_seeds,
+                         n_clusters=n_clusters, dtype=dtype)[mapping]
 
 
 def _vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -156,60 +196,173 @@ def _vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
     return counts.argmax(axis=1)
 
 
-def knn_predict(train_codes, y_train=None, test_codes=None, *, k: int = 9,
-                backend: str = "auto") -> np.ndarray:
-    """Hamming k-NN predictions for ``test_codes``.
+#: k-NN tie rules: "share" (the default, independent of the order of the training rows) and
+#: "sklearn" (scikit-learn's brute-force Hamming KNeighborsClassifier, neighbour for neighbour)
+TIES = ("share", "sklearn")
 
-    Neighbours are the k training codes nearest in Hamming distance, ties in distance
-    broken by training order; the majority label wins, ties in the vote going to the
-    smallest label (scikit-learn's rule).
+
+def _check_ties(ties: str) -> None:
+    if ties not in TIES:
+        raise InputError(f"unknown ties {ties!r}; use 'share' (order-independent, the default) "
+                         "or 'sklearn' (scikit-learn's choice among tied neighbours)")
+
+
+def _share_vote(less: np.ndarray, equal: np.ndarray, k: int) -> np.ndarray:
+    """The "share" vote from per-class counts closer than (``less``) and at (``equal``) the
+    k-th distance: each of the m closer codes has one vote, the t codes tied at the k-th
+    distance share the k - m remaining votes equally ((k - m)/t each). Scores are compared
+    exactly (scaled by t, in integers); a tie in the vote goes to the smallest class."""
+    m = less.sum(axis=1, keepdims=True)
+    t = equal.sum(axis=1, keepdims=True)
+    score = less * t + (k - m) * equal
+    return score.argmax(axis=1)
+
+
+def _sklearn_neighbours(db: NeuralCodes, q: NeuralCodes, n_neighbors: int, device=None,
+                        chunk: int = 512) -> np.ndarray:
+    """(Nq, n_neighbors) indices chosen as scikit-learn's brute-force Hamming search does:
+    the distance rows as fractions of the code length (float64), ``np.argpartition`` at
+    n_neighbors - 1, then the chosen ones sorted by distance with ``np.argsort``. Distances
+    come from ``device`` when given (torch); the selection always runs on the host."""
+    from acthash.hamming import hamming_distances, hamming_distances_torch
+
+    out = np.empty((len(q), n_neighbors), dtype=np.int64)
+    for lo in range(0, len(q), chunk):
+        if device is None:
+            d = hamming_distances(q.packed[lo : lo + chunk], db.packed, chunk=64)
+        else:
+            d = hamming_distances_torch(q.packed[lo : lo + chunk], db.packed,
+                                        device=device).cpu().numpy()
+        d = d.astype(np.float64) / db.n_bits
+        ind = np.argpartition(d, n_neighbors - 1, axis=1)[:, :n_neighbors]
+        rows = np.arange(d.shape[0])[:, None]
+        out[lo : lo + chunk] = ind[rows, np.argsort(d[rows, ind])]
+    return out
+
+
+def _kth_distance(db: NeuralCodes, q: NeuralCodes, k: int, backend: str, device) -> np.ndarray:
+    if device is not None:
+        from acthash.hamming import kth_distances_torch
+
+        return kth_distances_torch(db, q, k, device=device)
+    dist, _ = hamming_knn(db, q, k, backend=backend)
+    return dist[:, k - 1].astype(np.int64)
+
+
+def _check_k(k, n_train: int, what: str = "k-NN") -> None:
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k must be a positive integer, got {k!r}")
+    if k > n_train:
+        raise InputError(f"{what} with k={k} needs at least {k} training codes, got {n_train}; "
+                         "pass a smaller k or more training examples")
+
+
+def knn_predict(train_codes, y_train=None, test_codes=None, *, k: int = 9,
+                backend: str = "auto", ties: str = "share", device=None) -> np.ndarray:
+    """Hamming k-NN predictions (labels of ``y_train``'s kind) for ``test_codes``.
+
+    ties : how the training codes tied at the k-th nearest distance vote.
+        ``"share"`` (default): every code strictly closer than the k-th distance d_k has
+        one vote, and the t codes at exactly d_k share the remaining k - m votes equally;
+        the prediction does not depend on the order of the training rows.
+        ``"sklearn"``: the k neighbours scikit-learn's
+        ``KNeighborsClassifier(metric="hamming", algorithm="brute")`` picks (its
+        ``np.argpartition`` selection), one vote each — the original study's numbers.
+    In both, a tie in the vote goes to the smallest label (scikit-learn's rule).
+    backend : "auto", "numba", "faiss" or "numpy" (same predictions); ``device`` (a torch
+        device, e.g. "cuda") computes the distances with torch there instead.
     """
+    _check_ties(ties)
     train = as_codes(train_codes)
     y_train = _labels_for(train, y_train, "training labels")
     test = as_codes(test_codes)
+    if test.n_bits != train.n_bits:
+        raise InputError(f"train codes have {train.n_bits} bits but test codes {test.n_bits}: "
+                         "capture both with the same model and layers")
+    _check_k(k, len(train))
     classes, yi, _ = _encode(y_train)
-    _, idx = hamming_knn(train, test, k, backend=backend)
-    return classes[_vote(yi[idx], len(classes))]
+    if ties == "sklearn":
+        idx = _sklearn_neighbours(train, test, k, device)
+        return classes[_vote(yi[idx], len(classes))]
+    from acthash.hamming import class_counts
+
+    dk = _kth_distance(train, test, k, backend, device)
+    less, equal = class_counts(train, yi, test, dk, len(classes), backend=backend, device=device)
+    return classes[_share_vote(less, equal, k)]
 
 
 def knn_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, k: int = 9,
-                 backend: str = "auto") -> float:
+                 backend: str = "auto", ties: str = "share", device=None) -> float:
     """Test accuracy of Hamming k-NN fit on training codes (see :func:`knn_predict`)."""
     test = as_codes(test_codes)
     y_test = _labels_for(test, y_test, "test labels")
-    pred = knn_predict(train_codes, y_train, test, k=k, backend=backend)
+    pred = knn_predict(train_codes, y_train, test, k=k, backend=backend, ties=ties,
+                       device=device)
     return float(np.mean(pred == y_test))
 
 
-def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto") -> np.ndarray:
-    """Leave-one-out Hamming k-NN predictions: each example voted on by its k nearest others
-    (same neighbour order and vote rule as :func:`knn_predict`)."""
+def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
+                    ties: str = "share", device=None) -> np.ndarray:
+    """Leave-one-out Hamming k-NN predictions: each example voted on by its k nearest others,
+    with the same tie rule as :func:`knn_predict`.
+
+    ``"share"``: the k-th distance among the others, per-class counts without the example
+    itself. ``"sklearn"``: scikit-learn's ``kneighbors()`` without a query (k + 1 neighbours
+    of each training code, itself removed — or, when more than k + 1 exact duplicates hide
+    it, the first of them)."""
+    _check_ties(ties)
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
     n = len(codes)
     if n <= k:
-        raise InputError(f"leave-one-out k-NN needs more than k={k} examples, got {n}")
+        raise InputError(f"leave-one-out k-NN needs more than k={k} examples, got {n}; "
+                         "pass a smaller k or more examples")
+    _check_k(k, n)
     classes, yi, _ = _encode(labels)
-    _, idx = hamming_knn(codes, codes, k + 1, backend=backend)
-    is_self = idx == np.arange(n)[:, None]
-    no_self = ~is_self.any(axis=1)
-    is_self[no_self, -1] = True  # self lies beyond the k+1 (tied duplicates): drop the last
-    neighbours = idx[~is_self].reshape(n, k)
-    return classes[_vote(yi[neighbours], len(classes))]
+    if ties == "sklearn":
+        idx = _sklearn_neighbours(codes, codes, k + 1, device)
+        keep = idx != np.arange(n)[:, None]
+        no_self = keep.all(axis=1)
+        keep[no_self, 0] = False
+        neighbours = idx[keep].reshape(n, k)
+        return classes[_vote(yi[neighbours], len(classes))]
+    from acthash.hamming import class_counts
+
+    # self is at distance 0, so the k-th distance among the others is the (k+1)-th overall
+    dk = _kth_distance(codes, codes, k + 1, backend, device)
+    less, equal = class_counts(codes, yi, codes, dk, len(classes), backend=backend,
+                               device=device)
+    rows = np.arange(n)
+    at_zero = dk == 0
+    less[rows[~at_zero], yi[~at_zero]] -= 1
+    equal[rows[at_zero], yi[at_zero]] -= 1
+    return classes[_share_vote(less, equal, k)]
 
 
-def knn_loo_accuracy(codes, labels=None, *, k: int = 9, backend: str = "auto") -> float:
+def knn_loo_accuracy(codes, labels=None, *, k: int = 9, backend: str = "auto",
+                     ties: str = "share", device=None) -> float:
     """Leave-one-out Hamming k-NN accuracy (see :func:`knn_loo_predict`)."""
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
-    return float(np.mean(knn_loo_predict(codes, labels, k=k, backend=backend) == labels))
+    pred = knn_loo_predict(codes, labels, k=k, backend=backend, ties=ties, device=device)
+    return float(np.mean(pred == labels))
 
 
-def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, strategy: str, max_iter: int, seed: int):
+_SOLVERS = ("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga")
+
+
+def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, strategy: str, max_iter: int, seed: int,
+                solver: str = "lbfgs"):
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
 
-    base = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    if solver not in _SOLVERS:
+        raise InputError(f"unknown solver {solver!r}; use one of {', '.join(_SOLVERS)} "
+                         "('liblinear' is the original study's)")
+    if strategy == "multinomial" and solver == "liblinear" and len(np.unique(y)) > 2:
+        raise InputError("liblinear cannot fit a multinomial model; use strategy='ovo' or "
+                         "'ovr' with liblinear, or another solver")
+    base = LogisticRegression(C=C, max_iter=max_iter, random_state=seed, solver=solver)
     if strategy == "ovo":
         model = OneVsOneClassifier(base)
     elif strategy == "ovr":
@@ -223,12 +376,15 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, strategy: str, max_iter:
 
 def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, C: float = 1.0,
                     strategy: str = "ovo", max_iter: int = 1000, seed: int = 0,
-                    return_train: bool = False):
+                    solver: str = "lbfgs", dtype="float32", return_train: bool = False):
     """Accuracy of logistic regression on the code bits.
 
-    Settings follow the original study: L2 penalty, C = 1, one-vs-one (``strategy``:
-    "ovo", "ovr" or "multinomial"), lbfgs, fit on the training codes. Returns the test
-    accuracy, or ``(train_accuracy, test_accuracy)`` with ``return_train=True``.
+    L2 penalty, C = 1, one-vs-one by default (``strategy``: "ovo", "ovr" or "multinomial"),
+    fit on the training codes. ``solver``: scikit-learn's, "lbfgs" by default (acthash's);
+    the original study's scripts that name a solver use "liblinear" (with one-vs-one, its
+    default max_iter = 100 and float64 bits; ``convention="original"`` in
+    :func:`encoding_properties` sets all of these). Returns the test accuracy, or
+    ``(train_accuracy, test_accuracy)`` with ``return_train=True``.
     """
     train = as_codes(train_codes)
     y_train = _labels_for(train, y_train, "training labels")
@@ -236,10 +392,11 @@ def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, 
     y_test = _labels_for(test, y_test, "test labels")
     if len(np.unique(y_train)) < 2:
         raise InputError("logistic regression needs at least two classes in the training labels")
-    model = _fit_logreg(train.unpack().astype(np.float32), y_train, C, strategy, max_iter, seed)
-    test_acc = float(np.mean(model.predict(test.unpack().astype(np.float32)) == y_test))
+    model = _fit_logreg(train.unpack().astype(dtype), y_train, C, strategy, max_iter, seed,
+                        solver)
+    test_acc = float(np.mean(model.predict(test.unpack().astype(dtype)) == y_test))
     if return_train:
-        train_acc = float(np.mean(model.predict(train.unpack().astype(np.float32)) == y_train))
+        train_acc = float(np.mean(model.predict(train.unpack().astype(dtype)) == y_train))
         return train_acc, test_acc
     return test_acc
 
@@ -259,19 +416,117 @@ def network_scores(outputs, labels) -> dict:
     }
 
 
+#: What each convention sets when the caller leaves an option as None. "acthash" is the
+#: default; "original" reproduces the original study's scripts on the same codes.
+CONVENTIONS: dict[str, dict] = {
+    "acthash": {
+        "ties": "share", "drop_constant": False, "kmeans_seed": None, "kmeans_n_seeds": 5,
+        "kmeans_dtype": "float32", "fixed_k": False, "logreg_solver": "lbfgs",
+        "logreg_strategy": "ovo", "logreg_max_iter": 1000, "logreg_dtype": "float32",
+        "logreg_seed": None, "train_scores": True,
+    },
+    "original": {
+        "ties": "sklearn", "drop_constant": "union", "kmeans_seed": 9, "kmeans_n_seeds": 1,
+        "kmeans_dtype": "float64", "fixed_k": True, "logreg_solver": "liblinear",
+        "logreg_strategy": "ovo", "logreg_max_iter": 100, "logreg_dtype": "float64",
+        "logreg_seed": 9, "train_scores": False,
+    },
+}
+
+#: K-Means cluster-to-class mapping of the original study's script for each data set:
+#: majority (purity) in the shared MNIST/CIFAR-10/IMDB helper, one-to-one (Hungarian) in the
+#: Adult, SVHN, Tiny ImageNet and ImageNet scripts.
+ORIGINAL_KMEANS_MAPPING = {
+    "mnist": "purity", "cifar10": "purity", "imdb": "purity",
+    "adult": "hungarian", "svhn": "hungarian", "tiny-imagenet": "hungarian",
+    "tinyimagenet": "hungarian", "imagenet": "hungarian",
+}
+
+
+def original_kmeans_mapping(dataset: str | None) -> str:
+    """The mapping ("purity" or "hungarian") the original study's script used for
+    ``dataset`` ("random:NAME" follows NAME); data sets it never ran get "hungarian"."""
+    if not dataset:
+        return "hungarian"
+    name = str(dataset).lower()
+    if name.startswith("random:"):
+        name = name.split(":", 1)[1]
+    return ORIGINAL_KMEANS_MAPPING.get(name, "hungarian")
+
+
+def _union_reference(train: NeuralCodes, test: NeuralCodes | None) -> NeuralCodes:
+    if test is None:
+        return train
+    return NeuralCodes(np.concatenate([np.asarray(train.packed), np.asarray(test.packed)]),
+                       train.n_bits, train.layers)
+
+
+def _resolve(value, default):
+    return default if value is None else value
+
+
 def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None, *,
                         k: int = 9, seed: int = 0, kmeans_n_init: int = 10,
-                        logreg_C: float = 1.0, logreg_strategy: str = "ovo",
+                        logreg_C: float = 1.0, logreg_strategy: str | None = None,
                         train_outputs=None, test_outputs=None,
-                        drop_constant: bool = False) -> dict:
+                        drop_constant=None, convention: str = "acthash",
+                        ties: str | None = None, kmeans_n_seeds: int | None = None,
+                        kmeans_dtype=None, n_classes: int | None = None,
+                        logreg_solver: str | None = None, dataset: str | None = None,
+                        small: str = "nan", backend: str = "auto", device=None) -> dict:
     """All encoding properties on train and test as one flat record.
 
-    Keys: ``redundancy_{train,test}``, ``kmeans_{train,test}`` (Hungarian-matched,
-    transductive: K-Means is fit on each split's own codes), ``kmeans_purity_{train,test}``,
-    ``knn_train`` (leave-one-out) and ``knn_test``, ``logreg_{train,test}``, with the
-    network's ``net_loss_*``/``net_acc_*`` when outputs are given, plus sizes.
-    ``drop_constant`` drops units constant on the training codes from both splits first.
+    Keys: ``redundancy_{train,test}``; ``kmeans_{train,test}`` (Hungarian-matched, the mean
+    over ``kmeans_n_seeds`` K-Means seeds; transductive: K-Means is fit on each split's own
+    codes) with ``kmeans_std_{train,test}`` (std over the seeds), ``kmeans_purity_*`` and
+    ``kmeans_purity_std_*``; ``knn_train`` (leave-one-out) and ``knn_test``;
+    ``logreg_{train,test}``; the network's ``net_loss_*``/``net_acc_*`` when outputs are
+    given; sizes, ``convention``, ``ties`` and ``kmeans_n_seeds``.
+
+    convention : "acthash" (default) or "original". Every option left as None takes the
+        convention's value (:data:`CONVENTIONS`); an explicit value always wins.
+        acthash: order-independent k-NN ties ("share"), no unit dropped, 5 K-Means seeds
+        (``seed``, ``seed + 1``, ...) in float32 with K = the split's own number of classes,
+        lbfgs one-vs-one logistic regression, train and test scores.
+        original: scikit-learn's k-NN ties, units constant over train ∪ test dropped,
+        one float64 K-Means fit with random_state = 9 and K = the number of classes of both
+        splits, liblinear one-vs-one logistic regression (random_state = 9, 100 iterations),
+        no train k-NN or train logistic-regression score (the original reports test only),
+        plus ``kmeans_original_{train,test}``: the accuracy under the mapping the original's
+        script used for ``dataset`` (:func:`original_kmeans_mapping`).
+    drop_constant : False, True or "train" (units constant on the training codes, dropped
+        from both splits: changes the test redundancy when a unit varies only on test),
+        or "union" (constant over train ∪ test, as the original: changes no distance).
+    ties : k-NN tie rule, "share" or "sklearn" (see :func:`knn_predict`).
+    n_classes : fixed K for K-Means (default: per convention).
+    small : what a split too small for a property gives: "nan" (default; NaN and one
+        ``SmallDataWarning`` naming the properties) or "raise" (an ``InputError``). Too small
+        means fewer codes than K-Means clusters, fewer than k training codes (test k-NN),
+        at most k (leave-one-out k-NN), or one training class (logistic regression).
+    backend, device : the k-NN backend and the torch device for k-NN distances.
     """
+    if convention not in CONVENTIONS:
+        raise InputError(f"unknown convention {convention!r}; use 'acthash' (the default) or "
+                         "'original' (the original study's scripts)")
+    if small not in ("nan", "raise"):
+        raise InputError(f"unknown small={small!r}; use 'nan' (NaN with a warning) or 'raise'")
+    conv = CONVENTIONS[convention]
+    ties = _resolve(ties, conv["ties"])
+    _check_ties(ties)
+    drop_constant = _resolve(drop_constant, conv["drop_constant"])
+    if drop_constant is True:
+        drop_constant = "train"
+    if drop_constant not in (False, "train", "union"):
+        raise InputError(f"unknown drop_constant={drop_constant!r}; use False, True/'train' "
+                         "or 'union'")
+    n_seeds = int(_resolve(kmeans_n_seeds, conv["kmeans_n_seeds"]))
+    km_seed = _resolve(conv["kmeans_seed"], seed)
+    km_dtype = _resolve(kmeans_dtype, conv["kmeans_dtype"])
+    solver = _resolve(logreg_solver, conv["logreg_solver"])
+    strategy = _resolve(logreg_strategy, conv["logreg_strategy"])
+    lr_seed = _resolve(conv["logreg_seed"], seed)
+    train_scores = conv["train_scores"]
+
     train = as_codes(train_codes)
     y_train = _labels_for(train, y_train, "training labels")
     test = as_codes(test_codes) if test_codes is not None else None
@@ -282,30 +537,81 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
                 f"train codes have {train.n_bits} bits but test codes {test.n_bits}: "
                 "capture both with the same model and layers"
             )
-    if drop_constant:
+    if drop_constant == "train":
         ref = train
         train = train.drop_constant()
         test = test.drop_constant(reference=ref) if test is not None else None
+    elif drop_constant == "union":
+        ref = _union_reference(train, test)
+        train = train.drop_constant(reference=ref)
+        test = test.drop_constant(reference=ref) if test is not None else None
+    all_labels = y_train if test is None else np.concatenate([y_train, y_test])
+    if n_classes is None and conv["fixed_k"]:
+        n_classes = int(len(np.unique(all_labels)))
     rec: dict = {
         "n_bits": train.n_bits,
         "n_train": len(train),
         "n_test": 0 if test is None else len(test),
         "n_classes": int(len(np.unique(y_train))),
         "k": int(k),
+        "convention": convention,
+        "ties": ties,
+        "kmeans_n_seeds": n_seeds,
     }
+    too_small: list[str] = []
+
+    def skip(name: str, why: str) -> float:
+        if small == "raise":
+            raise InputError(f"{name}: {why}; pass more examples or small='nan'")
+        too_small.append(f"{name} ({why})")
+        return float("nan")
+
+    mapping_orig = original_kmeans_mapping(dataset) if convention == "original" else None
     splits = [("train", train, y_train)] + ([("test", test, y_test)] if test is not None else [])
     for split, codes, y in splits:
         rec[f"redundancy_{split}"] = redundancy_ratio(codes)
-        km = kmeans_scores(codes, y, seed=seed, n_init=kmeans_n_init)
-        rec[f"kmeans_{split}"] = km["hungarian"]
-        rec[f"kmeans_purity_{split}"] = km["purity"]
-    rec["knn_train"] = knn_loo_accuracy(train, y_train, k=k) if len(train) > k else float("nan")
+        kk = int(n_classes or len(np.unique(y)))
+        keys = [f"kmeans_{split}", f"kmeans_std_{split}", f"kmeans_purity_{split}",
+                f"kmeans_purity_std_{split}"]
+        if len(codes) < kk:
+            rec[keys[0]] = skip(f"kmeans_{split}", f"{len(codes)} codes < K={kk} clusters")
+            for key in keys[1:]:
+                rec[key] = float("nan")
+        else:
+            km = kmeans_scores(codes, y, n_clusters=kk, seed=km_seed, n_init=kmeans_n_init,
+                               n_seeds=n_seeds, dtype=km_dtype)
+            rec[keys[0]], rec[keys[1]] = km["hungarian"], km["hungarian_std"]
+            rec[keys[2]], rec[keys[3]] = km["purity"], km["purity_std"]
+        if mapping_orig is not None:
+            col = f"kmeans_{split}" if mapping_orig == "hungarian" else f"kmeans_purity_{split}"
+            rec[f"kmeans_original_{split}"] = rec[col]
+    if mapping_orig is not None:
+        rec["kmeans_mapping_original"] = mapping_orig
+    knn_kw = {"k": k, "ties": ties, "backend": backend, "device": device}
+    if train_scores:
+        rec["knn_train"] = (knn_loo_accuracy(train, y_train, **knn_kw) if len(train) > k
+                            else skip("knn_train", f"leave-one-out needs more than k={k} "
+                                      f"training codes, got {len(train)}"))
     if test is not None:
-        rec["knn_test"] = knn_accuracy(train, y_train, test, y_test, k=k)
-        rec["logreg_train"], rec["logreg_test"] = logreg_accuracy(
-            train, y_train, test, y_test, C=logreg_C, strategy=logreg_strategy, seed=seed,
-            return_train=True,
-        )
+        rec["knn_test"] = (knn_accuracy(train, y_train, test, y_test, **knn_kw)
+                           if len(train) >= k else
+                           skip("knn_test", f"k={k} exceeds the {len(train)} training codes"))
+        if len(np.unique(y_train)) < 2:
+            why = "the training labels hold one class"
+            if train_scores:
+                rec["logreg_train"] = skip("logreg_train", why)
+            rec["logreg_test"] = skip("logreg_test", why)
+        else:
+            lr_kw = {"C": logreg_C, "strategy": strategy, "seed": lr_seed, "solver": solver,
+                     "max_iter": conv["logreg_max_iter"], "dtype": conv["logreg_dtype"]}
+            if train_scores:
+                rec["logreg_train"], rec["logreg_test"] = logreg_accuracy(
+                    train, y_train, test, y_test, return_train=True, **lr_kw)
+            else:
+                rec["logreg_test"] = logreg_accuracy(train, y_train, test, y_test, **lr_kw)
+    if too_small:
+        warnings.warn("split too small, reported as NaN: " + "; ".join(too_small),
+                      SmallDataWarning, stacklevel=2)
     for split, outputs, y in (("train", train_outputs, y_train), ("test", test_outputs, y_test)):
         if outputs is not None:
             s = network_scores(outputs, y)
@@ -320,9 +626,16 @@ def property_rows(k: int | None = 9) -> list[tuple[str, str]]:
     return [
         ("redundancy", "redundancy ratio"),
         ("kmeans", "K-Means acc. (Hungarian)"),
+        ("kmeans_std", "K-Means (Hungarian): std over seeds"),
         ("kmeans_purity", "K-Means acc. (purity)"),
+        ("kmeans_purity_std", "K-Means (purity): std over seeds"),
+        ("kmeans_original", "K-Means acc. (original mapping)"),
         ("knn", f"{knn} acc. (train: leave-one-out)"),
         ("logreg", "logistic regression acc."),
+        ("agg_kmeans", "aggregate: K-Means (Hungarian)"),
+        ("agg_kmeans_std", "aggregate K-Means: std over seeds"),
+        ("agg_knn", f"aggregate: {knn} (Euclidean)"),
+        ("agg_logreg", "aggregate: logistic regression"),
         ("net_acc", "network accuracy"),
         ("net_loss", "network loss (nats)"),
     ]
