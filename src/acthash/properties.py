@@ -124,20 +124,57 @@ def cluster_accuracy(clusters, labels, mapping: str = "hungarian") -> float:
     raise InputError(f"unknown mapping {mapping!r}; use 'hungarian' or 'purity'")
 
 
+# --- streamed backends (acthash.kmeans, acthash.logreg) -----------------------------------
+_SKLEARN_MAX_BYTES = 64 << 20  # "auto" keeps scikit-learn while the unpacked copies are small
+
+
+def _use_sklearn(codes: NeuralCodes, backend: str, memory_budget, device) -> bool:
+    """Route a property to scikit-learn (dense, small inputs) or the streamed packed path.
+
+    backend : "auto" (scikit-learn while three float32 copies of the unpacked codes fit in
+    min(memory_budget, 64 MiB) and no accelerator is asked for; else streamed), "sklearn",
+    "numba" or "torch" (streamed)."""
+    from acthash.packed import parse_memory_budget
+
+    if backend == "sklearn":
+        return True
+    if backend in ("numba", "torch"):
+        return False
+    if backend != "auto":
+        raise InputError(f"unknown backend {backend!r}; use 'auto', 'sklearn', 'numba' or 'torch'")
+    if device is not None and str(device) not in ("cpu", "auto"):
+        return False
+    limit = min(parse_memory_budget(memory_budget), _SKLEARN_MAX_BYTES)
+    return 3 * 4 * len(codes) * codes.n_bits <= limit
+
+
+def _streamed(backend: str) -> str:
+    return "auto" if backend in ("auto", "sklearn") else backend
+
+
 def kmeans_scores(codes, labels=None, *, n_clusters: int | None = None, seed: int = 0,
-                  n_init: int = 10) -> dict:
+                  n_init: int = 10, backend: str = "auto", memory_budget=None,
+                  device=None) -> dict:
     """One K-Means fit (K = number of classes by default) scored both ways.
 
-    Returns ``{"hungarian": acc, "purity": acc}``.
+    Returns ``{"hungarian": acc, "purity": acc}``. ``backend``/``memory_budget``/``device``
+    choose scikit-learn or the streamed :func:`acthash.kmeans.kmeans_packed` (same
+    algorithm on the packed codes, bounded memory, CPU or CUDA); see ``_use_sklearn``.
     """
-    from sklearn.cluster import KMeans
-
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
     k = n_clusters or len(np.unique(labels))
-    x = codes.unpack().astype(np.float32)
-    k = min(k, len(x))
-    clusters = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x)
+    k = min(k, len(codes))
+    if _use_sklearn(codes, backend, memory_budget, device):
+        from sklearn.cluster import KMeans
+
+        x = codes.unpack().astype(np.float32)
+        clusters = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x)
+    else:
+        from acthash.kmeans import kmeans_packed
+
+        clusters = kmeans_packed(codes, k, n_init=n_init, seed=seed, backend=_streamed(backend),
+                                 device=device, memory_budget=memory_budget).labels
     return {
         "hungarian": cluster_accuracy(clusters, labels, "hungarian"),
         "purity": cluster_accuracy(clusters, labels, "purity"),
@@ -145,11 +182,13 @@ def kmeans_scores(codes, labels=None, *, n_clusters: int | None = None, seed: in
 
 
 def kmeans_accuracy(codes, labels=None, mapping: str = "hungarian", *, seed: int = 0,
-                    n_init: int = 10) -> float:
+                    n_init: int = 10, backend: str = "auto", memory_budget=None,
+                    device=None) -> float:
     """K-Means categorization accuracy of the codes (see :func:`cluster_accuracy`)."""
     if mapping not in ("hungarian", "purity"):
         raise InputError(f"unknown mapping {mapping!r}; use 'hungarian' or 'purity'")
-    return kmeans_scores(codes, labels, seed=seed, n_init=n_init)[mapping]
+    return kmeans_scores(codes, labels, seed=seed, n_init=n_init, backend=backend,
+                         memory_budget=memory_budget, device=device)[mapping]
 
 
 def _vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -161,7 +200,7 @@ def _vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def knn_predict(train_codes, y_train=None, test_codes=None, *, k: int = 9,
-                backend: str = "auto") -> np.ndarray:
+                backend: str = "auto", memory_budget=None, device=None) -> np.ndarray:
     """Hamming k-NN predictions for ``test_codes``.
 
     Neighbours are the k training codes nearest in Hamming distance, ties in distance
@@ -172,20 +211,23 @@ def knn_predict(train_codes, y_train=None, test_codes=None, *, k: int = 9,
     y_train = _labels_for(train, y_train, "training labels")
     test = as_codes(test_codes)
     classes, yi, _ = _encode(y_train)
-    _, idx = hamming_knn(train, test, k, backend=backend)
+    _, idx = hamming_knn(train, test, k, backend=backend, memory_budget=memory_budget,
+                         device=device)
     return classes[_vote(yi[idx], len(classes))]
 
 
 def knn_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, k: int = 9,
-                 backend: str = "auto") -> float:
+                 backend: str = "auto", memory_budget=None, device=None) -> float:
     """Test accuracy of Hamming k-NN fit on training codes (see :func:`knn_predict`)."""
     test = as_codes(test_codes)
     y_test = _labels_for(test, y_test, "test labels")
-    pred = knn_predict(train_codes, y_train, test, k=k, backend=backend)
+    pred = knn_predict(train_codes, y_train, test, k=k, backend=backend,
+                       memory_budget=memory_budget, device=device)
     return float(np.mean(pred == y_test))
 
 
-def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto") -> np.ndarray:
+def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
+                    memory_budget=None, device=None) -> np.ndarray:
     """Leave-one-out Hamming k-NN predictions: each example voted on by its k nearest others
     (same neighbour order and vote rule as :func:`knn_predict`)."""
     codes = as_codes(codes)
@@ -194,7 +236,8 @@ def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto") ->
     if n <= k:
         raise InputError(f"leave-one-out k-NN needs more than k={k} examples, got {n}")
     classes, yi, _ = _encode(labels)
-    _, idx = hamming_knn(codes, codes, k + 1, backend=backend)
+    _, idx = hamming_knn(codes, codes, k + 1, backend=backend, memory_budget=memory_budget,
+                         device=device)
     is_self = idx == np.arange(n)[:, None]
     no_self = ~is_self.any(axis=1)
     is_self[no_self, -1] = True  # self lies beyond the k+1 (tied duplicates): drop the last
@@ -202,11 +245,14 @@ def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto") ->
     return classes[_vote(yi[neighbours], len(classes))]
 
 
-def knn_loo_accuracy(codes, labels=None, *, k: int = 9, backend: str = "auto") -> float:
+def knn_loo_accuracy(codes, labels=None, *, k: int = 9, backend: str = "auto",
+                     memory_budget=None, device=None) -> float:
     """Leave-one-out Hamming k-NN accuracy (see :func:`knn_loo_predict`)."""
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
-    return float(np.mean(knn_loo_predict(codes, labels, k=k, backend=backend) == labels))
+    pred = knn_loo_predict(codes, labels, k=k, backend=backend, memory_budget=memory_budget,
+                           device=device)
+    return float(np.mean(pred == labels))
 
 
 def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, strategy: str, max_iter: int, seed: int):
@@ -227,12 +273,16 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, strategy: str, max_iter:
 
 def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, C: float = 1.0,
                     strategy: str = "ovo", max_iter: int = 1000, seed: int = 0,
-                    return_train: bool = False):
+                    return_train: bool = False, backend: str = "auto", memory_budget=None,
+                    device=None):
     """Accuracy of logistic regression on the code bits.
 
     Settings follow the original study: L2 penalty, C = 1, one-vs-one (``strategy``:
     "ovo", "ovr" or "multinomial"), lbfgs, fit on the training codes. Returns the test
     accuracy, or ``(train_accuracy, test_accuracy)`` with ``return_train=True``.
+    ``backend``/``memory_budget``/``device`` choose scikit-learn or the streamed
+    :func:`acthash.logreg.fit_logreg_packed` (same objective and optimum on the packed
+    codes, bounded memory, CPU or CUDA); see ``_use_sklearn``.
     """
     train = as_codes(train_codes)
     y_train = _labels_for(train, y_train, "training labels")
@@ -240,6 +290,16 @@ def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, 
     y_test = _labels_for(test, y_test, "test labels")
     if len(np.unique(y_train)) < 2:
         raise InputError("logistic regression needs at least two classes in the training labels")
+    if not _use_sklearn(train, backend, memory_budget, device):
+        from acthash.logreg import fit_logreg_packed
+
+        opts = {"backend": _streamed(backend), "device": device, "memory_budget": memory_budget}
+        model = fit_logreg_packed(train, y_train, C=C, strategy=strategy, max_iter=max_iter,
+                                  **opts)
+        test_acc = float(np.mean(model.predict(test, **opts) == y_test))
+        if return_train:
+            return float(np.mean(model.predict(train, **opts) == y_train)), test_acc
+        return test_acc
     model = _fit_logreg(train.unpack().astype(np.float32), y_train, C, strategy, max_iter, seed)
     test_acc = float(np.mean(model.predict(test.unpack().astype(np.float32)) == y_test))
     if return_train:
@@ -267,7 +327,8 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
                         k: int = 9, seed: int = 0, kmeans_n_init: int = 10,
                         logreg_C: float = 1.0, logreg_strategy: str = "ovo",
                         train_outputs=None, test_outputs=None,
-                        drop_constant: bool = False) -> dict:
+                        drop_constant: bool = False, backend: str = "auto",
+                        memory_budget=None, device=None, timings: dict | None = None) -> dict:
     """All encoding properties on train and test as one flat record.
 
     Keys: ``redundancy_{train,test}``, ``kmeans_{train,test}`` (Hungarian-matched,
@@ -275,7 +336,19 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
     ``knn_train`` (leave-one-out) and ``knn_test``, ``logreg_{train,test}``, with the
     network's ``net_loss_*``/``net_acc_*`` when outputs are given, plus sizes.
     ``drop_constant`` drops units constant on the training codes from both splits first.
+    ``backend``/``memory_budget``/``device`` route K-Means, logistic regression and k-NN to
+    the streamed packed-code paths (see :func:`kmeans_scores`); ``timings``, when a dict,
+    receives the wall-clock seconds of each property (``redundancy``, ``kmeans``, ``knn``,
+    ``logreg``; both splits together).
     """
+    import time
+
+    clock = {} if timings is None else timings
+    for key in ("redundancy", "kmeans", "knn", "logreg"):
+        clock.setdefault(key, 0.0)
+    stream = {"memory_budget": memory_budget, "device": device}
+    knn_backend = "torch" if backend == "torch" else "auto"
+
     train = as_codes(train_codes)
     y_train = _labels_for(train, y_train, "training labels")
     test = as_codes(test_codes) if test_codes is not None else None
@@ -298,17 +371,29 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
     }
     splits = [("train", train, y_train)] + ([("test", test, y_test)] if test is not None else [])
     for split, codes, y in splits:
+        t0 = time.perf_counter()
         rec[f"redundancy_{split}"] = redundancy_ratio(codes)
-        km = kmeans_scores(codes, y, seed=seed, n_init=kmeans_n_init)
+        t1 = time.perf_counter()
+        km = kmeans_scores(codes, y, seed=seed, n_init=kmeans_n_init, backend=backend, **stream)
+        clock["redundancy"] += t1 - t0
+        clock["kmeans"] += time.perf_counter() - t1
         rec[f"kmeans_{split}"] = km["hungarian"]
         rec[f"kmeans_purity_{split}"] = km["purity"]
-    rec["knn_train"] = knn_loo_accuracy(train, y_train, k=k) if len(train) > k else float("nan")
+    t0 = time.perf_counter()
+    rec["knn_train"] = (knn_loo_accuracy(train, y_train, k=k, backend=knn_backend, **stream)
+                        if len(train) > k else float("nan"))
     if test is not None:
-        rec["knn_test"] = knn_accuracy(train, y_train, test, y_test, k=k)
+        rec["knn_test"] = knn_accuracy(train, y_train, test, y_test, k=k, backend=knn_backend,
+                                       **stream)
+        t1 = time.perf_counter()
         rec["logreg_train"], rec["logreg_test"] = logreg_accuracy(
             train, y_train, test, y_test, C=logreg_C, strategy=logreg_strategy, seed=seed,
-            return_train=True,
+            return_train=True, backend=backend, **stream,
         )
+        clock["logreg"] += time.perf_counter() - t1
+    else:
+        t1 = time.perf_counter()
+    clock["knn"] += t1 - t0
     for split, outputs, y in (("train", train_outputs, y_train), ("test", test_outputs, y_test)):
         if outputs is not None:
             s = network_scores(outputs, y)
