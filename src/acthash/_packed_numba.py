@@ -26,7 +26,7 @@ _H01 = np.uint64(0x0101010101010101)
 def lut_matmul(packed, rows, tables, out):
     """out[r] = bits(packed[rows[r]]) @ W for tables built from W.
 
-    packed (N, B) uint8; rows (n,) int64; tables (B, 256, M) float32 with tables[:, 0] = 0;
+    packed (N, B) uint8; rows (n,) int64; tables (B, 256, M) float64 with tables[:, 0] = 0;
     out (n, M) float64, overwritten.
     """
     n = rows.shape[0]

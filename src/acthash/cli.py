@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from acthash.errors import InputError
+from acthash.errors import ActhashError, InputError
 
 app = typer.Typer(
     name="acthash",
@@ -82,6 +82,27 @@ def print_metrics(metrics) -> None:
                 table.add_row(label if split == "train" else "", split,
                               *[_fmt(v) for v in metrics[col]])
     console.print(table)
+    print_timings(metrics)
+
+
+# --- scaling: where the time goes ---------------------------------------------------------
+_TIMING_ROWS = [("train", "training (cumulative)"), ("capture", "capture (train + test)"),
+                ("redundancy", "redundancy"), ("kmeans", "K-Means"), ("knn", "k-NN"),
+                ("logreg", "logistic regression")]
+
+
+def print_timings(metrics) -> None:
+    """Rich table of the ``seconds_*`` columns of a run's metrics, one column per epoch."""
+    present = [(key, label) for key, label in _TIMING_ROWS if f"seconds_{key}" in metrics.columns]
+    if not present:
+        return
+    table = Table(title="seconds")
+    table.add_column("stage")
+    for epoch in metrics["epoch"]:
+        table.add_column(f"epoch {epoch}", justify="right")
+    for key, label in present:
+        table.add_row(label, *[f"{v:.1f}" for v in metrics[f"seconds_{key}"]])
+    console.print(table)
 
 
 def _fail(e: Exception) -> None:
@@ -127,6 +148,12 @@ def run(
     out: Path | None = typer.Option(None, help="Run directory (default: a new one under runs/)."),
     runs_root: Path = typer.Option(Path("runs"), help="Where new run directories go."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    property_backend: str = typer.Option(
+        "auto", help="K-Means/logreg/k-NN backend: auto, sklearn, numba (streamed, CPU), "
+        "torch (streamed, CPU or CUDA)."),
+    memory_budget: str | None = typer.Option(
+        None, help="Working memory of the streamed properties, e.g. 2GB (default 1GiB); "
+        "codes larger than it are captured straight to disk."),
 ) -> None:
     """Train a model, capture its neural codes and print their encoding properties."""
     from acthash.experiment import RunConfig, run_experiment
@@ -148,9 +175,10 @@ def run(
             sample_size=sample_size, balanced=balanced, label_noise=label_noise,
             random_labels=random_labels, val_split=val_split, early_stopping=early_stopping,
             seed=seed, k=k, layers=layers, drop_constant=drop_constant, device=device,
+            property_backend=property_backend, memory_budget=memory_budget,
         )
         result = run_experiment(cfg, out_dir=out, runs_root=runs_root, progress=progress)
-    except (ValueError, FileNotFoundError, TypeError) as e:
+    except (ValueError, FileNotFoundError, TypeError, ActhashError) as e:
         _fail(e)
     print_metrics(result.metrics)
     console.print(f"run directory: [bold]{result.run_dir}[/]")

@@ -6,7 +6,10 @@
   ``dataset.json`` (sizes, manipulations and their seeds), ``train_indices.npy`` (rows of
   the dataset's training set used), ``train_labels.npy`` (labels trained on) and, with label
   noise, ``noisy_indices.npy`` (rows of the used training set whose label was changed);
-- ``metrics.json`` and ``metrics.parquet``: one row of encoding properties per checkpoint;
+- ``metrics.json`` and ``metrics.parquet``: one row of encoding properties per checkpoint,
+  with the wall-clock seconds spent in training (``seconds_train``, cumulative up to the
+  checkpoint), capture (``seconds_capture``) and each property (``seconds_redundancy``,
+  ``seconds_kmeans``, ``seconds_knn``, ``seconds_logreg``);
 - ``history.parquet``: the training curve, one row per epoch;
 - ``codes/epoch_XXXX_{train,test}.ahc``: the neural codes at each checkpoint;
 - ``checkpoints/epoch_XXXX.pt`` and ``model.pt`` (the final model), loadable with
@@ -16,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +37,7 @@ from acthash.capture import capture
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
 from acthash.errors import CorruptFileError, InputError, MissingFileError
 from acthash.models import build_model
+from acthash.packed import parse_memory_budget
 from acthash.properties import encoding_properties
 from acthash.train import TrainConfig, resolve_device, seed_everything, train
 
@@ -77,6 +82,10 @@ class RunConfig(ConfigDict):
     logreg_strategy: str = "ovo"
     device: str = "auto"
     save_codes: bool = True
+    # scaling: K-Means/logreg/k-NN backend ("auto", "sklearn", "numba", "torch") and the
+    # working-memory budget (bytes or "2GB"; codes larger than it are captured to disk)
+    property_backend: str = "auto"
+    memory_budget: str | int | None = None
 
     def checkpoint_epochs(self) -> list[int]:
         eps = sorted(set(self.checkpoints)) if self.checkpoints else [self.epochs]
@@ -215,27 +224,62 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     ckpt_meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs(),
                  "input_shape": list(ds.input_shape), "n_classes": ds.n_classes}
 
+    budget = parse_memory_budget(cfg.memory_budget)
+    prop_device = device if device.type != "cpu" else None
+    clock = {"start": time.perf_counter(), "in_checkpoints": 0.0}
+    scratch: list[Path] = []
+
+    def capture_split(m, x, y, split: str, epoch: int):
+        """Capture in memory, or straight to a .ahc when the codes exceed the budget."""
+        n_bytes = (capture(m, x[:2], layers=cfg.layers, device=device).codes.n_bits + 7) // 8
+        out = None
+        if len(x) * n_bytes > budget:
+            if run_dir is not None and cfg.save_codes:
+                out = run_dir / "codes" / f"epoch_{epoch:04d}_{split}.ahc"
+            else:
+                import tempfile
+
+                scratch.append(Path(tempfile.mkdtemp(prefix="acthash-codes-")))
+                out = scratch[-1] / f"{split}.ahc"
+        return capture(m, x, labels=y, layers=cfg.layers, keep_outputs=True, device=device,
+                       out=out), out is not None
+
     def on_checkpoint(epoch: int, m: nn.Module) -> None:
-        tr = capture(m, x_tr, labels=y_tr.numpy(), layers=cfg.layers, keep_outputs=True,
-                     device=device)
-        te = capture(m, ds.x_test, labels=ds.y_test.numpy(), layers=cfg.layers,
-                     keep_outputs=True, device=device)
+        t0 = time.perf_counter()
+        seconds_train = t0 - clock["start"] - clock["in_checkpoints"]
+        tr, tr_on_disk = capture_split(m, x_tr, y_tr.numpy(), "train", epoch)
+        te, te_on_disk = capture_split(m, ds.x_test, ds.y_test.numpy(), "test", epoch)
+        t1 = time.perf_counter()
         rec = {"epoch": epoch}
+        timings: dict = {}
         rec.update(encoding_properties(
             tr.codes, None, te.codes, None, k=cfg.k, seed=cfg.seed,
             kmeans_n_init=cfg.kmeans_n_init, logreg_strategy=cfg.logreg_strategy,
             train_outputs=tr.outputs, test_outputs=te.outputs, drop_constant=cfg.drop_constant,
+            backend=cfg.property_backend, memory_budget=budget, device=prop_device,
+            timings=timings,
         ))
+        rec["seconds_train"] = seconds_train
+        rec["seconds_capture"] = t1 - t0
+        for key, value in timings.items():
+            rec[f"seconds_{key}"] = value
         rows.append(rec)
         if run_dir is not None:
             if cfg.save_codes:
-                tr.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_train.ahc")
-                te.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_test.ahc")
+                if not tr_on_disk:
+                    tr.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_train.ahc")
+                if not te_on_disk:
+                    te.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_test.ahc")
             state = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
             save_torch(run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt",
                        {**ckpt_meta, "epoch": epoch, "state_dict": state})
             # partial metrics survive an interruption
             write_table(run_dir / "metrics.parquet", pd.DataFrame(rows))
+        del tr, te
+        for folder in scratch:
+            shutil.rmtree(folder, ignore_errors=True)
+        scratch.clear()
+        clock["in_checkpoints"] += time.perf_counter() - t0
 
     result = train(model, x_tr, y_tr, tcfg, x_val=x_val, y_val=y_val,
                    on_checkpoint=on_checkpoint, progress=progress)

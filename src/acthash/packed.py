@@ -131,7 +131,7 @@ class PackedMatrix:
 
     def _column_group(self, m: int) -> int:
         """Columns of W (or R) per kernel call under the budget (numba)."""
-        per_col = 256 * self.n_bytes * 8 + 256 * self.n_bytes * 4
+        per_col = 256 * self.n_bytes * 8 * 2
         return max(1, min(m, self.memory_budget // per_col))
 
     def chunk_rows(self, m: int = 1) -> int:
@@ -146,12 +146,12 @@ class PackedMatrix:
         return np.ascontiguousarray(rows, dtype=np.int64)
 
     def _tables(self, w: np.ndarray) -> np.ndarray:
-        """(n_bits, M) -> (n_bytes, 256, M) float32 byte tables."""
+        """(n_bits, M) -> (n_bytes, 256, M) float64 byte tables."""
         pad = self.n_bytes * 8 - self.n_bits
         if pad:
             w = np.concatenate([w, np.zeros((pad, w.shape[1]))])
         w8 = w.reshape(self.n_bytes, 8, w.shape[1])
-        return np.matmul(_BITS, w8).astype(np.float32)  # (B, 256, 8) @ (B, 8, M)
+        return np.matmul(_BITS, w8)  # (256, 8) @ (B, 8, M) -> (B, 256, M)
 
     def _torch_chunks(self, rows: np.ndarray, m: int):
         import torch
