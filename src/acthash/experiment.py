@@ -86,6 +86,7 @@ class RunConfig(ConfigDict):
     # working-memory budget (bytes or "2GB"; codes larger than it are captured to disk)
     property_backend: str = "auto"
     memory_budget: str | int | None = None
+    codes_to_disk: bool | None = None  # None: when a split's codes exceed memory_budget
 
     def checkpoint_epochs(self) -> list[int]:
         eps = sorted(set(self.checkpoints)) if self.checkpoints else [self.epochs]
@@ -231,9 +232,12 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
 
     def capture_split(m, x, y, split: str, epoch: int):
         """Capture in memory, or straight to a .ahc when the codes exceed the budget."""
-        n_bytes = (capture(m, x[:2], layers=cfg.layers, device=device).codes.n_bits + 7) // 8
+        to_disk = cfg.codes_to_disk
+        if to_disk is None:
+            n_bits = capture(m, x[:2], layers=cfg.layers, device=device).codes.n_bits
+            to_disk = len(x) * ((n_bits + 7) // 8) > budget
         out = None
-        if len(x) * n_bytes > budget:
+        if to_disk:
             if run_dir is not None and cfg.save_codes:
                 out = run_dir / "codes" / f"epoch_{epoch:04d}_{split}.ahc"
             else:
