@@ -552,7 +552,7 @@ def _check_datasets(config: SweepConfig) -> None:
 # ---------------------------------------------------------------------------- presets
 
 PRESETS = ("model-size", "training-time", "sample-size", "regularization", "label-noise",
-           "random-data")
+           "random-data", "cnn")
 
 _PAPER_WIDTHS = list(range(3, 41, 2)) + [50, 60, 80, 100]  # 23 widths, 3..100
 _PAPER_EPOCHS = [0, 1, 3, 6, 10, 20, 30, 40, 60, 80, 100, 120, 140, 160, 180, 200]
@@ -571,6 +571,8 @@ def preset(name: str, scale: str = "cpu", dataset: str | None = None,
         raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     if scale not in ("cpu", "paper"):
         raise InputError(f"unknown scale {scale!r}; use 'cpu' or 'paper'")
+    if name == "cnn":
+        return _cnn_preset(scale, dataset, seeds)
     paper = scale == "paper"
     ds = dataset or ("mnist" if paper else "digits")
     if paper:
@@ -625,3 +627,34 @@ def preset(name: str, scale: str = "cpu", dataset: str | None = None,
     return SweepConfig(name=name, base=b, grid=grid, seeds=seed_list, factor=factor, hue=hue,
                        description=desc + f" ({scale} scale)")
 
+
+
+def _cnn_preset(scale: str, dataset: str | None, seeds: int | None) -> SweepConfig:
+    """Encoding properties of CNNs (a small VGG-11 and a ResNet-20) at checkpoints.
+
+    scale="cpu": Fashion-MNIST, the first 2 000 training and 2 000 test images, channel
+    multiplier 0.25 (ResNet-20: 36 064 bits per code; VGG-11: 27 648), Adam lr 1e-3,
+    3 epochs with checkpoints 0, 1, 3, one seed; the properties of codes this long use the
+    streamed K-Means / logistic regression (acthash.kmeans, acthash.logreg).
+    scale="paper": CIFAR-10, full widths, Adam lr 1e-2 x0.1 every 20 epochs, 100 epochs,
+    checkpoints 0, 1, 3, 10, 30, 100, five seeds.
+    """
+    paper = scale == "paper"
+    ds = dataset or ("cifar10" if paper else "fashion-mnist")
+    if paper:
+        base = {"dataset": ds, "epochs": 100, "lr": 1e-2, "schedule": "step", "step_size": 20,
+                "batch_size": 128, "checkpoints": [0, 1, 3, 10, 30, 100], "save_codes": False,
+                "model_options": {"width_mult": 1.0}}
+        n_seeds = 5
+    else:
+        base = {"dataset": ds, "epochs": 3, "lr": 1e-3, "batch_size": 64,
+                "checkpoints": [0, 1, 3], "sample_size": 2000, "kmeans_n_init": 3,
+                "save_codes": False, "model_options": {"width_mult": 0.25}}
+        if ds in ("fashion-mnist", "mnist", "cifar10", "svhn"):
+            base["dataset_options"] = {"n_test": 2000}
+        n_seeds = 1
+    return SweepConfig(
+        name="cnn", base=base, grid={"model": ["vgg11", "resnet20"]},
+        seeds=list(range(seeds if seeds is not None else n_seeds)), factor="epoch", hue="model",
+        description="Encoding properties of a VGG-11 and a ResNet-20 at checkpoints during "
+        f"training ({scale} scale).")
