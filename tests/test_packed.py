@@ -75,3 +75,18 @@ def test_cuda_products_match_cpu(data, rng):
     cpu = PackedMatrix(codes.packed, codes.n_bits, backend="numba")
     gpu = PackedMatrix(codes.packed, codes.n_bits, backend="torch", device="cuda")
     np.testing.assert_allclose(gpu.matmul(w), cpu.matmul(w), atol=1e-4)
+
+
+def test_device_out_of_memory_names_the_fix(data, monkeypatch):
+    _, codes = data
+    m = PackedMatrix(codes.packed, codes.n_bits, backend="torch", device="cpu")
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(PackedMatrix, "_torch_chunks", oom)
+    with pytest.raises(ResourceError, match="ran out of memory.*lower memory_budget"):
+        m.matmul(np.zeros((83, 2)))
+    with pytest.raises(ResourceError, match="device='cpu'"):
+        m.rmatmul(np.zeros((211, 2)))
