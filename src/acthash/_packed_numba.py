@@ -84,3 +84,21 @@ def row_popcounts(words, out):
             x = (x + (x >> np.uint64(4))) & _M4
             s += (x * _H01) >> np.uint64(56)
         out[i] = s
+
+
+@njit(parallel=True, cache=True)
+def hamming_to(words, queries, out):
+    """out[i, q] = Hamming distance between row i of ``words`` (N, W) uint64 and query q of
+    ``queries`` (Q, W) uint64; out (N, Q) float64."""
+    n, w = words.shape
+    nq = queries.shape[0]
+    for i in prange(n):
+        for q in range(nq):
+            s = np.uint64(0)
+            for j in range(w):
+                x = words[i, j] ^ queries[q, j]
+                x = x - ((x >> np.uint64(1)) & _M1)
+                x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+                x = (x + (x >> np.uint64(4))) & _M4
+                s += (x * _H01) >> np.uint64(56)
+            out[i, q] = s

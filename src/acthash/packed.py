@@ -253,6 +253,26 @@ class PackedMatrix:
                 np.unpackbits(block, axis=1).sum(axis=1, dtype=np.int64)
         return out
 
+    def hamming_to_rows(self, query_rows) -> np.ndarray:
+        """(N, len(query_rows)) float64 Hamming distances from every row to some of the rows
+        (popcount of XORed 64-bit words on the CPU; ``|x| + |y| - 2 x.y`` with torch)."""
+        query_rows = self._rows(query_rows)
+        if self.backend != "numba":
+            norms = self.row_sums()
+            qb = self.unpack_rows(query_rows)
+            return np.maximum(norms[:, None] + norms[query_rows][None, :] - 2 * self.matmul(qb.T),
+                              0.0)
+        from acthash._hamming_numba import as_words
+        from acthash._packed_numba import hamming_to
+
+        q = as_words(np.asarray(self.packed[query_rows]))
+        out = np.empty((len(self), len(query_rows)), dtype=np.float64)
+        step = max(1, min(len(self), self.memory_budget // (2 * (self.n_bytes + 8))))
+        for lo in range(0, len(self), step):
+            block = as_words(np.asarray(self.packed[lo : lo + step]))
+            hamming_to(block, q, out[lo : lo + step])
+        return out
+
     def column_sums(self, rows=None) -> np.ndarray:
         """Number of 1 bits of each column over ``rows``: (n_bits,) float64."""
         rows = self._rows(rows)
