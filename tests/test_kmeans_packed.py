@@ -6,6 +6,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from acthash import NeuralCodes
+from acthash import packed as packed_module
 from acthash.errors import InputError
 from acthash.kmeans import _lloyd, kmeans_packed
 from acthash.packed import PackedMatrix
@@ -55,7 +56,9 @@ def test_lloyd_from_sklearns_seeds_follows_sklearns_iterations(rng):
     assert n_iter == ref.n_iter_
 
 
-def test_reproducible_and_identical_memory_mapped(rng, tmp_path):
+@pytest.mark.parametrize("dense_rows", [0, 10**9])  # byte tables, dense blocks
+def test_reproducible_and_identical_memory_mapped(rng, tmp_path, monkeypatch, dense_rows):
+    monkeypatch.setattr(packed_module, "_DENSE_ROWS", dense_rows)
     bits, y = clustered(rng, n=300)
     codes = NeuralCodes.from_bits(bits, labels=y)
     codes.save(tmp_path / "c.ahc")

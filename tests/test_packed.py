@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from acthash import NeuralCodes
+from acthash import packed as packed_module
 from acthash.errors import InputError, ResourceError
 from acthash.packed import PackedMatrix, parse_memory_budget
 
@@ -18,8 +19,15 @@ def data(rng):
     return bits, NeuralCodes.from_bits(bits)
 
 
+@pytest.fixture(params=["tables", "dense"])
+def numba_path(request, monkeypatch):
+    """Run the numba backend's byte-table kernels, or its dense path for few rows."""
+    monkeypatch.setattr(packed_module, "_DENSE_ROWS", 0 if request.param == "tables" else 10**9)
+    return request.param
+
+
 @pytest.mark.parametrize("backend", ["numba", "torch"])
-def test_products_match_dense(data, rng, backend):
+def test_products_match_dense(data, rng, backend, numba_path):
     bits, codes = data
     x = bits.astype(np.float64)
     w = rng.normal(size=(83, 5))
@@ -36,7 +44,8 @@ def test_products_match_dense(data, rng, backend):
     np.testing.assert_array_equal(m.column_sums(), bits.sum(axis=0))
 
 
-def test_column_groups_under_a_small_budget_give_the_same_product(data, rng):
+def test_column_groups_under_a_small_budget_give_the_same_product(data, rng, monkeypatch):
+    monkeypatch.setattr(packed_module, "_DENSE_ROWS", 0)
     _, codes = data
     w = rng.normal(size=(83, 7))
     big = PackedMatrix(codes.packed, codes.n_bits, backend="numba", memory_budget="1GB")

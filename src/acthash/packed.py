@@ -4,7 +4,9 @@
 read-only memory map) as the (N, n_bits) 0/1 matrix ``X`` and computes ``X @ W``,
 ``X.T @ R`` and the row sums without ever holding ``X`` unpacked:
 
-- ``backend="numba"`` (CPU): byte lookup tables. For ``X @ W`` each byte position gets a
+- ``backend="numba"`` (CPU): byte lookup tables (for fewer than 1 024 rows, where building
+  the tables would cost more than the products, the rows are unpacked in budget-sized
+  blocks and multiplied densely in float64). For ``X @ W`` each byte position gets a
   256-entry table of the sums of ``W``'s rows selected by each byte value, so a row costs
   one look-up per byte (zero bytes are skipped); ``X.T @ R`` accumulates a per-byte
   histogram of ``R``'s rows and expands it to bits. Working memory: the tables,
@@ -25,6 +27,10 @@ import numpy as np
 from acthash.errors import InputError, MissingDependencyError, ResourceError
 
 __all__ = ["PackedMatrix", "DEFAULT_MEMORY_BUDGET", "parse_memory_budget", "resolve_backend"]
+
+# below this many rows per product the byte tables (256 entries per byte and column) do
+# not pay for themselves: the rows are unpacked (within the budget) and multiplied densely
+_DENSE_ROWS = 1024
 
 #: default working memory of the streamed properties, in bytes (1 GiB)
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -153,6 +159,13 @@ class PackedMatrix:
         w8 = w.reshape(self.n_bytes, 8, w.shape[1])
         return np.matmul(_BITS, w8)  # (256, 8) @ (B, 8, M) -> (B, 256, M)
 
+    def _dense_chunks(self, rows: np.ndarray):
+        """(offset, float64 0/1 block) for a few rows, unpacked within the budget."""
+        step = max(1, self.memory_budget // (self.n_bits * 9))
+        for lo in range(0, len(rows), step):
+            block = np.asarray(self.packed[rows[lo : lo + step]])
+            yield lo, np.unpackbits(block, axis=1, count=self.n_bits).astype(np.float64)
+
     def _torch_chunks(self, rows: np.ndarray, m: int):
         import torch
 
@@ -187,6 +200,10 @@ class PackedMatrix:
         out = np.empty((len(rows), w.shape[1]), dtype=np.float64)
         if len(rows) == 0 or w.shape[1] == 0:
             return out
+        if self.backend == "numba" and len(rows) < _DENSE_ROWS:
+            for lo, x in self._dense_chunks(rows):
+                out[lo : lo + x.shape[0]] = x @ w
+            return out
         if self.backend == "numba":
             from acthash._packed_numba import lut_matmul
 
@@ -216,6 +233,10 @@ class PackedMatrix:
             raise InputError(f"r has {r.shape[0]} rows for {len(rows)} codes")
         out = np.zeros((self.n_bits, r.shape[1]), dtype=np.float64)
         if len(rows) == 0 or r.shape[1] == 0:
+            return out
+        if self.backend == "numba" and len(rows) < _DENSE_ROWS:
+            for lo, x in self._dense_chunks(rows):
+                out += x.T @ r[lo : lo + x.shape[0]]
             return out
         if self.backend == "numba":
             from acthash._packed_numba import lut_rmatmul
