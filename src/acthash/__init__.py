@@ -30,6 +30,8 @@ from acthash.errors import (  # noqa: E402
     InputError,
     NoReluUnitError,
 )
+from acthash.kmeans import kmeans_packed  # noqa: E402
+from acthash.logreg import fit_logreg_packed  # noqa: E402
 from acthash.properties import (  # noqa: E402
     encoding_properties,
     kmeans_accuracy,
@@ -58,7 +60,9 @@ __all__ = [
     "data",
     "encoding_properties",
     "errors",
+    "fit_logreg_packed",
     "kmeans_accuracy",
+    "kmeans_packed",
     "knn_accuracy",
     "knn_loo_accuracy",
     "list_layers",

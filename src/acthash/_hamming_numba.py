@@ -1,5 +1,6 @@
-"""Compiled exact Hamming k-NN (numba): 64-bit popcount over packed codes, one query per
-thread, a sorted insertion list of the k best. Neighbour order is (distance, index)."""
+"""Compiled exact Hamming k-NN (numba): 64-bit popcount over packed codes (LLVM emits the
+vector popcount instruction where the CPU has one), a sorted insertion list of the k best.
+Neighbour order is (distance, index)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,73 @@ def knn_words(db, queries, k):
         out_d[a] = best_d
         out_i[a] = best_i
     return out_d, out_i
+
+
+@njit(inline="always")
+def _insert(best_d, best_i, a, k, s, idx):
+    # strict comparisons: an equal distance never displaces an earlier (smaller) index
+    if s < best_d[a, k - 1]:
+        p = k - 1
+        while p > 0 and best_d[a, p - 1] > s:
+            best_d[a, p] = best_d[a, p - 1]
+            best_i[a, p] = best_i[a, p - 1]
+            p -= 1
+        best_d[a, p] = s
+        best_i[a, p] = idx
+
+
+@njit(parallel=True, cache=True)
+def knn_update(db, queries, offset, best_d, best_i):
+    """Merge the database block ``db`` (N, W) uint64, whose first row has global index
+    ``offset``, into the running top-k lists ``best_d`` (Q, k) int32 / ``best_i`` (Q, k)
+    int64 of ``queries`` (Q, W) uint64, in place.
+
+    Blocks must come in increasing ``offset`` so that ties keep the smaller index. Four
+    queries share each database word load (their distances are summed side by side).
+    """
+    nq, w = queries.shape
+    n = db.shape[0]
+    k = best_d.shape[1]
+    n_quads = (nq + 3) // 4
+    for t in prange(n_quads):
+        a = 4 * t
+        if a + 4 <= nq:
+            for i in range(n):
+                s0 = np.uint64(0)
+                s1 = np.uint64(0)
+                s2 = np.uint64(0)
+                s3 = np.uint64(0)
+                for j in range(w):
+                    x = db[i, j]
+                    s0 += _popcount64(queries[a, j] ^ x)
+                    s1 += _popcount64(queries[a + 1, j] ^ x)
+                    s2 += _popcount64(queries[a + 2, j] ^ x)
+                    s3 += _popcount64(queries[a + 3, j] ^ x)
+                _insert(best_d, best_i, a, k, np.int32(s0), offset + i)
+                _insert(best_d, best_i, a + 1, k, np.int32(s1), offset + i)
+                _insert(best_d, best_i, a + 2, k, np.int32(s2), offset + i)
+                _insert(best_d, best_i, a + 3, k, np.int32(s3), offset + i)
+        else:
+            for b in range(a, nq):
+                for i in range(n):
+                    s = np.uint64(0)
+                    for j in range(w):
+                        s += _popcount64(queries[b, j] ^ db[i, j])
+                    _insert(best_d, best_i, b, k, np.int32(s), offset + i)
+
+
+@njit(parallel=True, cache=True)
+def popcount_rate(words, reps):
+    """Tight loop: total popcount of ``words`` (R, W) uint64, ``reps`` times (a benchmark of
+    the machine's popcount limit; keep ``words`` small enough for L1)."""
+    tot = np.zeros(words.shape[0], np.uint64)
+    for r in prange(words.shape[0]):
+        s = np.uint64(0)
+        for _ in range(reps):
+            for j in range(words.shape[1]):
+                s += _popcount64(words[r, j])
+        tot[r] = s
+    return tot
 
 
 def as_words(packed: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from acthash._run import progress_bar
-from acthash.codes import LayerSpan, NeuralCodes
+from acthash.codes import CodesWriter, LayerSpan, NeuralCodes
 from acthash.errors import InputError, NoReluUnitError
 
 __all__ = [
@@ -312,6 +313,7 @@ def capture(
     keep_outputs: bool = False,
     check_finite: bool = True,
     progress: bool = False,
+    out: str | Path | None = None,
 ) -> Capture:
     """Run ``model`` over ``data`` in eval mode under ``torch.no_grad()`` and pack the codes.
 
@@ -320,6 +322,11 @@ def capture(
     labels : optional (N,) labels (override labels found in the batches).
     layers : ``None``/"all", a regular expression on layer names, or a list of names.
     keep_outputs : also return the model outputs (for the network's own loss/accuracy).
+
+    out : a ``.ahc`` path: the packed codes of each batch are written there as they come
+        (:class:`~acthash.codes.CodesWriter`) and the returned codes are that file,
+        memory-mapped, so codes larger than RAM never sit in memory. The file appears only
+        when complete (an error, a full disk included, leaves nothing behind).
 
     Each batch is packed as it arrives, so peak memory holds one batch of activations.
     The model's train/eval state is restored afterwards.
@@ -340,6 +347,7 @@ def capture(
     chosen: list[int] = []
     plan: list = []
     buffer = None
+    out_path, writer = out, None
     n_seen = 0
     batches = progress_bar(_iter_batches(data, batch_size), enabled=progress, desc="capture",
                            unit="batch")
@@ -394,24 +402,37 @@ def capture(
                     if recorder.calls != signature:
                         raise InputError(_CONTROL_FLOW)
                     bits = buffer
-                packed_parts.append(_pack_rows(bits))
+                if out_path is None:
+                    packed_parts.append(_pack_rows(bits))
+                else:
+                    if writer is None:
+                        writer = CodesWriter(out_path, spans[-1].stop, spans)
+                    writer.append(_pack_rows(bits))
                 if keep_outputs:
                     o = out[0] if isinstance(out, (tuple, list)) else out
                     output_parts.append(o.detach().float().cpu())
                 if y is not None:
                     label_parts.append(np.asarray(y.cpu()).reshape(-1))
                 n_seen += x.shape[0]
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
     if n_seen == 0:
         raise InputError("no inputs: the data is empty; pass at least one example")
-    packed = packed_parts[0] if len(packed_parts) == 1 else np.concatenate(packed_parts)
     n_bits = spans[-1].stop
     if labels is None and label_parts and sum(len(p) for p in label_parts) == n_seen:
         labels = np.concatenate(label_parts)
-    codes = NeuralCodes(packed, n_bits, spans, labels)
+    if writer is not None:
+        writer.close(labels)  # wrong-length labels: InputError, the file removed
+        codes = NeuralCodes.load(out_path, mmap=True)
+    else:
+        packed = packed_parts[0] if len(packed_parts) == 1 else np.concatenate(packed_parts)
+        codes = NeuralCodes(packed, n_bits, spans, labels)
     outputs = torch.cat(output_parts) if keep_outputs else None
     return Capture(codes, outputs)
 

@@ -219,6 +219,27 @@ def print_metrics(metrics, k: int | None = None) -> None:
         n = int(metrics["kmeans_n_seeds"].iloc[0])
         console.print(f"K-Means accuracy: mean over {n} K-Means seeds" if n > 1 else
                       "K-Means accuracy: one K-Means seed")
+    print_timings(metrics)
+
+
+# --- scaling: where the time goes ---------------------------------------------------------
+_TIMING_ROWS = [("train", "training (cumulative)"), ("capture", "capture (train + test)"),
+                ("redundancy", "redundancy"), ("kmeans", "K-Means"), ("knn", "k-NN"),
+                ("logreg", "logistic regression")]
+
+
+def print_timings(metrics) -> None:
+    """Rich table of the ``seconds_*`` columns of a run's metrics, one column per epoch."""
+    present = [(key, label) for key, label in _TIMING_ROWS if f"seconds_{key}" in metrics.columns]
+    if not present:
+        return
+    table = Table(title="seconds")
+    table.add_column("stage")
+    for epoch in metrics["epoch"]:
+        table.add_column(f"epoch {epoch}", justify="right")
+    for key, label in present:
+        table.add_row(label, *[f"{v:.1f}" for v in metrics[f"seconds_{key}"]])
+    console.print(table)
 
 
 from acthash.experiment import RunConfig  # noqa: E402  (defaults of `acthash run`)
@@ -285,6 +306,15 @@ def run(
     logreg_solver: Annotated[str | None, typer.Option(
         help="Logistic-regression solver: lbfgs, liblinear, ... [default: the "
         "convention's].")] = _RUN.logreg_solver,
+    property_backend: Annotated[str, typer.Option(
+        help="K-Means/logreg/k-NN backend: auto, sklearn, numba (streamed, CPU), torch "
+        "(streamed, CPU or CUDA).")] = _RUN.property_backend,
+    memory_budget: Annotated[str | None, typer.Option(
+        help="Working memory of the streamed properties, e.g. 2GB (default 1GiB); codes "
+        "larger than it are captured straight to disk.")] = _RUN.memory_budget,
+    codes_to_disk: Annotated[bool | None, typer.Option(
+        help="Capture the codes straight to a memory-mapped .ahc [default: when they exceed "
+        "--memory-budget].")] = _RUN.codes_to_disk,
     logreg_strategy: Annotated[str, typer.Option(
         help="Logistic regression: ovo (the original), ovr or multinomial.")] = (
             _RUN.logreg_strategy),

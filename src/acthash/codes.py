@@ -21,9 +21,9 @@ import numpy as np
 
 from acthash._io import atomic_path
 from acthash._validate import check_labels
-from acthash.errors import CorruptFileError, InputError, MissingFileError
+from acthash.errors import CorruptFileError, InputError, MissingFileError, ResourceError
 
-__all__ = ["LayerSpan", "NeuralCodes", "CorruptFileError"]
+__all__ = ["LayerSpan", "NeuralCodes", "CorruptFileError", "CodesWriter"]
 
 _MAGIC = b"ACTHASH\x01"
 _ALIGN = 64
@@ -323,6 +323,118 @@ class NeuralCodes:
         return self.n_bits == other.n_bits and np.array_equal(
             np.asarray(self.packed), np.asarray(other.packed)
         )
+
+
+def _write_bytes(f, data) -> None:
+    """One write of the codes writer (a seam for tests that simulate a full disk)."""
+    f.write(data)
+
+
+class CodesWriter:
+    """Write a ``.ahc`` file batch by batch, without holding the codes in memory.
+
+    The packed rows are appended at a fixed offset after a header of reserved size; on
+    :meth:`close` the labels are written after them and the header (with the final row
+    count) is rewritten in place. The file is built under a temporary name in the target's
+    folder and renamed onto ``path`` only when complete; any error (a full disk included,
+    raised as :class:`~acthash.errors.ResourceError`) removes it, so no half-written codes
+    file is ever left behind. :meth:`NeuralCodes.load` reads it like a saved file (the
+    header area is larger; the arrays are the same).
+    """
+
+    def __init__(self, path: str | os.PathLike, n_bits: int, layers: Sequence[LayerSpan]):
+        import tempfile
+
+        self.path = Path(path)
+        self.n_bits = int(n_bits)
+        self.layers = tuple(layers)
+        self.n = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                   dir=self.path.parent)
+        self.tmp = Path(tmp)
+        self._f = os.fdopen(fd, "wb")
+        # the largest header these codes can have: every number at 16 digits
+        big = 10**15
+        blob = json.dumps(self._header(big, {"packed": big, "labels": big}, big)).encode()
+        self.header_len = _round_up(len(blob) + 256)
+        self.offset = _round_up(len(_MAGIC) + 8 + self.header_len)
+        self._guard(lambda: self._f.seek(self.offset))
+
+    def _header(self, n: int, offsets: dict, file_size: int) -> dict:
+        arrays = {"packed": {"dtype": "|u1", "shape": [n, _n_bytes(self.n_bits)],
+                             "offset": offsets["packed"]}}
+        if "labels" in offsets:
+            arrays["labels"] = {"dtype": "<i8", "shape": [n], "offset": offsets["labels"]}
+        return {"format": "acthash-codes", "version": 1, "n": n, "n_bits": self.n_bits,
+                "n_kept_source_bits": None, "layers": [s.to_dict() for s in self.layers],
+                "arrays": arrays, "file_size": file_size}
+
+    def _guard(self, fn):
+        try:
+            return fn()
+        except OSError as e:
+            self.abort()
+            import errno
+
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise ResourceError(
+                    f"the disk is full while writing codes to {self.path} ({e.strerror}); "
+                    "free space there or write the codes to another folder"
+                ) from e
+            raise
+
+    def append(self, packed: np.ndarray) -> None:
+        """Add rows: a (B, ceil(n_bits/8)) uint8 array."""
+        packed = np.ascontiguousarray(packed, dtype=np.uint8)
+        if packed.ndim != 2 or packed.shape[1] != _n_bytes(self.n_bits):
+            raise InputError(f"rows of {packed.shape} do not hold {self.n_bits} packed bits")
+        self._guard(lambda: _write_bytes(self._f, packed.tobytes()))
+        self.n += packed.shape[0]
+
+    def close(self, labels=None) -> Path:
+        """Write the labels (optional, one per row) and the header; rename into place."""
+        try:
+            labels = None if labels is None else check_labels(labels, self.n)
+        except InputError:
+            self.abort()
+            raise
+        end = self.offset + self.n * _n_bytes(self.n_bits)
+        offsets = {"packed": self.offset}
+        if labels is not None:
+            offsets["labels"] = _round_up(end)
+            end = offsets["labels"] + 8 * self.n
+        size = _round_up(end)
+        blob = json.dumps(self._header(self.n, offsets, size)).encode()
+
+        def finish():
+            if labels is not None:
+                self._f.seek(offsets["labels"])
+                _write_bytes(self._f, labels.astype("<i8").tobytes())
+            self._f.truncate(size)
+            self._f.seek(0)
+            self._f.write(_MAGIC)
+            self._f.write(struct.pack("<Q", self.header_len))
+            self._f.write(blob.ljust(self.header_len, b" "))
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+
+        self._guard(finish)
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and remove the temporary file (nothing is left at ``path``)."""
+        try:
+            self._f.close()
+        except OSError:
+            pass
+        try:
+            self.tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _round_up(n: int) -> int:

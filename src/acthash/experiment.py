@@ -6,7 +6,10 @@
   ``dataset.json`` (sizes, manipulations and their seeds), ``train_indices.npy`` (rows of
   the dataset's training set used), ``train_labels.npy`` (labels trained on) and, with label
   noise, ``noisy_indices.npy`` (rows of the used training set whose label was changed);
-- ``metrics.json`` and ``metrics.parquet``: one row of encoding properties per checkpoint;
+- ``metrics.json`` and ``metrics.parquet``: one row of encoding properties per checkpoint,
+  with the wall-clock seconds spent in training (``seconds_train``, cumulative up to the
+  checkpoint), capture (``seconds_capture``) and each property (``seconds_redundancy``,
+  ``seconds_kmeans``, ``seconds_knn``, ``seconds_logreg``);
 - ``history.parquet``: the training curve, one row per epoch;
 - ``codes/epoch_XXXX_{train,test}.ahc``: the neural codes at each checkpoint (with
   ``codes="aggregate"``/``"both"`` also ``codes/epoch_XXXX_{train,test}_aggregate.npy``, the
@@ -18,6 +21,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +40,7 @@ from acthash.capture import capture
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
 from acthash.errors import ConfigError, CorruptFileError, InputError, MissingFileError
 from acthash.models import build_model
+from acthash.packed import parse_memory_budget
 from acthash.properties import encoding_properties, network_scores
 from acthash.train import resolve_device, seed_everything, train
 
@@ -71,6 +77,11 @@ class RunConfig(DataFields, ModelFields, TrainFields, ConfigDict):
     ties: str | None = None  # k-NN tie rule; None: the convention's ("share" / "sklearn")
     kmeans_n_seeds: int | None = None  # None: the convention's (5 / 1)
     logreg_solver: str | None = None  # None: the convention's ("lbfgs" / "liblinear")
+    # scaling: K-Means/logreg/k-NN backend ("auto", "sklearn", "numba", "torch") and the
+    # working-memory budget (bytes or "2GB"; codes larger than it are captured to disk)
+    property_backend: str = "auto"
+    memory_budget: str | int | None = None
+    codes_to_disk: bool | None = None  # None: when a split's codes exceed memory_budget
 
     def validate(self) -> None:
         super().validate()
@@ -203,29 +214,58 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     ckpt_meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs(),
                  "input_shape": list(ds.input_shape), "n_classes": ds.n_classes}
 
-    knn_device = device if device.type != "cpu" else None  # CPU: the compiled kernels
+    budget = parse_memory_budget(cfg.memory_budget)
+    prop_device = device if device.type != "cpu" else None  # CPU: the compiled kernels
+    clock = {"start": time.perf_counter(), "in_checkpoints": 0.0}
+    scratch: list[Path] = []
+
+    def capture_split(m, x, y, split: str, epoch: int):
+        """Capture in memory, or straight to a .ahc when the codes exceed the budget."""
+        to_disk = cfg.codes_to_disk
+        if to_disk is None:
+            n_bits = capture(m, x[:2], layers=cfg.layers, device=device).codes.n_bits
+            to_disk = len(x) * ((n_bits + 7) // 8) > budget
+        out = None
+        if to_disk:
+            if run_dir is not None and cfg.save_codes:
+                out = run_dir / "codes" / f"epoch_{epoch:04d}_{split}.ahc"
+            else:
+                import tempfile
+
+                scratch.append(Path(tempfile.mkdtemp(prefix="acthash-codes-")))
+                out = scratch[-1] / f"{split}.ahc"
+        return capture(m, x, labels=y, layers=cfg.layers, keep_outputs=True, device=device,
+                       out=out), out is not None
 
     def on_checkpoint(epoch: int, m: nn.Module) -> None:
+        t0 = time.perf_counter()
+        seconds_train = t0 - clock["start"] - clock["in_checkpoints"]
         rec = {"epoch": epoch}
         tr = te = agg_tr = agg_te = None
+        tr_on_disk = te_on_disk = False
+        timings: dict = {}
+        capture_s = 0.0
         if cfg.codes in ("binary", "both"):
-            tr = capture(m, x_tr, labels=y_tr.numpy(), layers=cfg.layers, keep_outputs=True,
-                         device=device)
-            te = capture(m, ds.x_test, labels=ds.y_test.numpy(), layers=cfg.layers,
-                         keep_outputs=True, device=device)
+            tr, tr_on_disk = capture_split(m, x_tr, y_tr.numpy(), "train", epoch)
+            te, te_on_disk = capture_split(m, ds.x_test, ds.y_test.numpy(), "test", epoch)
+            capture_s += time.perf_counter() - t0
             rec.update(encoding_properties(
                 tr.codes, None, te.codes, None, k=cfg.k, seed=cfg.seed,
                 kmeans_n_init=cfg.kmeans_n_init, logreg_strategy=cfg.logreg_strategy,
                 train_outputs=tr.outputs, test_outputs=te.outputs,
                 drop_constant=cfg.drop_constant or None, convention=cfg.convention,
                 ties=cfg.ties, kmeans_n_seeds=cfg.kmeans_n_seeds,
-                logreg_solver=cfg.logreg_solver, dataset=cfg.dataset, device=knn_device,
+                logreg_solver=cfg.logreg_solver, dataset=cfg.dataset,
+                backend=cfg.property_backend, memory_budget=budget, device=prop_device,
+                timings=timings,
             ))
         if cfg.codes in ("aggregate", "both"):
+            t1 = time.perf_counter()
             agg_tr = aggregate_codes(m, x_tr, labels=y_tr.numpy(), layers=cfg.layers,
                                      device=device, keep_outputs=tr is None)
             agg_te = aggregate_codes(m, ds.x_test, labels=ds.y_test.numpy(), layers=cfg.layers,
                                      device=device, keep_outputs=te is None)
+            capture_s += time.perf_counter() - t1
             if tr is None:
                 rec.update({"n_train": len(agg_tr), "n_test": len(agg_te),
                             "n_classes": int(len(np.unique(agg_tr.labels))),
@@ -233,27 +273,40 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
                 for split, codes in (("train", agg_tr), ("test", agg_te)):
                     s = network_scores(codes.outputs, codes.labels)
                     rec[f"net_loss_{split}"], rec[f"net_acc_{split}"] = s["loss"], s["accuracy"]
+            t2 = time.perf_counter()
             rec.update(aggregate_properties(
                 agg_tr, None, agg_te, None, k=cfg.k, seed=cfg.seed,
                 kmeans_n_init=cfg.kmeans_n_init, kmeans_n_seeds=cfg.kmeans_n_seeds,
                 logreg_strategy=cfg.logreg_strategy, logreg_solver=cfg.logreg_solver,
-                convention=cfg.convention, ties=cfg.ties, device=knn_device,
+                convention=cfg.convention, ties=cfg.ties, device=prop_device,
             ))
+            timings["aggregate"] = time.perf_counter() - t2
+        rec["seconds_train"] = seconds_train
+        rec["seconds_capture"] = capture_s
+        for key, value in timings.items():
+            rec[f"seconds_{key}"] = value
         rows.append(rec)
         if run_dir is not None:
             if cfg.save_codes and tr is not None:
-                tr.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_train.ahc")
-                te.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_test.ahc")
+                if not tr_on_disk:
+                    tr.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_train.ahc")
+                if not te_on_disk:
+                    te.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_test.ahc")
             if cfg.save_codes and agg_tr is not None:
                 save_array(run_dir / "codes" / f"epoch_{epoch:04d}_train_aggregate.npy",
-                          agg_tr.values)
+                           agg_tr.values)
                 save_array(run_dir / "codes" / f"epoch_{epoch:04d}_test_aggregate.npy",
-                          agg_te.values)
+                           agg_te.values)
             state = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
             save_torch(run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt",
                        {**ckpt_meta, "epoch": epoch, "state_dict": state})
             # partial metrics survive an interruption
             write_table(run_dir / "metrics.parquet", pd.DataFrame(rows))
+        del tr, te
+        for folder in scratch:
+            shutil.rmtree(folder, ignore_errors=True)
+        scratch.clear()
+        clock["in_checkpoints"] += time.perf_counter() - t0
 
     result = train(model, x_tr, y_tr, tcfg, x_val=x_val, y_val=y_val,
                    on_checkpoint=on_checkpoint, progress=progress)

@@ -3,8 +3,13 @@
 Neighbour order is by (Hamming distance, database index): among equally distant codes the
 one stored first comes first. Backends, all exact and giving the same neighbours:
 ``"numba"`` (a compiled popcount kernel, the fastest here), ``"faiss"``
-(``faiss.IndexBinaryFlat``) and ``"numpy"`` (chunked, always available). ``"auto"`` takes
-the first one installed in that order.
+(``faiss.IndexBinaryFlat``), ``"numpy"`` (chunked, always available) and ``"torch"``
+(packed words on a torch device, CUDA or CPU; popcount by bit tricks). ``"auto"`` takes the
+first of numba, faiss, numpy installed (torch when ``device`` is an accelerator).
+
+The database is streamed: it is read in blocks of rows (a memory-mapped ``.ahc`` is never
+read whole) and each block's neighbours are merged into the running top-k by (distance,
+index), so the result does not depend on the block size.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["hamming_distances", "hamming_knn", "popcount", "HAVE_FAISS", "HAVE_NUMBA",
            "available_backends", "class_counts", "hamming_distances_torch",
-           "kth_distances_torch"]
+           "kth_distances_torch", "popcount_rate"]
+
+#: bytes of database rows per streamed block (fits the last-level cache of most CPUs)
+_DB_BLOCK_BYTES = 32 << 20
 
 
 def available_backends() -> list[str]:
@@ -83,11 +91,102 @@ def _knn_numpy(db: np.ndarray, queries: np.ndarray, k: int, chunk: int = 256):
     return dist, idx
 
 
-def hamming_knn(database, queries, k: int, backend: str = "auto"):
+def _merge(best_d, best_i, d, i, k):
+    """Running top-k merged with a block's top-k, by (distance, index)."""
+    d = np.concatenate([best_d, d.astype(np.int32)], axis=1)
+    i = np.concatenate([best_i, i.astype(np.int64)], axis=1)
+    order = np.lexsort((i, d), axis=1)[:, :k]
+    return np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
+
+
+def _block_rows(n_bytes: int, memory_budget) -> int:
+    from acthash.packed import parse_memory_budget
+
+    budget = _DB_BLOCK_BYTES if memory_budget is None else parse_memory_budget(memory_budget)
+    return max(1, min(budget, _DB_BLOCK_BYTES) // max(1, n_bytes))
+
+
+def _knn_faiss(db, q, k):
+    index = faiss.IndexBinaryFlat(db.shape[1] * 8)
+    index.add(np.ascontiguousarray(db))
+    dist, idx = index.search(q, k)
+    # faiss keeps the first-stored among equal distances; make the order within ties explicit
+    order = np.lexsort((idx, dist), axis=1)
+    return (
+        np.take_along_axis(dist, order, 1).astype(np.int32),
+        np.take_along_axis(idx, order, 1).astype(np.int64),
+    )
+
+
+def _torch_words(packed: np.ndarray, device):
+    """(N, B) uint8 -> (N, ceil(B/4)) int32 torch tensor on ``device`` (zero padded)."""
+    import torch
+
+    pad = (-packed.shape[1]) % 4
+    if pad:
+        packed = np.pad(packed, ((0, 0), (0, pad)))
+    return torch.from_numpy(np.ascontiguousarray(packed).view(np.int32)).to(device)
+
+
+def _torch_popcount(x):
+    """Set bits of each int32 element (bit tricks; the masks drop sign-extended bits)."""
+    x = x - ((x >> 1) & 0x55555555)
+    x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F
+    return (x * 0x01010101) >> 24
+
+
+def _knn_torch(database, q, k, device, memory_budget):
+    """Exact k-NN on a torch device: distance tiles, then top-k of the key
+    ``distance * N + index`` (so ties keep the smaller index) merged block by block."""
+    import torch
+
+    from acthash.errors import ResourceError
+    from acthash.packed import parse_memory_budget
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    budget = parse_memory_budget(memory_budget)
+    n = database.shape[0]
+    n_words = (database.shape[1] + 3) // 4
+    # one tile of (queries x database rows x words) int32 and its temporaries
+    tile = max(1, budget // (16 * n_words))
+    db_rows = max(k, min(n, int(np.sqrt(tile)) * 4, _block_rows(database.shape[1], budget)))
+    q_rows = max(1, tile // db_rows)
+    out_d = np.empty((q.shape[0], k), dtype=np.int32)
+    out_i = np.empty((q.shape[0], k), dtype=np.int64)
+    try:
+        for qlo in range(0, q.shape[0], q_rows):
+            qw = _torch_words(q[qlo : qlo + q_rows], dev)
+            best = torch.full((qw.shape[0], k), torch.iinfo(torch.int64).max, device=dev)
+            for lo in range(0, n, db_rows):
+                dw = _torch_words(np.asarray(database[lo : lo + db_rows]), dev)
+                dist = _torch_popcount(qw[:, None, :] ^ dw[None, :, :]).sum(-1, dtype=torch.int64)
+                idx = torch.arange(lo, lo + dw.shape[0], device=dev)
+                key = dist * n + idx[None, :]
+                kk = min(k, key.shape[1])
+                cand = torch.topk(key, kk, dim=1, largest=False, sorted=True).values
+                best = torch.topk(torch.cat([best, cand], 1), k, dim=1, largest=False,
+                                  sorted=True).values
+            out_d[qlo : qlo + q_rows] = (best // n).cpu().numpy()
+            out_i[qlo : qlo + q_rows] = (best % n).cpu().numpy()
+    except torch.OutOfMemoryError as e:  # pragma: no cover - needs a GPU
+        raise ResourceError(
+            f"{dev} ran out of memory in the k-NN ({e}); lower memory_budget or use "
+            "backend='numba' on the CPU"
+        ) from e
+    return out_d, out_i
+
+
+def hamming_knn(database, queries, k: int, backend: str = "auto", *, memory_budget=None,
+                device=None):
     """k nearest database codes of each query by Hamming distance.
 
     Returns ``(distances, indices)``, both (Nq, k), ordered by (distance, database index).
-    backend : "auto" (the fastest installed), "numba", "faiss" or "numpy".
+    backend : "auto" (the fastest installed), "numba", "faiss", "numpy" or "torch".
+    memory_budget : bytes (or "512MB") of database rows read at once (default: 32 MiB
+        blocks); with ``backend="torch"``, the size of one distance tile on the device.
+    device : torch device of ``backend="torch"`` (default: CUDA when available).
+    The database (NeuralCodes or packed rows, possibly a memory map) is read block by block.
     """
     db, q = _as_packed(database), _as_packed(queries)
     if db.shape[1] != q.shape[1]:
@@ -96,26 +195,58 @@ def hamming_knn(database, queries, k: int, backend: str = "auto"):
         raise InputError(f"k={k} must be between 1 and the database size {db.shape[0]}")
     if backend == "auto":
         backend = available_backends()[0]
-    if backend == "numpy":
-        return _knn_numpy(db, q, k)
-    if backend == "numba":
-        if not HAVE_NUMBA:
-            raise MissingDependencyError("numba is not installed: pip install numba, or use backend='numpy'")
-        to_words = _hamming_numba.as_words
-        return _hamming_numba.knn_words(to_words(db), to_words(q), k)
-    if backend != "faiss":
-        raise InputError(f"unknown backend {backend!r}; use 'auto', 'numba', 'faiss' or 'numpy'")
-    if not HAVE_FAISS:
+        if device is not None and str(device) not in ("cpu", "auto"):
+            backend = "torch"
+    if backend == "torch":
+        return _knn_torch(db, q, k, device, memory_budget)
+    if backend == "numba" and not HAVE_NUMBA:
+        raise MissingDependencyError("numba is not installed: pip install numba, or use backend='numpy'")
+    if backend == "faiss" and not HAVE_FAISS:
         raise MissingDependencyError("faiss is not installed: pip install faiss-cpu, or use backend='numpy'")
-    index = faiss.IndexBinaryFlat(db.shape[1] * 8)
-    index.add(db)
-    dist, idx = index.search(q, k)
-    # faiss keeps the first-stored among equal distances; make the order within ties explicit
-    order = np.lexsort((idx, dist), axis=1)
-    return (
-        np.take_along_axis(dist, order, 1).astype(np.int32),
-        np.take_along_axis(idx, order, 1).astype(np.int64),
-    )
+    if backend not in ("numba", "faiss", "numpy"):
+        raise InputError(
+            f"unknown backend {backend!r}; use 'auto', 'numba', 'faiss', 'numpy' or 'torch'"
+        )
+    step = _block_rows(db.shape[1], memory_budget)
+    if backend == "numba":
+        to_words = _hamming_numba.as_words
+        qw = to_words(q)
+        best_d = np.full((q.shape[0], k), 2**31 - 1, dtype=np.int32)
+        best_i = np.zeros((q.shape[0], k), dtype=np.int64)
+        for lo in range(0, db.shape[0], step):
+            _hamming_numba.knn_update(to_words(np.asarray(db[lo : lo + step])), qw, lo,
+                                      best_d, best_i)
+        return best_d, best_i
+    best_d = np.zeros((q.shape[0], 0), dtype=np.int32)
+    best_i = np.zeros((q.shape[0], 0), dtype=np.int64)
+    for lo in range(0, db.shape[0], step):
+        block = np.asarray(db[lo : lo + step])
+        kk = min(k, block.shape[0])
+        d, i = _knn_faiss(block, q, kk) if backend == "faiss" else _knn_numpy(block, q, kk)
+        best_d, best_i = _merge(best_d, best_i, d, i + lo, k)
+    return best_d, best_i
+
+
+def popcount_rate(seconds: float = 1.0) -> float:
+    """The machine's popcount limit: 64-bit words popcounted per second by a tight compiled
+    loop over an L1-resident array, on all threads (the ceiling of the numba k-NN kernel)."""
+    import time
+
+    if not HAVE_NUMBA:
+        raise MissingDependencyError("numba is not installed: pip install numba")
+    from numba import get_num_threads
+
+    rows = max(1, get_num_threads())
+    words = np.random.default_rng(0).integers(0, 2**63, size=(rows, 512), dtype=np.uint64)
+    _hamming_numba.popcount_rate(words, 1)
+    reps = 1000
+    while True:
+        t = time.perf_counter()
+        _hamming_numba.popcount_rate(words, reps)
+        dt = time.perf_counter() - t
+        if dt >= seconds:
+            return words.size * reps / dt
+        reps *= 2
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ Each function takes ``NeuralCodes`` or a plain (N, n_bits) 0/1 array, plus integ
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -131,6 +132,34 @@ def cluster_accuracy(clusters, labels, mapping: str = "hungarian") -> float:
     raise InputError(f"unknown mapping {mapping!r}; use 'hungarian' or 'purity'")
 
 
+# --- streamed backends (acthash.kmeans, acthash.logreg) -----------------------------------
+_SKLEARN_MAX_BYTES = 64 << 20  # "auto" keeps scikit-learn while the unpacked copies are small
+
+
+def _use_sklearn(codes: NeuralCodes, backend: str, memory_budget, device) -> bool:
+    """Route a property to scikit-learn (dense, small inputs) or the streamed packed path.
+
+    backend : "auto" (scikit-learn while three float32 copies of the unpacked codes fit in
+    min(memory_budget, 64 MiB) and no accelerator is asked for; else streamed), "sklearn",
+    "numba" or "torch" (streamed)."""
+    from acthash.packed import parse_memory_budget
+
+    if backend == "sklearn":
+        return True
+    if backend in ("numba", "torch"):
+        return False
+    if backend != "auto":
+        raise InputError(f"unknown backend {backend!r}; use 'auto', 'sklearn', 'numba' or 'torch'")
+    if device is not None and str(device) not in ("cpu", "auto"):
+        return False
+    limit = min(parse_memory_budget(memory_budget), _SKLEARN_MAX_BYTES)
+    return 3 * 4 * len(codes) * codes.n_bits <= limit
+
+
+def _streamed(backend: str) -> str:
+    return "auto" if backend in ("auto", "sklearn") else backend
+
+
 def _check_n_clusters(k: int, n: int) -> None:
     if k > n:
         raise InputError(f"K-Means with K={k} clusters needs at least {k} codes, got {n}; "
@@ -138,7 +167,8 @@ def _check_n_clusters(k: int, n: int) -> None:
 
 
 def kmeans_scores(codes, labels=None, *, n_clusters: int | None = None, seed: int = 0,
-                  n_init: int = 10, n_seeds: int = 1, dtype="float32") -> dict:
+                  n_init: int = 10, n_seeds: int = 1, dtype="float32", backend: str = "auto",
+                  memory_budget=None, device=None) -> dict:
     """K-Means (K = ``n_clusters``, default the number of distinct labels) on the code bits,
     scored both ways, over ``n_seeds`` K-Means seeds ``seed, seed + 1, ...``.
 
@@ -147,25 +177,41 @@ def kmeans_scores(codes, labels=None, *, n_clusters: int | None = None, seed: in
     ``{"hungarian": mean, "purity": mean, "hungarian_std": std, "purity_std": std,
     "hungarian_runs": [...], "purity_runs": [...], "seeds": [...]}``; accuracies are
     fractions, the std is over seeds (ddof = 1; NaN for one seed).
+
+    ``backend``/``memory_budget``/``device`` choose scikit-learn on the unpacked bits (small
+    inputs) or the streamed :func:`acthash.kmeans.kmeans_packed` (the same Lloyd iterations
+    and k-means++ seeding on the packed codes, in bounded memory, on CPU or CUDA); see
+    ``_use_sklearn``.
     """
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
     k = int(n_clusters or len(np.unique(labels)))
-    return _kmeans_on(codes.unpack().astype(dtype), labels, k, seed, n_init, n_seeds)
+    if _use_sklearn(codes, backend, memory_budget, device):
+        x = codes.unpack().astype(dtype)
+
+        def fit(s: int) -> np.ndarray:
+            from sklearn.cluster import KMeans
+
+            return KMeans(n_clusters=k, n_init=n_init, random_state=s).fit_predict(x)
+    else:
+        from acthash.kmeans import kmeans_packed
+
+        def fit(s: int) -> np.ndarray:
+            return kmeans_packed(codes, k, n_init=n_init, seed=s, backend=_streamed(backend),
+                                 device=device, memory_budget=memory_budget).labels
+    return _kmeans_on(fit, len(codes), labels, k, seed, n_seeds)
 
 
-def _kmeans_on(x: np.ndarray, labels: np.ndarray, k: int, seed: int, n_init: int,
-               n_seeds: int) -> dict:
-    """K-Means runs over seeds ``seed .. seed + n_seeds - 1`` on the (N, D) array ``x``."""
-    from sklearn.cluster import KMeans
-
+def _kmeans_on(fit, n: int, labels: np.ndarray, k: int, seed: int, n_seeds: int) -> dict:
+    """K-Means runs ``fit(seed_i) -> cluster labels`` over seeds ``seed .. seed + n_seeds - 1``
+    of ``n`` examples, each scored both ways."""
     if n_seeds < 1:
         raise InputError(f"n_seeds must be at least 1, got {n_seeds}")
-    _check_n_clusters(k, len(x))
+    _check_n_clusters(k, n)
     seeds = [int(seed) + i for i in range(n_seeds)]
     runs: dict = {"hungarian": [], "purity": []}
     for s in seeds:
-        clusters = KMeans(n_clusters=k, n_init=n_init, random_state=s).fit_predict(x)
+        clusters = fit(s)
         for mapping in runs:
             runs[mapping].append(cluster_accuracy(clusters, labels, mapping))
     out: dict = {"seeds": seeds}
@@ -179,13 +225,15 @@ def _kmeans_on(x: np.ndarray, labels: np.ndarray, k: int, seed: int, n_init: int
 
 def kmeans_accuracy(codes, labels=None, mapping: str = "hungarian", *, seed: int = 0,
                     n_init: int = 10, n_seeds: int = 1, n_clusters: int | None = None,
-                    dtype="float32") -> float:
+                    dtype="float32", backend: str = "auto", memory_budget=None,
+                    device=None) -> float:
     """K-Means categorization accuracy of the codes (see :func:`cluster_accuracy`), the mean
     over ``n_seeds`` seeds (see :func:`kmeans_scores`)."""
     if mapping not in ("hungarian", "purity"):
         raise InputError(f"unknown mapping {mapping!r}; use 'hungarian' or 'purity'")
     return kmeans_scores(codes, labels, seed=seed, n_init=n_init, n_seeds=n_seeds,
-                         n_clusters=n_clusters, dtype=dtype)[mapping]
+                         n_clusters=n_clusters, dtype=dtype, backend=backend,
+                         memory_budget=memory_budget, device=device)[mapping]
 
 
 def _vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -240,12 +288,13 @@ def _sklearn_neighbours(db: NeuralCodes, q: NeuralCodes, n_neighbors: int, devic
     return out
 
 
-def _kth_distance(db: NeuralCodes, q: NeuralCodes, k: int, backend: str, device) -> np.ndarray:
+def _kth_distance(db: NeuralCodes, q: NeuralCodes, k: int, backend: str, device,
+                  memory_budget=None) -> np.ndarray:
     if device is not None:
         from acthash.hamming import kth_distances_torch
 
         return kth_distances_torch(db, q, k, device=device)
-    dist, _ = hamming_knn(db, q, k, backend=backend)
+    dist, _ = hamming_knn(db, q, k, backend=backend, memory_budget=memory_budget)
     return dist[:, k - 1].astype(np.int64)
 
 
@@ -258,7 +307,8 @@ def _check_k(k, n_train: int, what: str = "k-NN") -> None:
 
 
 def knn_predict(train_codes, y_train=None, test_codes=None, *, k: int = 9,
-                backend: str = "auto", ties: str = "share", device=None) -> np.ndarray:
+                backend: str = "auto", ties: str = "share", device=None,
+                memory_budget=None) -> np.ndarray:
     """Hamming k-NN predictions (labels of ``y_train``'s kind) for ``test_codes``.
 
     ties : how the training codes tied at the k-th nearest distance vote.
@@ -271,6 +321,8 @@ def knn_predict(train_codes, y_train=None, test_codes=None, *, k: int = 9,
     In both, a tie in the vote goes to the smallest label (scikit-learn's rule).
     backend : "auto", "numba", "faiss" or "numpy" (same predictions); ``device`` (a torch
         device, e.g. "cuda") computes the distances with torch there instead.
+    memory_budget : bytes (or "512MB") of training codes read at once by the k-th-distance
+        search (the database is streamed in blocks, so a memory-mapped ``.ahc`` works).
     """
     _check_ties(ties)
     train = as_codes(train_codes)
@@ -286,23 +338,24 @@ def knn_predict(train_codes, y_train=None, test_codes=None, *, k: int = 9,
         return classes[_vote(yi[idx], len(classes))]
     from acthash.hamming import class_counts
 
-    dk = _kth_distance(train, test, k, backend, device)
+    dk = _kth_distance(train, test, k, backend, device, memory_budget)
     less, equal = class_counts(train, yi, test, dk, len(classes), backend=backend, device=device)
     return classes[_share_vote(less, equal, k)]
 
 
 def knn_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, k: int = 9,
-                 backend: str = "auto", ties: str = "share", device=None) -> float:
+                 backend: str = "auto", ties: str = "share", device=None,
+                 memory_budget=None) -> float:
     """Test accuracy of Hamming k-NN fit on training codes (see :func:`knn_predict`)."""
     test = as_codes(test_codes)
     y_test = _labels_for(test, y_test, "test labels")
     pred = knn_predict(train_codes, y_train, test, k=k, backend=backend, ties=ties,
-                       device=device)
+                       device=device, memory_budget=memory_budget)
     return float(np.mean(pred == y_test))
 
 
 def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
-                    ties: str = "share", device=None) -> np.ndarray:
+                    ties: str = "share", device=None, memory_budget=None) -> np.ndarray:
     """Leave-one-out Hamming k-NN predictions: each example voted on by its k nearest others,
     with the same tie rule as :func:`knn_predict`.
 
@@ -329,7 +382,7 @@ def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
     from acthash.hamming import class_counts
 
     # self is at distance 0, so the k-th distance among the others is the (k+1)-th overall
-    dk = _kth_distance(codes, codes, k + 1, backend, device)
+    dk = _kth_distance(codes, codes, k + 1, backend, device, memory_budget)
     less, equal = class_counts(codes, yi, codes, dk, len(classes), backend=backend,
                                device=device)
     rows = np.arange(n)
@@ -340,11 +393,12 @@ def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
 
 
 def knn_loo_accuracy(codes, labels=None, *, k: int = 9, backend: str = "auto",
-                     ties: str = "share", device=None) -> float:
+                     ties: str = "share", device=None, memory_budget=None) -> float:
     """Leave-one-out Hamming k-NN accuracy (see :func:`knn_loo_predict`)."""
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
-    pred = knn_loo_predict(codes, labels, k=k, backend=backend, ties=ties, device=device)
+    pred = knn_loo_predict(codes, labels, k=k, backend=backend, ties=ties, device=device,
+                           memory_budget=memory_budget)
     return float(np.mean(pred == labels))
 
 
@@ -376,7 +430,8 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, strategy: str, max_iter:
 
 def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, C: float = 1.0,
                     strategy: str = "ovo", max_iter: int = 1000, seed: int = 0,
-                    solver: str = "lbfgs", dtype="float32", return_train: bool = False):
+                    solver: str = "lbfgs", dtype="float32", return_train: bool = False,
+                    backend: str = "auto", memory_budget=None, device=None):
     """Accuracy of logistic regression on the code bits.
 
     L2 penalty, C = 1, one-vs-one by default (``strategy``: "ovo", "ovr" or "multinomial"),
@@ -385,6 +440,11 @@ def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, 
     default max_iter = 100 and float64 bits; ``convention="original"`` in
     :func:`encoding_properties` sets all of these). Returns the test accuracy, or
     ``(train_accuracy, test_accuracy)`` with ``return_train=True``.
+    ``backend``/``memory_budget``/``device`` choose scikit-learn or the streamed
+    :func:`acthash.logreg.fit_logreg_packed` (the same L2 objective and optimum on the packed
+    codes, full-batch L-BFGS over chunks, bounded memory, CPU or CUDA); see
+    ``_use_sklearn``. A solver other than lbfgs (e.g. the original's liblinear) always runs
+    in scikit-learn.
     """
     train = as_codes(train_codes)
     y_train = _labels_for(train, y_train, "training labels")
@@ -392,6 +452,16 @@ def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, 
     y_test = _labels_for(test, y_test, "test labels")
     if len(np.unique(y_train)) < 2:
         raise InputError("logistic regression needs at least two classes in the training labels")
+    if solver == "lbfgs" and not _use_sklearn(train, backend, memory_budget, device):
+        from acthash.logreg import fit_logreg_packed
+
+        opts = {"backend": _streamed(backend), "device": device, "memory_budget": memory_budget}
+        model = fit_logreg_packed(train, y_train, C=C, strategy=strategy, max_iter=max_iter,
+                                  **opts)
+        test_acc = float(np.mean(model.predict(test, **opts) == y_test))
+        if return_train:
+            return float(np.mean(model.predict(train, **opts) == y_train)), test_acc
+        return test_acc
     model = _fit_logreg(train.unpack().astype(dtype), y_train, C, strategy, max_iter, seed,
                         solver)
     test_acc = float(np.mean(model.predict(test.unpack().astype(dtype)) == y_test))
@@ -473,7 +543,8 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
                         ties: str | None = None, kmeans_n_seeds: int | None = None,
                         kmeans_dtype=None, n_classes: int | None = None,
                         logreg_solver: str | None = None, dataset: str | None = None,
-                        small: str = "nan", backend: str = "auto", device=None) -> dict:
+                        small: str = "nan", backend: str = "auto", knn_backend: str = "auto",
+                        memory_budget=None, device=None, timings: dict | None = None) -> dict:
     """All encoding properties on train and test as one flat record.
 
     Keys: ``redundancy_{train,test}``; ``kmeans_{train,test}`` (Hungarian-matched, the mean
@@ -503,8 +574,19 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
         ``SmallDataWarning`` naming the properties) or "raise" (an ``InputError``). Too small
         means fewer codes than K-Means clusters, fewer than k training codes (test k-NN),
         at most k (leave-one-out k-NN), or one training class (logistic regression).
-    backend, device : the k-NN backend and the torch device for k-NN distances.
+    backend, memory_budget, device : route K-Means and logistic regression to scikit-learn
+        (small inputs) or the streamed packed-code paths ("auto", "sklearn", "numba",
+        "torch"; see :func:`kmeans_scores`), with ``memory_budget`` bytes (or "2GB") of
+        unpacked rows at a time; ``device`` (a torch device) runs them, and the k-NN
+        distances, there. ``knn_backend``: "auto", "numba", "faiss" or "numpy" (the same
+        neighbours); "torch" when ``backend="torch"``.
+    timings : a dict that receives the wall-clock seconds of each property (``redundancy``,
+        ``kmeans``, ``knn``, ``logreg``; both splits together).
     """
+    clock = {} if timings is None else timings
+    for key in ("redundancy", "kmeans", "knn", "logreg"):
+        clock.setdefault(key, 0.0)
+    stream = {"backend": backend, "memory_budget": memory_budget, "device": device}
     if convention not in CONVENTIONS:
         raise InputError(f"unknown convention {convention!r}; use 'acthash' (the default) or "
                          "'original' (the original study's scripts)")
@@ -569,7 +651,10 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
     mapping_orig = original_kmeans_mapping(dataset) if convention == "original" else None
     splits = [("train", train, y_train)] + ([("test", test, y_test)] if test is not None else [])
     for split, codes, y in splits:
+        t0 = time.perf_counter()
         rec[f"redundancy_{split}"] = redundancy_ratio(codes)
+        t1 = time.perf_counter()
+        clock["redundancy"] += t1 - t0
         kk = int(n_classes or len(np.unique(y)))
         keys = [f"kmeans_{split}", f"kmeans_std_{split}", f"kmeans_purity_{split}",
                 f"kmeans_purity_std_{split}"]
@@ -579,15 +664,21 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
                 rec[key] = float("nan")
         else:
             km = kmeans_scores(codes, y, n_clusters=kk, seed=km_seed, n_init=kmeans_n_init,
-                               n_seeds=n_seeds, dtype=km_dtype)
+                               n_seeds=n_seeds, dtype=km_dtype, **stream)
             rec[keys[0]], rec[keys[1]] = km["hungarian"], km["hungarian_std"]
             rec[keys[2]], rec[keys[3]] = km["purity"], km["purity_std"]
+        clock["kmeans"] += time.perf_counter() - t1
         if mapping_orig is not None:
             col = f"kmeans_{split}" if mapping_orig == "hungarian" else f"kmeans_purity_{split}"
             rec[f"kmeans_original_{split}"] = rec[col]
     if mapping_orig is not None:
         rec["kmeans_mapping_original"] = mapping_orig
-    knn_kw = {"k": k, "ties": ties, "backend": backend, "device": device}
+    knn_kw = {"k": k, "ties": ties, "backend": "torch" if backend == "torch" else knn_backend,
+              "device": device, "memory_budget": memory_budget}
+    if knn_kw["backend"] == "torch":  # the torch distances of the tie rule run on ``device``
+        knn_kw["backend"] = "auto"
+        knn_kw["device"] = device if device is not None else "cpu"
+    t0 = time.perf_counter()
     if train_scores:
         rec["knn_train"] = (knn_loo_accuracy(train, y_train, **knn_kw) if len(train) > k
                             else skip("knn_train", f"leave-one-out needs more than k={k} "
@@ -596,6 +687,9 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
         rec["knn_test"] = (knn_accuracy(train, y_train, test, y_test, **knn_kw)
                            if len(train) >= k else
                            skip("knn_test", f"k={k} exceeds the {len(train)} training codes"))
+    clock["knn"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if test is not None:
         if len(np.unique(y_train)) < 2:
             why = "the training labels hold one class"
             if train_scores:
@@ -603,12 +697,14 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
             rec["logreg_test"] = skip("logreg_test", why)
         else:
             lr_kw = {"C": logreg_C, "strategy": strategy, "seed": lr_seed, "solver": solver,
-                     "max_iter": conv["logreg_max_iter"], "dtype": conv["logreg_dtype"]}
+                     "max_iter": conv["logreg_max_iter"], "dtype": conv["logreg_dtype"],
+                     **stream}
             if train_scores:
                 rec["logreg_train"], rec["logreg_test"] = logreg_accuracy(
                     train, y_train, test, y_test, return_train=True, **lr_kw)
             else:
                 rec["logreg_test"] = logreg_accuracy(train, y_train, test, y_test, **lr_kw)
+    clock["logreg"] += time.perf_counter() - t0
     if too_small:
         warnings.warn("split too small, reported as NaN: " + "; ".join(too_small),
                       SmallDataWarning, stacklevel=2)

@@ -1,0 +1,104 @@
+"""Compiled kernels (numba) for linear algebra on bit-packed 0/1 rows, by byte lookup tables.
+
+A packed row is ``B`` bytes; byte ``b`` holds bits ``8b .. 8b+7`` (most significant first).
+For a dense (n_bits, M) matrix ``W``, the table ``T[b, v, m] = sum_j bit_j(v) * W[8b+j, m]``
+(256 entries per byte) turns ``x @ W`` into ``B`` table look-ups per row, each adding an
+``M``-vector, without unpacking the row. ``X.T @ R`` is the transpose: a histogram
+``H[b, v, m] += R[i, m]`` over the rows, expanded to bits afterwards. All accumulation is in
+float64 and in a fixed order, so results do not depend on where the rows are stored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_ROW_BLOCK = 64  # rows per task of lut_matmul (their accumulators stay in L1)
+_BYTE_BLOCK = 32  # bytes per task of lut_rmatmul (its histogram slice stays in L2)
+
+_M1 = np.uint64(0x5555555555555555)
+_M2 = np.uint64(0x3333333333333333)
+_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_H01 = np.uint64(0x0101010101010101)
+
+
+@njit(parallel=True, cache=True)
+def lut_matmul(packed, rows, tables, out):
+    """out[r] = bits(packed[rows[r]]) @ W for tables built from W.
+
+    packed (N, B) uint8; rows (n,) int64; tables (B, 256, M) float64 with tables[:, 0] = 0;
+    out (n, M) float64, overwritten.
+    """
+    n = rows.shape[0]
+    n_bytes = packed.shape[1]
+    m_cols = tables.shape[2]
+    n_blocks = (n + _ROW_BLOCK - 1) // _ROW_BLOCK
+    for t in prange(n_blocks):
+        lo = t * _ROW_BLOCK
+        hi = min(n, lo + _ROW_BLOCK)
+        acc = np.zeros((hi - lo, m_cols), np.float64)
+        for b in range(n_bytes):
+            for r in range(lo, hi):
+                v = packed[rows[r], b]
+                if v != 0:
+                    for m in range(m_cols):
+                        acc[r - lo, m] += tables[b, v, m]
+        for r in range(lo, hi):
+            for m in range(m_cols):
+                out[r, m] = acc[r - lo, m]
+
+
+@njit(parallel=True, cache=True)
+def lut_rmatmul(packed, rows, weights, hist):
+    """hist[b, v, m] += sum over r with packed[rows[r], b] == v of weights[r, m].
+
+    packed (N, B) uint8; rows (n,) int64; weights (n, M) float64; hist (B, 256, M) float64,
+    accumulated into (pass zeros). Each task owns a block of bytes, so there is no race.
+    """
+    n = rows.shape[0]
+    n_bytes = packed.shape[1]
+    m_cols = weights.shape[1]
+    n_blocks = (n_bytes + _BYTE_BLOCK - 1) // _BYTE_BLOCK
+    for t in prange(n_blocks):
+        lo = t * _BYTE_BLOCK
+        hi = min(n_bytes, lo + _BYTE_BLOCK)
+        for r in range(n):
+            i = rows[r]
+            for b in range(lo, hi):
+                v = packed[i, b]
+                if v != 0:
+                    for m in range(m_cols):
+                        hist[b, v, m] += weights[r, m]
+
+
+@njit(parallel=True, cache=True)
+def row_popcounts(words, out):
+    """out[i] = number of set bits of row i of a (N, W) uint64 array."""
+    n, w = words.shape
+    for i in prange(n):
+        s = 0
+        for j in range(w):
+            x = words[i, j]
+            x = x - ((x >> np.uint64(1)) & _M1)
+            x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+            x = (x + (x >> np.uint64(4))) & _M4
+            s += (x * _H01) >> np.uint64(56)
+        out[i] = s
+
+
+@njit(parallel=True, cache=True)
+def hamming_to(words, queries, out):
+    """out[i, q] = Hamming distance between row i of ``words`` (N, W) uint64 and query q of
+    ``queries`` (Q, W) uint64; out (N, Q) float64."""
+    n, w = words.shape
+    nq = queries.shape[0]
+    for i in prange(n):
+        for q in range(nq):
+            s = np.uint64(0)
+            for j in range(w):
+                x = words[i, j] ^ queries[q, j]
+                x = x - ((x >> np.uint64(1)) & _M1)
+                x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+                x = (x + (x >> np.uint64(4))) & _M4
+                s += (x * _H01) >> np.uint64(56)
+            out[i, q] = s

@@ -1,0 +1,306 @@
+"""Products of a bit-packed 0/1 matrix with dense matrices, in bounded memory.
+
+:class:`PackedMatrix` wraps (N, ceil(n_bits/8)) uint8 packed codes (in memory or a
+read-only memory map) as the (N, n_bits) 0/1 matrix ``X`` and computes ``X @ W``,
+``X.T @ R`` and the row sums without ever holding ``X`` unpacked:
+
+- ``backend="numba"`` (CPU): byte lookup tables (for fewer than 1 024 rows, where building
+  the tables would cost more than the products, the rows are unpacked in budget-sized
+  blocks and multiplied densely in float64). For ``X @ W`` each byte position gets a
+  256-entry table of the sums of ``W``'s rows selected by each byte value, so a row costs
+  one look-up per byte (zero bytes are skipped); ``X.T @ R`` accumulates a per-byte
+  histogram of ``R``'s rows and expands it to bits. Working memory: the tables,
+  ``256 * n_bytes * M`` floats, split over groups of columns to fit the budget.
+- ``backend="torch"``: rows are unpacked in chunks (as many as fit the budget) on the
+  device (CPU or CUDA) and multiplied with ``torch.matmul`` in float32.
+
+Both accumulate in a fixed order, so the result is the same bit for bit whether the packed
+rows are in memory or memory-mapped.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from acthash.errors import InputError, MissingDependencyError, ResourceError
+
+__all__ = ["PackedMatrix", "DEFAULT_MEMORY_BUDGET", "parse_memory_budget", "resolve_backend"]
+
+# below this many rows per product the byte tables (256 entries per byte and column) do
+# not pay for themselves: the rows are unpacked (within the budget) and multiplied densely
+_DENSE_ROWS = 1024
+
+#: default working memory of the streamed properties, in bytes (1 GiB)
+DEFAULT_MEMORY_BUDGET = 1 << 30
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20,
+          "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+# _BITS[v, j] = bit j (most significant first) of byte value v
+_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float64)
+
+
+def parse_memory_budget(budget) -> int:
+    """A memory budget in bytes from an int or a string such as ``"512MB"``, ``"2GiB"``
+    (binary units either way); ``None`` gives :data:`DEFAULT_MEMORY_BUDGET`."""
+    if budget is None:
+        return DEFAULT_MEMORY_BUDGET
+    if isinstance(budget, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", budget)
+        if not m or m.group(2).lower() not in _UNITS:
+            raise InputError(
+                f"cannot read memory budget {budget!r}; write a number of bytes or e.g. "
+                "'512MB', '2GB'"
+            )
+        budget = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    budget = int(budget)
+    if budget <= 0:
+        raise InputError(f"memory budget must be positive, got {budget} bytes")
+    return budget
+
+
+def resolve_backend(backend: str, device=None) -> tuple[str, object]:
+    """(backend, torch device) for ``backend`` in "auto", "numba", "torch" and a device.
+
+    "auto" takes "torch" on an accelerator and "numba" on the CPU (the faster there).
+    """
+    import torch
+
+    dev = torch.device("cpu" if device in (None, "auto") else device)
+    if device == "auto" and torch.cuda.is_available():
+        dev = torch.device("cuda")
+    if backend == "auto":
+        backend = "torch" if dev.type != "cpu" else "numba"
+        if backend == "numba":
+            try:
+                import acthash._packed_numba  # noqa: F401
+            except ImportError:  # pragma: no cover
+                backend = "torch"
+    if backend == "numba":
+        if dev.type != "cpu":
+            raise InputError(f"backend 'numba' runs on the CPU only; use backend='torch' for {dev}")
+        try:
+            import acthash._packed_numba  # noqa: F401
+        except ImportError as e:  # pragma: no cover
+            raise MissingDependencyError(
+                "numba is not installed: pip install numba, or use backend='torch'"
+            ) from e
+    elif backend != "torch":
+        raise InputError(f"unknown backend {backend!r}; use 'auto', 'numba' or 'torch'")
+    return backend, dev
+
+
+class PackedMatrix:
+    """The (N, n_bits) 0/1 matrix of bit-packed codes, with chunked products.
+
+    packed : (N, ceil(n_bits/8)) uint8 array or memory map (NeuralCodes.packed)
+    n_bits : valid bits per row (pad bits must be 0)
+    backend, device : see :func:`resolve_backend`
+    memory_budget : bytes of working memory (int or "2GB"); a budget that cannot hold the
+        working set of a single row raises :class:`~acthash.errors.ResourceError`.
+    """
+
+    def __init__(self, packed, n_bits: int, *, backend: str = "auto", device=None,
+                 memory_budget=None):
+        if not isinstance(packed, np.ndarray) or packed.dtype != np.uint8 or packed.ndim != 2:
+            raise InputError("packed codes must be a 2-D uint8 array (NeuralCodes.packed)")
+        if packed.shape[1] != (n_bits + 7) // 8:
+            raise InputError(f"{n_bits} bits need {(n_bits + 7) // 8} bytes per row, "
+                             f"packed has {packed.shape[1]}")
+        self.packed = packed
+        self.n_bits = int(n_bits)
+        self.n_bytes = packed.shape[1]
+        self.backend, self.device = resolve_backend(backend, device)
+        self.memory_budget = parse_memory_budget(memory_budget)
+        per_row = self._min_bytes()
+        if self.memory_budget < per_row:
+            raise ResourceError(
+                f"memory budget {self.memory_budget} bytes is too small for one row of "
+                f"{self.n_bits} bits (needs at least {per_row} bytes with backend "
+                f"'{self.backend}'); raise memory_budget (e.g. '1GB')"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.packed.shape[0], self.n_bits)
+
+    def __len__(self) -> int:
+        return self.packed.shape[0]
+
+    # ------------------------------------------------------------------ sizing
+    def _min_bytes(self) -> int:
+        if self.backend == "numba":
+            return 256 * self.n_bytes * 8  # a float64 table/histogram of one column
+        return self.n_bytes * 8 * 5  # one unpacked row: uint8 bits + float32 copy
+
+    def _column_group(self, m: int) -> int:
+        """Columns of W (or R) per kernel call under the budget (numba)."""
+        per_col = 256 * self.n_bytes * 8 * 2
+        return max(1, min(m, self.memory_budget // per_col))
+
+    def chunk_rows(self, m: int = 1) -> int:
+        """Rows unpacked at once by the torch backend under the budget."""
+        per_row = self.n_bytes * 8 * 5 + 8 * m * 2
+        return max(1, self.memory_budget // per_row)
+
+    # ------------------------------------------------------------------ helpers
+    def _rows(self, rows) -> np.ndarray:
+        if rows is None:
+            return np.arange(len(self), dtype=np.int64)
+        return np.ascontiguousarray(rows, dtype=np.int64)
+
+    def _tables(self, w: np.ndarray) -> np.ndarray:
+        """(n_bits, M) -> (n_bytes, 256, M) float64 byte tables."""
+        pad = self.n_bytes * 8 - self.n_bits
+        if pad:
+            w = np.concatenate([w, np.zeros((pad, w.shape[1]))])
+        w8 = w.reshape(self.n_bytes, 8, w.shape[1])
+        return np.matmul(_BITS, w8)  # (256, 8) @ (B, 8, M) -> (B, 256, M)
+
+    def _dense_chunks(self, rows: np.ndarray):
+        """(offset, float64 0/1 block) for a few rows, unpacked within the budget."""
+        step = max(1, self.memory_budget // (self.n_bits * 9))
+        for lo in range(0, len(rows), step):
+            block = np.asarray(self.packed[rows[lo : lo + step]])
+            yield lo, np.unpackbits(block, axis=1, count=self.n_bits).astype(np.float64)
+
+    def _torch_chunks(self, rows: np.ndarray, m: int):
+        import torch
+
+        step = self.chunk_rows(m)
+        shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=self.device)
+        contiguous = len(rows) == len(self) and (len(rows) == 0 or (
+            rows[0] == 0 and np.all(np.diff(rows) == 1)))
+        for lo in range(0, len(rows), step):
+            if contiguous:
+                block = np.asarray(self.packed[lo : lo + step])
+            else:
+                block = self.packed[rows[lo : lo + step]]
+            p = torch.from_numpy(np.ascontiguousarray(block)).to(self.device)
+            bits = (p.unsqueeze(-1) >> shifts) & 1
+            yield lo, bits.reshape(p.shape[0], -1)[:, : self.n_bits].to(torch.float32)
+
+    def _oom(self, e: Exception) -> ResourceError:
+        return ResourceError(
+            f"{self.device} ran out of memory ({e}); lower memory_budget (now "
+            f"{self.memory_budget} bytes) or run on device='cpu'"
+        )
+
+    # ------------------------------------------------------------------ products
+    def matmul(self, w, rows=None) -> np.ndarray:
+        """``X[rows] @ w`` for a dense (n_bits, M) ``w``: (n_rows, M) float64."""
+        w = np.asarray(w, dtype=np.float64)
+        if w.ndim == 1:
+            return self.matmul(w[:, None], rows)[:, 0]
+        if w.shape[0] != self.n_bits:
+            raise InputError(f"w has {w.shape[0]} rows; the codes have {self.n_bits} bits")
+        rows = self._rows(rows)
+        out = np.empty((len(rows), w.shape[1]), dtype=np.float64)
+        if len(rows) == 0 or w.shape[1] == 0:
+            return out
+        if self.backend == "numba" and len(rows) < _DENSE_ROWS:
+            for lo, x in self._dense_chunks(rows):
+                out[lo : lo + x.shape[0]] = x @ w
+            return out
+        if self.backend == "numba":
+            from acthash._packed_numba import lut_matmul
+
+            g = self._column_group(w.shape[1])
+            for c in range(0, w.shape[1], g):
+                part = np.empty((len(rows), min(g, w.shape[1] - c)), dtype=np.float64)
+                lut_matmul(self.packed, rows, self._tables(w[:, c : c + g]), part)
+                out[:, c : c + g] = part
+            return out
+        import torch
+
+        try:
+            wt = torch.from_numpy(w).to(self.device, torch.float32)
+            for lo, bits in self._torch_chunks(rows, w.shape[1]):
+                out[lo : lo + bits.shape[0]] = (bits @ wt).double().cpu().numpy()
+        except torch.OutOfMemoryError as e:  # pragma: no cover - needs a GPU
+            raise self._oom(e) from e
+        return out
+
+    def rmatmul(self, r, rows=None) -> np.ndarray:
+        """``X[rows].T @ r`` for a dense (n_rows, M) ``r``: (n_bits, M) float64."""
+        r = np.asarray(r, dtype=np.float64)
+        if r.ndim == 1:
+            return self.rmatmul(r[:, None], rows)[:, 0]
+        rows = self._rows(rows)
+        if r.shape[0] != len(rows):
+            raise InputError(f"r has {r.shape[0]} rows for {len(rows)} codes")
+        out = np.zeros((self.n_bits, r.shape[1]), dtype=np.float64)
+        if len(rows) == 0 or r.shape[1] == 0:
+            return out
+        if self.backend == "numba" and len(rows) < _DENSE_ROWS:
+            for lo, x in self._dense_chunks(rows):
+                out += x.T @ r[lo : lo + x.shape[0]]
+            return out
+        if self.backend == "numba":
+            from acthash._packed_numba import lut_rmatmul
+
+            g = self._column_group(r.shape[1])
+            for c in range(0, r.shape[1], g):
+                part = np.ascontiguousarray(r[:, c : c + g])
+                hist = np.zeros((self.n_bytes, 256, part.shape[1]), dtype=np.float64)
+                lut_rmatmul(self.packed, rows, part, hist)
+                # bits[b, j, m] = sum_v BITS[v, j] * hist[b, v, m]
+                bits = np.matmul(_BITS.T, hist).reshape(self.n_bytes * 8, part.shape[1])
+                out[:, c : c + g] = bits[: self.n_bits]
+            return out
+        import torch
+
+        try:
+            acc = torch.zeros((self.n_bits, r.shape[1]), dtype=torch.float64, device=self.device)
+            for lo, bits in self._torch_chunks(rows, r.shape[1]):
+                rt = torch.from_numpy(r[lo : lo + bits.shape[0]]).to(self.device, torch.float32)
+                acc += (bits.T @ rt).double()
+            out[:] = acc.cpu().numpy()
+        except torch.OutOfMemoryError as e:  # pragma: no cover - needs a GPU
+            raise self._oom(e) from e
+        return out
+
+    def row_sums(self, rows=None) -> np.ndarray:
+        """Number of 1 bits of each row: (n_rows,) float64."""
+        rows = self._rows(rows)
+        out = np.empty(len(rows), dtype=np.float64)
+        step = max(1, min(65536, self.memory_budget // max(1, self.n_bytes)))
+        for lo in range(0, len(rows), step):
+            block = np.asarray(self.packed[rows[lo : lo + step]])
+            out[lo : lo + step] = np.bitwise_count(block).sum(axis=1, dtype=np.int64) \
+                if hasattr(np, "bitwise_count") else \
+                np.unpackbits(block, axis=1).sum(axis=1, dtype=np.int64)
+        return out
+
+    def hamming_to_rows(self, query_rows) -> np.ndarray:
+        """(N, len(query_rows)) float64 Hamming distances from every row to some of the rows
+        (popcount of XORed 64-bit words on the CPU; ``|x| + |y| - 2 x.y`` with torch)."""
+        query_rows = self._rows(query_rows)
+        if self.backend != "numba":
+            norms = self.row_sums()
+            qb = self.unpack_rows(query_rows)
+            return np.maximum(norms[:, None] + norms[query_rows][None, :] - 2 * self.matmul(qb.T),
+                              0.0)
+        from acthash._hamming_numba import as_words
+        from acthash._packed_numba import hamming_to
+
+        q = as_words(np.asarray(self.packed[query_rows]))
+        out = np.empty((len(self), len(query_rows)), dtype=np.float64)
+        step = max(1, min(len(self), self.memory_budget // (2 * (self.n_bytes + 8))))
+        for lo in range(0, len(self), step):
+            block = as_words(np.asarray(self.packed[lo : lo + step]))
+            hamming_to(block, q, out[lo : lo + step])
+        return out
+
+    def column_sums(self, rows=None) -> np.ndarray:
+        """Number of 1 bits of each column over ``rows``: (n_bits,) float64."""
+        rows = self._rows(rows)
+        return self.rmatmul(np.ones((len(rows), 1)), rows)[:, 0]
+
+    def unpack_rows(self, rows) -> np.ndarray:
+        """(len(rows), n_bits) float64 0/1 rows (a few rows only, e.g. K-Means seeds)."""
+        rows = self._rows(rows)
+        return np.unpackbits(np.asarray(self.packed[rows]), axis=1,
+                             count=self.n_bits).astype(np.float64)

@@ -1,0 +1,116 @@
+"""Streamed K-Means on packed codes against scikit-learn's KMeans (the reference)."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+
+from acthash import NeuralCodes
+from acthash import packed as packed_module
+from acthash.errors import InputError
+from acthash.kmeans import _lloyd, kmeans_packed
+from acthash.packed import PackedMatrix
+from acthash.properties import cluster_accuracy, kmeans_scores
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def clustered(rng, n=500, d=157, k=5, flip=0.2):
+    protos = rng.random((k, d)) < 0.5
+    y = rng.integers(k, size=n)
+    bits = (protos[y] ^ (rng.random((n, d)) < flip)).astype(np.uint8)
+    return bits, y
+
+
+@pytest.mark.parametrize("flip", [0.1, 0.35])
+def test_inertia_and_accuracy_match_sklearn(rng, flip):
+    bits, y = clustered(rng, flip=flip)
+    codes = NeuralCodes.from_bits(bits, labels=y)
+    ours = kmeans_packed(codes, 5, n_init=10, seed=0)
+    ref = KMeans(5, n_init=10, random_state=0).fit(bits.astype(np.float64))
+    assert ours.inertia <= ref.inertia_ * (1 + 1e-4)
+    assert abs(ours.inertia - ref.inertia_) / ref.inertia_ < 1e-4 or ours.inertia < ref.inertia_
+    # the inertia it reports is the one of its labels and centres
+    x = bits.astype(np.float64)
+    direct = ((x - ours.centers[ours.labels]) ** 2).sum()
+    assert ours.inertia == pytest.approx(direct, rel=1e-9)
+    for mapping in ("hungarian", "purity"):
+        a = cluster_accuracy(ours.labels, y, mapping)
+        b = cluster_accuracy(ref.labels_, y, mapping)
+        assert abs(a - b) <= 0.005
+
+
+def test_lloyd_from_sklearns_seeds_follows_sklearns_iterations(rng):
+    bits, _ = clustered(rng, n=400, d=90, k=4, flip=0.4)
+    x = bits.astype(np.float64)
+    # real-valued seeds: no exactly tied distances, whose order would depend on rounding
+    init = 0.8 * x[rng.choice(len(x), 4, replace=False)] + 0.2 * rng.random((4, 90))
+    ref = KMeans(4, init=init, n_init=1, max_iter=300, tol=1e-4, algorithm="lloyd").fit(x)
+    codes = NeuralCodes.from_bits(bits)
+    mat = PackedMatrix(codes.packed, codes.n_bits)
+    tol = float(np.var(x, axis=0).mean()) * 1e-4
+    labels, centers, inertia, n_iter = _lloyd(mat, mat.row_sums(), init.copy(), 300, tol)
+    np.testing.assert_array_equal(labels, ref.labels_)
+    np.testing.assert_allclose(centers, ref.cluster_centers_, atol=1e-9)
+    assert inertia == pytest.approx(ref.inertia_, rel=1e-6)
+    assert n_iter == ref.n_iter_
+
+
+@pytest.mark.parametrize("dense_rows", [0, 10**9])  # byte tables, dense blocks
+def test_reproducible_and_identical_memory_mapped(rng, tmp_path, monkeypatch, dense_rows):
+    monkeypatch.setattr(packed_module, "_DENSE_ROWS", dense_rows)
+    bits, y = clustered(rng, n=300)
+    codes = NeuralCodes.from_bits(bits, labels=y)
+    codes.save(tmp_path / "c.ahc")
+    mapped = NeuralCodes.load(tmp_path / "c.ahc", mmap=True)
+    assert isinstance(mapped.packed, np.memmap)
+    a = kmeans_packed(codes, 5, seed=3)
+    b = kmeans_packed(mapped, 5, seed=3)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.centers, b.centers)
+    assert a.inertia == b.inertia
+    c = kmeans_packed(codes, 5, seed=4)
+    assert c.best_init >= 0 and c.inertia == pytest.approx(a.inertia, rel=0.05)
+
+
+def test_torch_backend_finds_the_same_clustering(rng):
+    bits, y = clustered(rng, n=300, flip=0.15)
+    codes = NeuralCodes.from_bits(bits, labels=y)
+    a = kmeans_packed(codes, 5, seed=0, backend="numba")
+    b = kmeans_packed(codes, 5, seed=0, backend="torch", device="cpu", memory_budget="200KB")
+    assert cluster_accuracy(a.labels, b.labels) == 1.0
+    assert b.inertia == pytest.approx(a.inertia, rel=1e-5)
+
+
+def test_empty_cluster_is_relocated_and_duplicates_are_fine():
+    # 3 distinct codes, 3 clusters, many duplicates: every cluster ends non-empty
+    bits = np.array([[0, 0, 0, 0], [1, 1, 1, 1], [1, 0, 1, 0]] * 20, dtype=np.uint8)
+    res = kmeans_packed(NeuralCodes.from_bits(bits), 3, n_init=3, seed=0)
+    assert res.inertia == pytest.approx(0.0, abs=1e-9)
+    assert len(np.unique(res.labels)) == 3
+
+
+def test_kmeans_scores_routes_to_the_streamed_path(rng):
+    bits, y = clustered(rng, n=400, flip=0.15)
+    sk = kmeans_scores(bits, y, backend="sklearn")
+    st = kmeans_scores(bits, y, backend="numba")
+    assert abs(sk["hungarian"] - st["hungarian"]) <= 0.005
+    assert abs(sk["purity"] - st["purity"]) <= 0.005
+    with pytest.raises(InputError, match="sklearn"):
+        kmeans_scores(bits, y, backend="gpu")
+
+
+def test_bad_arguments():
+    bits = np.eye(4, dtype=np.uint8)
+    with pytest.raises(InputError, match="between 1 and"):
+        kmeans_packed(bits, 5)
+    with pytest.raises(InputError, match="at least one"):
+        kmeans_packed(np.zeros((0, 4), dtype=np.uint8), 1)
+
+
+@cuda
+def test_cuda_matches_cpu(rng):
+    bits, y = clustered(rng, n=300)
+    a = kmeans_packed(bits, 5, seed=0, backend="numba")
+    b = kmeans_packed(bits, 5, seed=0, backend="torch", device="cuda")
+    assert b.inertia == pytest.approx(a.inertia, rel=1e-5)

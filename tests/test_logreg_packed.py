@@ -1,0 +1,121 @@
+"""Streamed logistic regression on packed codes against scikit-learn (the reference)."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
+
+from acthash import NeuralCodes
+from acthash import packed as packed_module
+from acthash.errors import InputError
+from acthash.logreg import PackedLogisticRegression, fit_logreg_packed
+from acthash.properties import logreg_accuracy
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def noisy_codes(rng, n=360, d=61, k=4, flip=0.3):
+    protos = rng.random((k, d)) < 0.5
+    y = rng.integers(k, size=n)
+    bits = (protos[y] ^ (rng.random((n, d)) < flip)).astype(np.uint8)
+    return bits, y
+
+
+def rel(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+@pytest.fixture
+def problem(rng):
+    bits, y = noisy_codes(rng)
+    return bits, y, NeuralCodes.from_bits(bits, labels=y)
+
+
+def test_ovo_optimum_matches_sklearn(problem):
+    bits, y, codes = problem
+    x = bits.astype(np.float64)
+    ours = fit_logreg_packed(codes, strategy="ovo", tol=1e-9)
+    ref = OneVsOneClassifier(LogisticRegression(C=1.0, tol=1e-12, max_iter=20000)).fit(x, y)
+    assert ours.pairs == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    coef = np.array([e.coef_[0] for e in ref.estimators_])
+    icpt = np.array([e.intercept_[0] for e in ref.estimators_])
+    assert rel(ours.coef, coef) < 1e-3
+    assert np.abs(ours.intercept - icpt).max() < 1e-3 * np.abs(icpt).max() + 1e-4
+    assert abs(np.mean(ours.predict(codes) == y) - np.mean(ref.predict(x) == y)) <= 0.005
+
+
+def test_ovo_vote_rule_is_sklearns(problem, rng):
+    """Given scikit-learn's own pair models, the predictions are scikit-learn's exactly."""
+    bits, y, codes = problem
+    x = bits.astype(np.float64)
+    ref = OneVsOneClassifier(LogisticRegression(C=0.05, max_iter=2000)).fit(x, y)
+    model = PackedLogisticRegression(
+        np.unique(y), "ovo", np.array([e.coef_[0] for e in ref.estimators_]),
+        np.array([e.intercept_[0] for e in ref.estimators_]),
+        [(i, j) for i in range(4) for j in range(i + 1, 4)])
+    test = (rng.random((500, 61)) < 0.5).astype(np.uint8)  # many close votes
+    np.testing.assert_array_equal(model.predict(NeuralCodes.from_bits(test)),
+                                  ref.predict(test.astype(np.float64)))
+
+
+def test_multinomial_and_ovr_match_sklearn(problem):
+    bits, y, codes = problem
+    x = bits.astype(np.float64)
+    multi = fit_logreg_packed(codes, strategy="multinomial", tol=1e-9)
+    ref = LogisticRegression(C=1.0, tol=1e-12, max_iter=20000).fit(x, y)
+    assert rel(multi.coef, ref.coef_) < 1e-3
+    np.testing.assert_array_equal(multi.predict(codes), ref.predict(x))
+    ovr = fit_logreg_packed(codes, strategy="ovr", tol=1e-9)
+    ref = OneVsRestClassifier(LogisticRegression(C=1.0, tol=1e-12, max_iter=20000)).fit(x, y)
+    assert rel(ovr.coef, np.array([e.coef_[0] for e in ref.estimators_])) < 1e-3
+    # one problem, far fewer passes over the codes than six binary ones
+    assert multi.n_passes < 10 * fit_logreg_packed(codes, strategy="ovo").n_passes
+
+
+def test_binary_problem_and_defaults_match_sklearn_accuracy(rng):
+    bits, y = noisy_codes(rng, k=2, flip=0.35)
+    x = bits.astype(np.float64)
+    ours = fit_logreg_packed(NeuralCodes.from_bits(bits), y)  # default tol 1e-4 like sklearn
+    ref = LogisticRegression(C=1.0).fit(x, y)
+    assert abs(np.mean(ours.predict(bits) == y) - np.mean(ref.predict(x) == y)) <= 0.005
+    assert rel(ours.coef[0], ref.coef_[0]) < 1e-2
+
+
+def test_logreg_accuracy_streamed_equals_sklearn(problem, rng):
+    bits, y, _ = problem
+    test, yt = noisy_codes(np.random.default_rng(1), n=200)
+    a = logreg_accuracy(bits, y, test, yt, backend="sklearn", return_train=True)
+    b = logreg_accuracy(bits, y, test, yt, backend="numba", return_train=True)
+    assert abs(a[0] - b[0]) <= 0.005 and abs(a[1] - b[1]) <= 0.005
+
+
+def test_memory_mapped_and_torch_give_the_same_model(problem, tmp_path, monkeypatch):
+    monkeypatch.setattr(packed_module, "_DENSE_ROWS", 0)  # the byte-table kernels
+    _, y, codes = problem
+    codes.save(tmp_path / "c.ahc")
+    mapped = NeuralCodes.load(tmp_path / "c.ahc", mmap=True)
+    a = fit_logreg_packed(codes)
+    b = fit_logreg_packed(mapped)
+    np.testing.assert_array_equal(a.coef, b.coef)  # bit for bit
+    c = fit_logreg_packed(codes, backend="torch", device="cpu", memory_budget="100KB")
+    assert rel(c.coef, a.coef) < 1e-2
+    assert np.mean(c.predict(codes) == a.predict(codes)) >= 0.99
+
+
+def test_bad_input():
+    bits = np.eye(6, dtype=np.uint8)
+    with pytest.raises(InputError, match="two classes"):
+        fit_logreg_packed(bits, np.zeros(6, dtype=int))
+    with pytest.raises(InputError, match="strategy"):
+        fit_logreg_packed(bits, np.arange(6) % 2, strategy="softmax")
+    with pytest.raises(InputError, match="labels are needed"):
+        fit_logreg_packed(bits)
+
+
+@cuda
+def test_cuda_matches_cpu(problem):
+    _, y, codes = problem
+    a = fit_logreg_packed(codes, tol=1e-8)
+    b = fit_logreg_packed(codes, tol=1e-8, backend="torch", device="cuda")
+    assert rel(b.coef, a.coef) < 1e-3
