@@ -30,6 +30,7 @@ from acthash.errors import (  # noqa: E402
     NoReluUnitError,
 )
 from acthash.properties import (  # noqa: E402
+    dead_unit_fractions,
     encoding_properties,
     kmeans_accuracy,
     knn_accuracy,
@@ -52,6 +53,7 @@ __all__ = [
     "NoReluUnitError",
     "capture",
     "data",
+    "dead_unit_fractions",
     "encoding_properties",
     "errors",
     "kmeans_accuracy",

@@ -33,7 +33,7 @@ from acthash.capture import capture
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
 from acthash.errors import CorruptFileError, InputError, MissingFileError
 from acthash.models import build_model
-from acthash.properties import encoding_properties
+from acthash.properties import dead_unit_fractions, encoding_properties
 from acthash.train import TrainConfig, resolve_device, seed_everything, train
 
 __all__ = ["RunConfig", "RunResult", "run_experiment", "load_checkpoint", "environment_info",
@@ -62,10 +62,15 @@ class RunConfig(ConfigDict):
     weight_decay: float = 0.0
     schedule: str = "none"
     step_size: int = 20
+    lr_gamma: float = 0.1  # decay factor of the step and multistep schedules
+    milestones: list[int] = field(default_factory=list)  # multistep: decay after these epochs
     early_stopping: int | None = None
     checkpoints: list[int] = field(default_factory=list)  # empty: the last epoch only
     sample_size: int | None = None
     balanced: bool = False
+    # repeat the training rows floor(tile_to / N) times per epoch (the original sample-size
+    # scripts), so a small sample gets as many steps as a large one; codes use the N rows
+    tile_to: int | None = None
     label_noise: float = 0.0
     random_labels: bool = False
     val_split: float = 0.0
@@ -89,7 +94,8 @@ class RunConfig(ConfigDict):
         return TrainConfig(
             epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, optimizer=self.optimizer,
             momentum=self.momentum, weight_decay=self.weight_decay, schedule=self.schedule,
-            step_size=self.step_size, early_stopping=self.early_stopping,
+            step_size=self.step_size, gamma=self.lr_gamma, milestones=tuple(self.milestones),
+            early_stopping=self.early_stopping,
             checkpoints=self.checkpoint_epochs(), seed=self.seed, device=self.device,
         )
 
@@ -194,6 +200,8 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     ``runs_root``) unless ``write=False``.
     """
     cfg = cfg or RunConfig()
+    if cfg.tile_to is not None and int(cfg.tile_to) < 1:
+        raise InputError(f"tile_to must be a positive number of rows, got {cfg.tile_to}")
     ds, data_info, (x_tr, y_tr, x_val, y_val), noisy_idx, train_rows = _prepare(cfg)
     model = make_model(cfg, ds.input_shape, ds.n_classes)
     tcfg = cfg.train_config()
@@ -226,6 +234,7 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
             kmeans_n_init=cfg.kmeans_n_init, logreg_strategy=cfg.logreg_strategy,
             train_outputs=tr.outputs, test_outputs=te.outputs, drop_constant=cfg.drop_constant,
         ))
+        rec.update(dead_unit_fractions(tr.codes, "dead_units_train"))  # never active on train
         rows.append(rec)
         if run_dir is not None:
             if cfg.save_codes:
@@ -237,7 +246,16 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
             # partial metrics survive an interruption
             write_table(run_dir / "metrics.parquet", pd.DataFrame(rows))
 
-    result = train(model, x_tr, y_tr, tcfg, x_val=x_val, y_val=y_val,
+    x_fit, y_fit = x_tr, y_tr
+    if cfg.tile_to:  # the codes and properties stay on the N distinct rows
+        reps = max(1, int(cfg.tile_to) // len(x_tr))
+        x_fit = x_tr.repeat((reps,) + (1,) * (x_tr.ndim - 1))
+        y_fit = y_tr.repeat(reps)
+        data_info["tile_to"] = {"target": int(cfg.tile_to), "repeats": reps,
+                                "rows_per_epoch": len(x_fit)}
+        if run_dir is not None:
+            write_json(run_dir / "dataset.json", data_info)
+    result = train(model, x_fit, y_fit, tcfg, x_val=x_val, y_val=y_val,
                    on_checkpoint=on_checkpoint, progress=progress)
     metrics = pd.DataFrame(rows)
     for key, value in (("dataset", cfg.dataset), ("model", cfg.model), ("width", cfg.width),

@@ -50,9 +50,11 @@ class TrainConfig:
     optimizer: str = "adam"  # "adam", "adamw" or "sgd" (with momentum)
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: str = "none"  # "none", "step" or "cosine"
+    schedule: str = "none"  # "none", "step", "multistep" or "cosine"
     step_size: int = 20
     gamma: float = 0.1
+    # multistep: lr x gamma after each of these epochs (1-based: [40] lowers epoch 41 on)
+    milestones: Sequence[int] = field(default_factory=tuple)
     early_stopping: int | None = None  # patience in epochs on validation loss
     restore_best: bool = False  # after early stopping, load the best validation state
     checkpoints: Sequence[int] = field(default_factory=tuple)
@@ -62,6 +64,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["checkpoints"] = list(self.checkpoints)
+        d["milestones"] = list(self.milestones)
         return d
 
     def validate(self) -> None:
@@ -80,6 +83,10 @@ class TrainConfig:
             raise InputError(f"unknown schedule {self.schedule!r}; use one of {_SCHEDULES}")
         if self.schedule == "step" and self.step_size < 1:
             raise InputError(f"step_size must be >= 1, got {self.step_size}")
+        if self.schedule == "multistep" and not self.milestones:
+            raise InputError("schedule 'multistep' needs milestones, e.g. [40, 60, 90]")
+        if not 0 < self.gamma <= 1:
+            raise InputError(f"gamma (the lr decay factor) must be in (0, 1], got {self.gamma}")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise InputError(f"early_stopping patience must be >= 1, got {self.early_stopping}")
         bad = [c for c in self.checkpoints if not 0 <= c <= self.epochs]
@@ -88,7 +95,7 @@ class TrainConfig:
 
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
-_SCHEDULES = ("none", "step", "cosine")
+_SCHEDULES = ("none", "step", "multistep", "cosine")
 
 
 @dataclass
@@ -116,6 +123,8 @@ def _lr_at(cfg: TrainConfig, epoch: int) -> float:
         return cfg.lr
     if cfg.schedule == "step":
         return cfg.lr * cfg.gamma ** ((epoch - 1) // cfg.step_size)
+    if cfg.schedule == "multistep":
+        return cfg.lr * cfg.gamma ** sum(1 for m in cfg.milestones if epoch > m)
     if cfg.schedule == "cosine":
         return 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - 1) / max(cfg.epochs, 1)))
     raise InputError(f"unknown schedule {cfg.schedule!r}; use 'none', 'step' or 'cosine'")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,11 @@ class RegionsConfig:
     epochs: int = 20
     lr: float = 1e-2
     batch_size: int = 64
+    schedule: str = "none"  # or "step" (x0.1 every step_size epochs, the MNIST recipe)
+    step_size: int = 20
+    weight_decay: float = 0.0
+    sample_size: int | None = None  # train (and pick training points) on the first N
+    dataset_options: dict = field(default_factory=dict)  # e.g. {"n_test": 2000}
     checkpoints: tuple[int, ...] = ()  # default: (0, epochs)
     n_points: int = 200
     direction: str = "centre"  # "centre" or "random"
@@ -57,6 +62,8 @@ class RegionsConfig:
     def validate(self) -> None:
         if self.direction not in ("centre", "center", "random"):
             raise InputError(f"direction must be 'centre' or 'random', got {self.direction!r}")
+        if self.sample_size is not None and self.sample_size < 1:
+            raise InputError(f"sample_size must be >= 1, got {self.sample_size}")
         if self.n_points < 1 or self.n_pairs < 0 or self.t_max <= 0:
             raise InputError("n_points must be >= 1, n_pairs >= 0 and t_max > 0")
         bad = [e for e in self.epochs_to_measure() if not 0 <= e <= self.epochs]
@@ -163,7 +170,7 @@ def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path |
 
     cfg = cfg or RegionsConfig()
     cfg.validate()
-    ds = datasets.load(cfg.dataset)
+    ds = datasets.load(cfg.dataset, **cfg.dataset_options)
     run_dir = None
     if write:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -176,6 +183,8 @@ def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path |
     model = build_model(cfg.model, ds.input_shape, ds.n_classes, width=cfg.width,
                         depth=cfg.depth, batchnorm=cfg.batchnorm, activation=cfg.activation)
     x_tr, y_tr, x_te, y_te = ds.x_train, ds.y_train, ds.x_test, ds.y_test
+    if cfg.sample_size is not None:  # the first N, so the network can fit them
+        x_tr, y_tr = x_tr[: cfg.sample_size], y_tr[: cfg.sample_size]
     centres = torch.stack([x_tr[y_tr == c].mean(0) if (y_tr == c).any() else x_tr.mean(0)
                            for c in range(ds.n_classes)])
     rng = np.random.default_rng([cfg.seed, 11])
@@ -189,6 +198,8 @@ def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path |
         snapshots[epoch] = copy.deepcopy(m).cpu().eval()
 
     tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                       schedule=cfg.schedule, step_size=cfg.step_size,
+                       weight_decay=cfg.weight_decay,
                        checkpoints=cfg.epochs_to_measure(), seed=cfg.seed, device=cfg.device)
     history = train(model, x_tr, y_tr, tcfg, on_checkpoint=on_checkpoint,
                     progress=progress).history
