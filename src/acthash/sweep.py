@@ -71,7 +71,7 @@ _CONFIG_COLUMNS = ("dataset", "model", "width", "depth", "batchnorm", "activatio
                    "random_labels", "seed")
 _PHASE_KEYS = {"under", "sufficient", "plateau_tol", "redundancy", "accuracy"}
 _TOP_KEYS = {"name", "description", "factor", "hue", "base", "grid", "seeds", "repeats",
-             "phase"}
+             "phase", "provenance"}
 
 
 def _run_fields() -> set[str]:
@@ -116,6 +116,8 @@ class SweepConfig:
     hue: str | None = None
     description: str = ""
     phase: dict = field(default_factory=dict)
+    # where the recipe comes from and every deviation from it (presets fill it in)
+    provenance: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = _run_fields()
