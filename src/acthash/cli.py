@@ -206,6 +206,12 @@ def regions(
     activation: str = typer.Option("relu", help="relu, leaky_relu, prelu, relu6, hardtanh."),
     epochs: int = typer.Option(20, help="Training epochs."),
     lr: float = typer.Option(1e-2, help="Learning rate (Adam)."),
+    schedule: str = typer.Option("none", help="none, or step (x0.1 every --step-size epochs)."),
+    step_size: int = typer.Option(20, help="Epochs between x0.1 steps of the step schedule."),
+    weight_decay: float = typer.Option(0.0, help="L2 weight decay."),
+    sample_size: int | None = typer.Option(None, help="Train on the first N examples."),
+    data_option: list[str] = typer.Option(
+        [], "--data-option", "-O", help="Dataset option KEY=VALUE (e.g. -O n_test=2000)."),
     checkpoints: str = typer.Option("", help="Epochs to measure at (default: 0 and last)."),
     points: int = typer.Option(200, help="Train and test points whose regions are measured."),
     direction: str = typer.Option("centre", help="centre (towards the class mean) or random."),
@@ -222,7 +228,9 @@ def regions(
 
     try:
         cfg = RegionsConfig(dataset=dataset, model=model, width=width, depth=depth,
-                            batchnorm=batchnorm,
+                            batchnorm=batchnorm, schedule=schedule, step_size=step_size,
+                            weight_decay=weight_decay, sample_size=sample_size,
+                            dataset_options=parse_key_values(data_option),
                             activation=activation, epochs=epochs, lr=lr,
                             checkpoints=tuple(_parse_ints(checkpoints)), n_points=points,
                             direction=direction, t_max=t_max, n_pairs=pairs, seed=seed)
@@ -459,6 +467,54 @@ def report(
         _fail(e)
     console.print(f"wrote [bold]{path}[/]")
 
+
+
+# ---------------------------------------------------------------- claims (the paper's findings)
+
+
+@app.command("claims")
+def claims_cmd(
+    sweeps: list[Path] = typer.Argument(..., help="Sweep directories (any presets, any datasets)."),
+    zero: float | None = typer.Option(None, help="Redundancy ≈ 0: at most this [default 0.01]."),
+    one: float | None = typer.Option(None, help="Redundancy ≈ 1: at least this [default 0.9]."),
+    rise: float | None = typer.Option(None, help="Epoch-1 rise of redundancy [default 0.01]."),
+    decay: float | None = typer.Option(
+        None, help="Final redundancy at most this x its peak [default 0.5]."),
+    gain: float | None = typer.Option(None, help="An accuracy rises by at least this [0.02]."),
+    minor: float | None = typer.Option(
+        None, help="Minor factor range at most this x the smallest main range [0.5]."),
+    chance_margin: float | None = typer.Option(
+        None, help="Random inputs: accuracy at most 1/classes + this [0.05]."),
+    accuracies: str | None = typer.Option(
+        None, help="Accuracy columns, comma-separated [kmeans_test,knn_test,logreg_test]."),
+    out: Path | None = typer.Option(None, help="Also write the table (.csv or .parquet)."),
+) -> None:
+    """State each of the paper's findings with an explicit criterion, evaluate it on the
+    sweeps' results and print the numbers, a verdict and a one-line reason."""
+    from acthash._io import write_table
+    from acthash.claims import ClaimCriteria, evaluate_claims
+
+    given = {"zero": zero, "one": one, "rise": rise, "decay": decay, "gain": gain,
+             "minor": minor, "chance_margin": chance_margin, "accuracies": accuracies}
+    try:
+        crit = ClaimCriteria.from_dict({k: v for k, v in given.items() if v is not None})
+        table = evaluate_claims(sweeps, crit)
+        if out is not None:
+            write_table(out, table)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    colors = {"holds": "green", "does not hold": "red", "not measured here": "yellow"}
+    for ds, sub in table.groupby("dataset", sort=False):
+        rt = Table(title=f"the paper's findings on {ds}", show_lines=True)
+        for col in ("claim", "verdict", "measured", "reason"):
+            rt.add_column(col, overflow="fold")
+        for r in sub.itertuples():
+            rt.add_row(r.claim, f"[{colors[r.verdict]}]{r.verdict}[/]", r.measured,
+                       r.reason + (f" [dim]({r.warning})[/]" if r.warning else ""))
+        console.print(rt)
+    console.print("criteria:\n" + crit.describe())
+    if out is not None:
+        console.print(f"wrote {out}")
 
 
 @study_app.command("spectrum")
