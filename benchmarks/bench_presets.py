@@ -1,7 +1,7 @@
 """Wall and CPU time of every sweep preset at CPU scale, then the claims table.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_presets.py \\
-        --dataset digits --out sweeps/claims-digits [--workers 1] [--presets model-size,...]
+        --dataset digits [--out sweeps/claims-digits] [--workers 1] [--presets model-size,...]
 
 Each preset runs as ``acthash sweep --preset NAME --dataset DATASET`` in a child process
 (so its CPU seconds, children included, are measured with ``getrusage``), one after the
@@ -35,10 +35,12 @@ def _cpu_children() -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="digits")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None,
+                    help="sweep folder (default sweeps/bench-presets-DATASET)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--presets", default=",".join(PRESETS))
-    args = ap.parse_args(argv)
+    args, _ = ap.parse_known_args(argv)  # run_all.py may pass --quick
+    args.out = args.out or Path("sweeps") / f"bench-presets-{args.dataset}"
     exe = Path(sys.executable).with_name("acthash")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -62,7 +62,7 @@ def test_cpu_deviations_are_named_and_recorded_in_sweep_json(tmp_path):
     assert any("first 2000 test examples" in d for d in dev)
     assert any("1 seed(s) requested" in d for d in dev)
     assert cfg.base["sample_size"] == 2000 and cfg.base["dataset_options"] == {"n_test": 2000}
-    assert preset("model-size").seeds == [0, 1, 2]  # digits is small: 3 seeds, no cap
+    assert "sample_size" not in preset("model-size").base  # digits is small: no cap
     assert "30 epochs instead of 200" in cfg.description
     # digits is small: no cap, and the sample-size grid ends at the 1150 rows left after
     # the 20 % validation split, each sample tiled to fill them
@@ -155,3 +155,19 @@ def test_every_run_records_dead_units_per_layer():
     expected = float(((pre > 0).sum(0) == 0).float().mean())
     assert m["dead_units_train_l1"].iloc[-1] == pytest.approx(expected)
     assert capture(res.model, x[:2]).codes.n_bits == 12
+
+
+def test_figures_get_a_dead_units_panel_only_when_the_results_hold_it():
+    import pandas as pd
+
+    from acthash.plots import plot_factor
+
+    rows = pd.DataFrame({"width": [4, 8, 4, 8], "seed": [0, 0, 1, 1],
+                         "redundancy_train": [0.9, 0.1, 0.8, 0.2],
+                         "redundancy_test": [0.9, 0.1, 0.8, 0.2]})
+    assert len(plot_factor(rows, "width").axes) == 1
+    fig = plot_factor(rows.assign(dead_units_train=[0.5, 0.0, 0.25, 0.0]), "width")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["redundancy ratio", "dead units (never active, train)"]
+    line = fig.axes[1].get_lines()[0]
+    assert list(line.get_ydata()) == [0.375, 0.0]  # mean over the two seeds

@@ -442,8 +442,8 @@ def _accuracy_rises(part: _Part, c: ClaimCriteria):
         lo, hi = m.index[0], m.index[-1]
         gains = {a: float(m.loc[hi, a] - m.loc[lo, a]) for a in c.accuracies}
         name = _fmt_w(key) if key is not None else f"{factor} {lo}→{hi}"
-        bits.append(f"{name}: " + ", ".join(f"{_SHORT.get(a, a)} {g:+.3f}"
-                                            for a, g in gains.items()))
+        text = ", ".join(f"{_SHORT.get(a, a)} {g:+.3f}" for a, g in gains.items())
+        bits.append(text if key is None else f"{name}: {text}")
         bad = [f"{_SHORT.get(a, a)} {g:+.3f}" for a, g in gains.items() if g < c.gain]
         if bad:
             fails.append(f"{name}: {', '.join(bad)}")

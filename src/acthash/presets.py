@@ -196,9 +196,9 @@ def preset(name: str, scale: str = "cpu", dataset: str | None = None,
 
     scale="paper": the original grid, epochs and repeats (MNIST by default).
     scale="cpu": digits by default; the same recipe with 30 epochs (the step schedule keeps
-    its x0.1 at epoch 21; SVHN's milestones are scaled to 30 epochs), smaller grids and 3
+    its x0.1 at epoch 21; SVHN's milestones are scaled to 30 epochs), smaller grids and 2
     seeds; a data set larger than digits trains on the first 2 000 examples left after the
-    validation split, is scored on its first 2 000 test examples and gets 2 seeds. ``seeds`` overrides the number of repeats. The sweep's
+    validation split and is scored on its first 2 000 test examples. ``seeds`` overrides the number of repeats. The sweep's
     ``provenance`` (in ``sweep.json``) names the recipe, its source and every deviation.
     """
     from acthash.sweep import SweepConfig
@@ -230,7 +230,7 @@ def preset(name: str, scale: str = "cpu", dataset: str | None = None,
         random_widths = recipe.widths
     else:
         large = n_avail is None or n_avail > _CPU_TRAIN_CAP
-        epochs, n_seeds = _CPU_EPOCHS, 2 if large else 3
+        epochs, n_seeds = _CPU_EPOCHS, 2
         widths = (2, 4, 8, 16, 32, 64, 128, 256)
         time_widths = (16, 64, 256)
         sample_widths = (16, 64, 256)
