@@ -144,6 +144,16 @@ def test_missing_factors_name_their_preset_and_one_seed_warns(tmp_path):
     assert "model-size" in v.loc["weight-decay-minor", "reason"]
 
 
+def test_two_sweeps_of_one_factor_are_evaluated_apart(tmp_path):
+    good = _model_size(tmp_path / "a")
+    bad = _model_size(tmp_path / "b", top=0.4, dead=0.5)
+    df = evaluate_claims([good, bad])
+    rows = df[df["claim"] == "redundancy-width"].set_index("dataset")
+    assert rows.loc["digits", "verdict"] == "holds"
+    assert rows.loc["digits (b/ms)", "verdict"] == "does not hold"
+    assert "50% of its units dead" in rows.loc["digits (b/ms)", "reason"]
+
+
 def test_random_inputs_above_chance_do_not_hold(tmp_path):
     rows = [{**r, "dataset": "random:digits"} for r in _rows(
         [{"width": 64, "redundancy_train": 0.0, "redundancy_test": 0.02, **_acc(0.3)}])]

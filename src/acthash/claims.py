@@ -168,20 +168,17 @@ class _Book:
     parts: dict = field(default_factory=dict)  # (dataset, role) -> _Part
 
     def add(self, part: _Part) -> None:
-        key = (part.dataset, part.role)
-        if key in self.parts:  # two sweeps of the same factor: pool their rows
-            old = self.parts[key]
-            table = pd.concat([old.table, part.table], ignore_index=True)
-            self.parts[key] = _Part(part.role, part.dataset, f"{old.sweep}, {part.sweep}",
-                                    table, None, max(old.n_seeds, part.n_seeds))
-        else:
-            self.parts[key] = part
+        """File a part; a second sweep of the same factor and data set (another recipe,
+        say) is evaluated on its own, under ``"<dataset> (<sweep>)"``, never pooled."""
+        if (part.dataset, part.role) in self.parts:
+            part.dataset = f"{part.dataset} ({part.sweep})"
+        self.parts[(part.dataset, part.role)] = part
 
     def get(self, dataset: str, role: str) -> _Part | None:
         return self.parts.get((dataset, role))
 
     def datasets(self) -> list[str]:
-        return sorted({d for d, _ in self.parts})
+        return list(dict.fromkeys(d for d, _ in self.parts))  # in the order given
 
 
 def _base(name: str) -> str:
@@ -245,11 +242,14 @@ def _load(paths) -> _Book:
         wall = _sweep_wall_time(path) if path.is_dir() else None
         bases = (df["dataset"].map(_base) if "dataset" in df.columns
                  else pd.Series("?", index=df.index))
+        label = meta.get("name") or path.name
+        if label in _ROLES:  # a preset: name it by its folder, which tells sweeps apart
+            label = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
         for ds in sorted(bases.unique()):
             sub = df[bases == ds]
             n_seeds = int(sub["seed"].nunique()) if "seed" in sub.columns else 1
             for role in roles:
-                book.add(_Part(role, ds, path.name, sub, wall, n_seeds))
+                book.add(_Part(role, ds, label, sub, wall, n_seeds))
     return book
 
 
