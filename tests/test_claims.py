@@ -152,6 +152,8 @@ def test_two_sweeps_of_one_factor_are_evaluated_apart(tmp_path):
     assert rows.loc["digits", "verdict"] == "holds"
     assert rows.loc["digits (b/ms)", "verdict"] == "does not hold"
     assert "50% of its units dead" in rows.loc["digits (b/ms)", "reason"]
+    later = df[df["dataset"] == "digits (b/ms)"].set_index("claim")
+    assert "--preset training-time --dataset digits`" in later.loc["redundancy-epoch", "reason"]
 
 
 def test_random_inputs_above_chance_do_not_hold(tmp_path):

@@ -340,7 +340,8 @@ def _row(claim: Claim, dataset: str, criterion: str, measured: str, verdict: str
 
 
 def _unmeasured(claim: Claim, dataset: str, criterion: str, missing: list[str]) -> dict:
-    how = " or ".join(f"`acthash sweep --preset {m} --dataset {dataset}`" for m in missing)
+    base = dataset.split(" (", 1)[0]  # "fashion-mnist (other/sweep)" -> fashion-mnist
+    how = " or ".join(f"`acthash sweep --preset {m} --dataset {base}`" for m in missing)
     return _row(claim, dataset, criterion, "-", UNMEASURED,
                 f"needs the {' or '.join(missing)} preset: {how}", [])
 
@@ -551,7 +552,8 @@ def evaluate_claims(sweeps, criteria: ClaimCriteria | dict | None = None) -> pd.
                     rows.append(_row(claim, ds, crit, "-", UNMEASURED,
                                      "needs a main factor to compare with: the model-size, "
                                      "training-time or sample-size preset "
-                                     f"(`acthash sweep --preset model-size --dataset {ds}`)",
+                                     "(`acthash sweep --preset model-size --dataset "
+                                     f"{ds.split(' (', 1)[0]}`)",
                                      [part]))
                     continue
                 meas, verdict, reason = _minor(part, main, c)
