@@ -47,7 +47,9 @@ class ClaimCriteria:
     one: redundancy "≈ 1" at the smallest width means at least this (0.9); a width whose
         redundancy at initialization is already ≥ ``one`` is saturated and left out of the
         rise-then-decay check (its redundancy cannot rise).
-    rise: the epoch-1 redundancy exceeds the epoch-0 one by at least this (0.01).
+    rise: the epoch-1 redundancy exceeds the epoch-0 one by at least this (0.01). A width
+        whose redundancy stays ≤ ``zero`` at every checkpoint is at the floor and, like a
+        saturated one, left out (it can neither rise nor decay measurably).
     decay: the final redundancy is at most this fraction of its peak after epoch 0 (0.5).
     gain: an accuracy "rises" when its value at the high end of the factor exceeds the one
         at the low end by at least this (0.02 = 2 points, about the seed-to-seed spread).
@@ -105,8 +107,8 @@ class ClaimCriteria:
             f"redundancy-width: {red} ≥ {self.one:g} at the smallest width and ≤ {self.zero:g} "
             "at the largest (final epoch)",
             f"redundancy-epoch: {self.redundancy[0]} at epoch 1 ≥ epoch 0 + {self.rise:g}, and "
-            f"final ≤ {self.decay:g} × its peak after epoch 0, for every width not saturated "
-            f"at epoch 0 (≥ {self.one:g})",
+            f"final ≤ {self.decay:g} × its peak after epoch 0, for every width neither saturated "
+            f"at epoch 0 (≥ {self.one:g}) nor at the floor (≤ {self.zero:g} throughout)",
             f"redundancy-sample: {self.redundancy[0]} at the smallest sample ≤ {self.zero:g} "
             "and ≤ its value at the largest sample, for every width",
             f"accuracy-width/-time/-sample: {acc} at the high end of the factor ≥ low end + "
@@ -401,6 +403,9 @@ def _redundancy_epoch(part: _Part, c: ClaimCriteria):
         if r0 >= c.one:
             bits[-1] += " saturated"
             continue
+        if float(s.max()) <= c.zero:
+            bits[-1] += " at the floor"
+            continue
         used += 1
         if r1 - r0 < c.rise:
             fails.append(f"{name} does not rise at epoch 1 ({r0:.3f}→{r1:.3f})")
@@ -408,11 +413,12 @@ def _redundancy_epoch(part: _Part, c: ClaimCriteria):
             fails.append(f"{name} does not decay ({end:.3f} > {c.decay:g} × peak {peak:.3f})")
     meas = f"{r} epoch 0→1→{epochs[-1]}: " + "; ".join(bits)
     if used == 0:
-        return meas, UNMEASURED, (f"every width is saturated at epoch 0 (≥ {c.one:g}); add "
-                                  "wider networks")
+        return meas, UNMEASURED, (f"every width is saturated at epoch 0 (≥ {c.one:g}) or "
+                                  f"at the floor (≤ {c.zero:g} throughout); add widths between")
     if fails:
         return meas, FAILS, "; ".join(fails)
-    return meas, HOLDS, f"rises at epoch 1 and decays after, for all {used} unsaturated widths"
+    return meas, HOLDS, (f"rises at epoch 1 and decays after, on all {used} widths where "
+                         "redundancy moves")
 
 
 def _redundancy_sample(part: _Part, c: ClaimCriteria):
