@@ -82,7 +82,7 @@ def test_training_is_deterministic_and_learns():
 
 
 def test_step_and_cosine_schedules():
-    cfg = TrainConfig(epochs=45, lr=1e-2, schedule="step", step_size=20, gamma=0.1)
+    cfg = TrainConfig(epochs=45, lr=1e-2, schedule="step", step_size=20, lr_gamma=0.1)
     assert [_lr_at(cfg, e) for e in (1, 20, 21, 40, 41)] == pytest.approx(
         [1e-2, 1e-2, 1e-3, 1e-3, 1e-4])
     cos = TrainConfig(epochs=10, lr=1.0, schedule="cosine")

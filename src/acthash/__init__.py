@@ -33,6 +33,7 @@ from acthash.errors import (  # noqa: E402
 from acthash.kmeans import kmeans_packed  # noqa: E402
 from acthash.logreg import fit_logreg_packed  # noqa: E402
 from acthash.properties import (  # noqa: E402
+    dead_unit_fractions,
     encoding_properties,
     kmeans_accuracy,
     knn_accuracy,
@@ -58,6 +59,7 @@ __all__ = [
     "aggregate_properties",
     "capture",
     "data",
+    "dead_unit_fractions",
     "encoding_properties",
     "errors",
     "fit_logreg_packed",

@@ -18,7 +18,7 @@ from acthash.errors import ConfigError
 __all__ = ["ConfigDict", "DataFields", "ModelFields", "TrainFields", "OPTIMIZERS", "SCHEDULES"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("none", "step", "cosine")
+SCHEDULES = ("none", "step", "multistep", "cosine")
 
 
 def _jsonable(v):
@@ -127,7 +127,8 @@ class ModelFields:
 @dataclass
 class TrainFields:
     """The training loop (defaults follow the original study: Adam, lr 1e-2, batch 64;
-    ``schedule="step"`` multiplies the rate by ``gamma`` every ``step_size`` epochs).
+    ``schedule="step"`` multiplies the rate by ``lr_gamma`` every ``step_size`` epochs,
+    ``"multistep"`` after each epoch in ``milestones`` (1-based: [40] lowers epoch 41 on)).
     ``checkpoints``: epochs at which to measure (0 = initialization; empty = the last)."""
 
     epochs: int = 20
@@ -138,6 +139,8 @@ class TrainFields:
     weight_decay: float = 0.0
     schedule: str = "none"
     step_size: int = 20
+    lr_gamma: float = 0.1
+    milestones: list[int] = field(default_factory=list)
     early_stopping: int | None = None
     checkpoints: list[int] = field(default_factory=list)
     seed: int = 0
@@ -160,6 +163,11 @@ class TrainFields:
                               f"{', '.join(SCHEDULES)}")
         if self.schedule == "step" and self.step_size < 1:
             raise ConfigError(f"step_size must be >= 1, got {self.step_size}")
+        if self.schedule == "multistep" and not self.milestones:
+            raise ConfigError("schedule 'multistep' needs milestones, e.g. [40, 60, 90]")
+        if not 0 < self.lr_gamma <= 1:
+            raise ConfigError(f"lr_gamma (the lr decay factor) must be in (0, 1], got "
+                              f"{self.lr_gamma}")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise ConfigError(f"early_stopping patience must be >= 1, got {self.early_stopping}")
         bad = [c for c in self.checkpoints if not 0 <= int(c) <= self.epochs]
@@ -177,4 +185,5 @@ class TrainFields:
         names = {f.name for f in fields(TrainFields)}
         d = {k: getattr(self, k) for k in names}
         d["checkpoints"] = self.checkpoint_epochs()
+        d["milestones"] = list(self.milestones)
         return TrainConfig(**d, **extra)

@@ -538,6 +538,51 @@ def report(
     console.print(f"wrote [bold]{build_report(sweep_dir, out)}[/]")
 
 
+# ---------------------------------------------------------------------------- claims
+
+
+@app.command("claims")
+def claims_cmd(
+    sweeps: list[Path] = typer.Argument(..., help="Sweep directories (any presets, any datasets)."),
+    zero: float | None = typer.Option(None, help="Redundancy ≈ 0: at most this [default 0.01]."),
+    one: float | None = typer.Option(None, help="Redundancy ≈ 1: at least this [default 0.9]."),
+    rise: float | None = typer.Option(None, help="Epoch-1 rise of redundancy [default 0.01]."),
+    decay: float | None = typer.Option(
+        None, help="Final redundancy at most this x its peak [default 0.5]."),
+    gain: float | None = typer.Option(None, help="An accuracy rises by at least this [0.02]."),
+    minor: float | None = typer.Option(
+        None, help="Minor factor range at most this x the smallest main range [0.5]."),
+    chance_margin: float | None = typer.Option(
+        None, help="Random inputs: accuracy at most 1/classes + this [0.05]."),
+    accuracies: str | None = typer.Option(
+        None, help="Accuracy columns, comma-separated [kmeans_test,knn_test,logreg_test]."),
+    out: Path | None = typer.Option(None, help="Also write the table (.csv or .parquet)."),
+) -> None:
+    """State each of the paper's findings with an explicit criterion, evaluate it on the
+    sweeps' results and print the numbers, a verdict and a one-line reason."""
+    from acthash._io import write_table
+    from acthash.claims import ClaimCriteria, evaluate_claims
+
+    given = {"zero": zero, "one": one, "rise": rise, "decay": decay, "gain": gain,
+             "minor": minor, "chance_margin": chance_margin, "accuracies": accuracies}
+    crit = ClaimCriteria.from_dict({k: v for k, v in given.items() if v is not None})
+    table = evaluate_claims(sweeps, crit)
+    if out is not None:
+        write_table(out, table)
+    colors = {"holds": "green", "does not hold": "red", "not measured here": "yellow"}
+    for ds, sub in table.groupby("dataset", sort=False):
+        rt = Table(title=f"the paper's findings on {ds}", show_lines=True)
+        for col in ("claim", "verdict", "measured", "reason"):
+            rt.add_column(col, overflow="fold")
+        for r in sub.itertuples():
+            rt.add_row(r.claim, f"[{colors[r.verdict]}]{r.verdict}[/]", r.measured,
+                       r.reason + (f" [dim]({r.warning})[/]" if r.warning else ""))
+        console.print(rt)
+    console.print("criteria:\n" + crit.describe())
+    if out is not None:
+        console.print(f"wrote {out}")
+
+
 # ---------------------------------------------------------------------------- studies
 
 from acthash.studies.regions import RegionsConfig  # noqa: E402
@@ -562,6 +607,9 @@ def study_regions(
     optimizer: Optimizer = _REG.optimizer,
     weight_decay: WeightDecay = _REG.weight_decay,
     schedule: Schedule = _REG.schedule,
+    step_size: StepSize = _REG.step_size,
+    sample_size: Annotated[int | None, typer.Option(
+        help="Train (and pick training points) on the first N examples.")] = _REG.sample_size,
     checkpoints: Annotated[str, typer.Option(
         help="Epochs to measure at (default: 0 and the last).")] = "",
     n_points: Annotated[int, typer.Option(

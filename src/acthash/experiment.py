@@ -41,7 +41,7 @@ from acthash.data.manipulate import noisy_labels, random_labels, subsample, trai
 from acthash.errors import ConfigError, CorruptFileError, InputError, MissingFileError
 from acthash.models import build_model
 from acthash.packed import parse_memory_budget
-from acthash.properties import encoding_properties, network_scores
+from acthash.properties import dead_unit_fractions, encoding_properties, network_scores
 from acthash.train import resolve_device, seed_everything, train
 
 __all__ = ["RunConfig", "RunResult", "run_experiment", "load_checkpoint", "environment_info",
@@ -62,6 +62,9 @@ class RunConfig(DataFields, ModelFields, TrainFields, ConfigDict):
 
     sample_size: int | None = None
     balanced: bool = False
+    # repeat the training rows floor(tile_to / N) times per epoch (the original sample-size
+    # scripts), so a small sample gets as many steps as a large one; codes use the N rows
+    tile_to: int | None = None
     label_noise: float = 0.0
     random_labels: bool = False
     val_split: float = 0.0
@@ -192,6 +195,8 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     ``runs_root``) unless ``write=False``.
     """
     cfg = cfg or RunConfig()
+    if cfg.tile_to is not None and int(cfg.tile_to) < 1:
+        raise InputError(f"tile_to must be a positive number of rows, got {cfg.tile_to}")
     ds, data_info, (x_tr, y_tr, x_val, y_val), noisy_idx, train_rows = _prepare(cfg)
     model = make_model(cfg, ds.input_shape, ds.n_classes)
     tcfg = cfg.train_config()
@@ -259,6 +264,7 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
                 backend=cfg.property_backend, memory_budget=budget, device=prop_device,
                 timings=timings,
             ))
+            rec.update(dead_unit_fractions(tr.codes, "dead_units_train"))  # never active
         if cfg.codes in ("aggregate", "both"):
             t1 = time.perf_counter()
             agg_tr = aggregate_codes(m, x_tr, labels=y_tr.numpy(), layers=cfg.layers,
@@ -308,7 +314,16 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
         scratch.clear()
         clock["in_checkpoints"] += time.perf_counter() - t0
 
-    result = train(model, x_tr, y_tr, tcfg, x_val=x_val, y_val=y_val,
+    x_fit, y_fit = x_tr, y_tr
+    if cfg.tile_to:  # the codes and properties stay on the N distinct rows
+        reps = max(1, int(cfg.tile_to) // len(x_tr))
+        x_fit = x_tr.repeat((reps,) + (1,) * (x_tr.ndim - 1))
+        y_fit = y_tr.repeat(reps)
+        data_info["tile_to"] = {"target": int(cfg.tile_to), "repeats": reps,
+                                "rows_per_epoch": len(x_fit)}
+        if run_dir is not None:
+            write_json(run_dir / "dataset.json", data_info)
+    result = train(model, x_fit, y_fit, tcfg, x_val=x_val, y_val=y_val,
                    on_checkpoint=on_checkpoint, progress=progress)
     metrics = pd.DataFrame(rows)
     for key, value in (("dataset", cfg.dataset), ("model", cfg.model), ("width", cfg.width),

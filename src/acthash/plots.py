@@ -1,7 +1,8 @@
 """Figures of a sweep: encoding properties against one factor, mean ± std over seeds.
 
 :func:`plot_factor` draws one panel per quantity (``QUANTITIES``: redundancy ratio,
-K-Means, K-NN, logistic regression and the network's own accuracy), each with a train
+K-Means, K-NN, logistic regression, the network's own accuracy and, when the results
+hold it, the fraction of dead units on the training set), each with a train
 (dashed) and a test (solid) series per ``hue`` value; the band is ± one standard
 deviation over the seeds. The x axis is logarithmic when the factor spans more than a
 factor of 20 (symmetric-log when it includes 0, e.g. epoch 0 or weight decay 0).
@@ -28,6 +29,7 @@ QUANTITIES = [
     ("knn", "k-NN accuracy (Hamming)"),
     ("logreg", "logistic regression accuracy"),
     ("net_acc", "network accuracy"),
+    ("dead_units", "dead units (never active, train)"),
 ]
 SPLITS = ("train", "test")
 FACTOR_LABELS = {
@@ -151,7 +153,9 @@ def plot_factor(df: pd.DataFrame, factor: str, hue: str | None = None, *,
     """
     import matplotlib.pyplot as plt
 
-    quantities = _quantity_labels(df, quantities or QUANTITIES)
+    quantities = [(q, label) for q, label in (quantities or QUANTITIES)
+                  if any(f"{q}_{s}" in df.columns for s in SPLITS)]  # panels with data
+    quantities = _quantity_labels(df, quantities)
     fcol = factor_column(df, factor)
     if hue is not None and hue == fcol:
         hue = None

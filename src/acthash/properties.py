@@ -34,6 +34,7 @@ from acthash.hamming import hamming_knn
 
 __all__ = [
     "redundancy_ratio",
+    "dead_unit_fractions",
     "count_distinct",
     "kmeans_scores",
     "kmeans_accuracy",
@@ -716,6 +717,38 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
     return rec
 
 
+def dead_unit_fractions(codes, prefix: str = "dead_units") -> dict:
+    """Fraction of units never active (every bit 0 on every row) over ``codes``, per layer.
+
+    codes: :class:`NeuralCodes` of the training set (layer spans used; a plain array counts
+    as one layer of one-bit units). A unit with two kinks (ReLU6, Hardtanh; bits stored
+    kink-major) is dead when none of its bits is ever 1. Returns ``{"dead_units": fraction
+    over all units, "dead_units_l1": first captured layer, "dead_units_l2": ...}`` (fractions
+    in [0, 1]; layers numbered in forward order; ``prefix`` names the keys: runs store
+    ``dead_units_train``, ``dead_units_train_l1``, ...). A redundancy plateau of a wide network
+    with many dead units is a training failure, not a property of the code.
+    """
+    codes = as_codes(codes)
+    if len(codes) == 0:
+        raise InputError("no codes: dead units need at least one training example")
+    ever = np.zeros(codes.n_bytes, dtype=np.uint8)
+    for lo in range(0, len(codes), 65536):
+        ever |= np.bitwise_or.reduce(np.asarray(codes.packed[lo: lo + 65536]), axis=0)
+    ever = np.unpackbits(ever, count=codes.n_bits).astype(bool)
+    spans = codes.layers or []
+    if not spans:
+        dead = ~ever
+        return {prefix: float(dead.mean()), f"{prefix}_l1": float(dead.mean())}
+    out, n_dead, n_units = {}, 0, 0
+    for i, s in enumerate(spans, start=1):
+        bits = ever[s.start: s.stop].reshape(s.bits_per_unit, -1)  # kink-major
+        dead = ~bits.any(axis=0)
+        out[f"{prefix}_l{i}"] = float(dead.mean()) if dead.size else 0.0
+        n_dead += int(dead.sum())
+        n_units += dead.size
+    return {prefix: n_dead / max(n_units, 1), **out}
+
+
 def property_rows(k: int | None = 9) -> list[tuple[str, str]]:
     """(column prefix, label) of each property in table order; the k-NN label names ``k``."""
     knn = f"{int(k)}-NN" if k is not None else "k-NN"
@@ -732,6 +765,7 @@ def property_rows(k: int | None = 9) -> list[tuple[str, str]]:
         ("agg_kmeans_std", "aggregate K-Means: std over seeds"),
         ("agg_knn", f"aggregate: {knn} (Euclidean)"),
         ("agg_logreg", "aggregate: logistic regression"),
+        ("dead_units", "dead units (never active on train)"),
         ("net_acc", "network accuracy"),
         ("net_loss", "network loss (nats)"),
     ]

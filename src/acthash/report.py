@@ -33,7 +33,7 @@ figcaption{font-size:.85em;color:#555}
 """
 
 _SUMMARY_COLS = ["redundancy_train", "redundancy_test", "kmeans_test", "knn_test", "logreg_test",
-                 "net_acc_train", "net_acc_test"]
+                 "net_acc_train", "net_acc_test", "dead_units_train"]
 
 
 def summary_table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -68,6 +68,25 @@ def _table(df: pd.DataFrame, regime_col: str | None = None, max_rows: int | None
         cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in r)
         rows.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _claims_section(sweep_dir: Path) -> str:
+    """The paper's findings evaluated on this sweep alone (others: not measured here)."""
+    from acthash.claims import ClaimCriteria, evaluate_claims
+
+    crit = ClaimCriteria()
+    head = "<h2>Paper claims</h2>"
+    try:
+        table = evaluate_claims([sweep_dir], crit)
+    except ValueError as e:  # no factor varies: say so instead of failing the report
+        return head + f"<p>{html.escape(str(e))}</p>"
+    shown = table[table["verdict"] != "not measured here"]
+    rest = table[table["verdict"] == "not measured here"]["claim"].unique()
+    cols = ["dataset", "claim", "verdict", "measured", "reason", "warning"]
+    body = _table(shown[cols]) if len(shown) else "<p>no claim is measured by this sweep</p>"
+    note = (f"<p>Not measured by this sweep: {html.escape(', '.join(rest))} (run "
+            "<code>acthash claims</code> over several presets' sweeps).</p>" if len(rest) else "")
+    return head + f"<pre>{html.escape(crit.describe())}</pre>" + body + note
 
 
 def build_report(sweep_dir: str | Path, out: str | Path | None = None, *,
@@ -124,6 +143,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *,
         parts.append(f"<pre>{html.escape(thresholds.describe())}</pre>")
         pt = phase_table.drop(columns=[c for c in ("source",) if c in phase_table.columns])
         parts.append(_table(pt.assign(regime=pt["regime"].astype(str)), regime_col="regime"))
+    parts.append(_claims_section(sweep_dir))
     parts.append("<h2>Sweep configuration</h2>")
     parts.append(f"<pre>{html.escape(json.dumps(meta, indent=2, default=str))}</pre>")
     parts.append("<h2>Environment</h2>")

@@ -45,12 +45,12 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 class TrainConfig(TrainFields, ConfigDict):
     """Optimization settings: the shared :class:`~acthash._config.TrainFields` (defaults follow
     the original study: Adam, lr 1e-2, batch 64; ``schedule="step"`` is its x0.1 every 20
-    epochs) plus ``gamma`` (the step decay factor) and ``restore_best`` (after early stopping,
+    epochs; ``lr_gamma`` is the decay factor of the step and multistep schedules) plus
+    ``restore_best`` (after early stopping,
     load the best validation state). ``checkpoints`` empty: no checkpoint callbacks."""
 
     _kind = "training config"
 
-    gamma: float = 0.1
     restore_best: bool = False
 
 
@@ -82,10 +82,13 @@ def _lr_at(cfg: TrainConfig, epoch: int) -> float:
     if cfg.schedule == "none":
         return cfg.lr
     if cfg.schedule == "step":
-        return cfg.lr * cfg.gamma ** ((epoch - 1) // cfg.step_size)
+        return cfg.lr * cfg.lr_gamma ** ((epoch - 1) // cfg.step_size)
+    if cfg.schedule == "multistep":
+        return cfg.lr * cfg.lr_gamma ** sum(1 for m in cfg.milestones if epoch > m)
     if cfg.schedule == "cosine":
         return 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - 1) / max(cfg.epochs, 1)))
-    raise InputError(f"unknown schedule {cfg.schedule!r}; use 'none', 'step' or 'cosine'")
+    raise InputError(f"unknown schedule {cfg.schedule!r}; use 'none', 'step', 'multistep' or "
+                     "'cosine'")
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096):

@@ -523,7 +523,7 @@ def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Pat
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                            optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
                            schedule=cfg.lr_schedule, step_size=cfg.lr_step_size,
-                           gamma=cfg.lr_gamma, checkpoints=epochs, seed=seed,
+                           lr_gamma=cfg.lr_gamma, checkpoints=epochs, seed=seed,
                            device=str(device))
         final: dict = {}
 

@@ -42,6 +42,7 @@ class RegionsConfig(DataFields, ModelFields, TrainFields, ConfigDict):
 
     _kind = "regions study config"
 
+    sample_size: int | None = None  # train (and pick training points) on the first N
     n_points: int = 200
     direction: str = "centre"  # "centre" or "random"
     t_max: float = 5.0
@@ -55,6 +56,8 @@ class RegionsConfig(DataFields, ModelFields, TrainFields, ConfigDict):
         super().validate()
         if self.direction not in ("centre", "center", "random"):
             raise ConfigError(f"direction must be 'centre' or 'random', got {self.direction!r}")
+        if self.sample_size is not None and self.sample_size < 1:
+            raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")
         if self.n_points < 1 or self.n_pairs < 0 or self.t_max <= 0:
             raise ConfigError("n_points must be >= 1, n_pairs >= 0 and t_max > 0")
 
@@ -159,6 +162,8 @@ def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path |
     seed_everything(cfg.seed)
     model = build_model(cfg.model, ds.input_shape, ds.n_classes, **cfg.model_kwargs())
     x_tr, y_tr, x_te, y_te = ds.x_train, ds.y_train, ds.x_test, ds.y_test
+    if cfg.sample_size is not None:  # the first N, so the network can fit them
+        x_tr, y_tr = x_tr[: cfg.sample_size], y_tr[: cfg.sample_size]
     centres = torch.stack([x_tr[y_tr == c].mean(0) if (y_tr == c).any() else x_tr.mean(0)
                            for c in range(ds.n_classes)])
     rng = np.random.default_rng([cfg.seed, 11])

@@ -17,7 +17,7 @@ _NOT_IN_KEY = ("device", "save_codes")  # do not change what a cell computes
 _KEY_VERSION = 1  # bump when the meaning of cached results changes
 _PHASE_KEYS = {"under", "sufficient", "plateau_tol", "redundancy", "accuracy"}
 _TOP_KEYS = {"name", "description", "factor", "hue", "base", "grid", "seeds", "repeats",
-             "phase"}
+             "phase", "provenance"}
 
 
 def _run_fields() -> set[str]:
@@ -62,6 +62,8 @@ class SweepConfig:
     hue: str | None = None
     description: str = ""
     phase: dict = field(default_factory=dict)
+    # where the recipe comes from and every deviation from it (presets fill it in)
+    provenance: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = _run_fields()

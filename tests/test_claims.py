@@ -1,0 +1,232 @@
+"""Claims: each finding's criterion gives the verdict its hand-made numbers call for; a
+missing factor names its preset; a single seed warns; the CLI and the report show the table."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from acthash._io import write_json, write_table
+from acthash.claims import CLAIMS, ClaimCriteria, evaluate_claims, sweep_roles
+from acthash.errors import InputError, MissingFileError
+
+ACC = ("kmeans_test", "knn_test", "logreg_test")
+MEASURES = ("redundancy_", "kmeans_", "knn_", "logreg_")
+
+
+def _rows(points, seeds=(0, 1), jitter=0.002, **const):
+    """Results rows: one per point and seed; seed s adds s*jitter to every measure."""
+    out = []
+    for i, p in enumerate(points):
+        for s in seeds:
+            r = {"cell": f"c{i}-{s}", "seed": s, "dataset": "digits", "n_classes": 10,
+                 "epoch": 30, **const}
+            for k, v in p.items():
+                r[k] = v + s * jitter if k.startswith(MEASURES) else v
+            out.append(r)
+    return out
+
+
+def _sweep(tmp_path, name, rows, preset_name=None):
+    d = tmp_path / name
+    write_table(d / "results.parquet", pd.DataFrame(rows))
+    write_json(d / "sweep.json", {"name": preset_name or name})
+    return d
+
+
+def _acc(v):
+    return {a: v for a in ACC}
+
+
+def _model_size(tmp_path, top=0.0, dead=0.0, name="ms"):
+    pts = [{"width": 2, "redundancy_train": 0.99, "redundancy_test": 0.97, "dead_units_train": 0.0,
+            **_acc(0.2)},
+           {"width": 32, "redundancy_train": 0.40, "redundancy_test": 0.30, "dead_units_train": 0.0,
+            **_acc(0.6)},
+           {"width": 256, "redundancy_train": top, "redundancy_test": top, "dead_units_train": dead,
+            **_acc(0.9)}]
+    return _sweep(tmp_path, name, _rows(pts), "model-size")
+
+
+def _training_time(tmp_path, rise=True):
+    pts = []
+    for w, curve in ((16, [0.95, 0.97, 0.96]), (64, [0.10, 0.40 if rise else 0.05, 0.02]),
+                     (256, [0.0, 0.0, 0.0])):
+        for e, r in zip((0, 1, 30), curve, strict=True):
+            pts.append({"width": w, "epoch": e, "redundancy_train": r, "redundancy_test": r,
+                        **_acc(0.5 + 0.01 * e)})
+    rows = _rows(pts)
+    for r in rows:
+        r["cell"] = f"w{r['width']}-{r['seed']}"
+    return _sweep(tmp_path, "tt", rows, "training-time")
+
+
+def _sample_size(tmp_path):
+    pts = [{"width": w, "n_train": n, "sample_size": n, "redundancy_train": r,
+            "redundancy_test": r / 2, **_acc(a)}
+           for w in (16, 64)
+           for n, r, a in ((10, 0.0, 0.3), (100, 0.05, 0.5), (1000, 0.2, 0.8))]
+    return _sweep(tmp_path, "ss", _rows(pts), "sample-size")
+
+
+def _by_claim(df):
+    return df.set_index("claim")
+
+
+def test_all_claims_hold_on_a_picture_like_the_paper(tmp_path):
+    ms = _model_size(tmp_path)
+    tt = _training_time(tmp_path)
+    ss = _sample_size(tmp_path)
+    wd = _sweep(tmp_path, "wd", _rows([{"width": 16, "weight_decay": w, "redundancy_train": 0.3,
+                                         "redundancy_test": 0.2, **_acc(0.7 + w)}
+                                        for w in (0.0, 1e-4, 1e-2)]), "regularization")
+    ln = _sweep(tmp_path, "ln", _rows([{"width": 16, "label_noise": f, "redundancy_train": 0.3 + f / 20,
+                                         "redundancy_test": 0.2, **_acc(0.7 - f / 10)}
+                                        for f in (0.0, 0.5, 1.0)]), "label-noise")
+    rd = _sweep(tmp_path, "rd", [
+        *_rows([{"width": 256, "redundancy_train": 0.0, "redundancy_test": 0.0, **_acc(0.9)}]),
+        *[{**r, "dataset": "random:digits"} for r in _rows(
+            [{"width": 256, "redundancy_train": 0.0, "redundancy_test": 0.0, **_acc(0.11)}])],
+    ], "random-data")
+    df = evaluate_claims([ms, tt, ss, wd, ln, rd])
+    assert list(df["claim"]) == [c.id for c in CLAIMS] and set(df["dataset"]) == {"digits"}
+    v = _by_claim(df)
+    assert (v["verdict"] == "holds").all(), v[["verdict", "reason"]].to_string()
+    assert (v["warning"] == "").all() and (v["n_seeds"] == 2).all()
+    # the numbers behind the verdicts are printed: mean ± std over the two seeds
+    assert "width 2: red.train 0.991±0.001" in v.loc["redundancy-width", "measured"]
+    m = v.loc["redundancy-epoch", "measured"]
+    assert "w16: 0.951→0.971→0.961 (peak 0.971) saturated" in m
+    assert "w256: 0.001→0.001→0.001 (peak 0.001) at the floor" in m
+    assert "on all 1 widths" in v.loc["redundancy-epoch", "reason"]
+    assert "K-NN +0.700" in v.loc["accuracy-width", "measured"]
+    # weight decay moves knn by 0.01; the smallest main range of knn is 0.3 (training time)
+    assert "K-NN 0.010" in v.loc["weight-decay-minor", "measured"]
+    assert "K-NN 0.300 (training-time)" in v.loc["weight-decay-minor", "measured"]
+
+
+def test_failures_give_the_measured_reason(tmp_path):
+    ms = _model_size(tmp_path, top=0.41, dead=0.38)
+    tt = _training_time(tmp_path, rise=False)
+    big = _sweep(tmp_path, "wd", _rows([{"width": 16, "weight_decay": w,
+                                         "redundancy_train": 0.0 if w == 0 else 0.9,
+                                         "redundancy_test": 0.0, **_acc(0.5)}
+                                        for w in (0.0, 1e-2)]), "regularization")
+    v = _by_claim(evaluate_claims([ms, tt, big]))
+    r = v.loc["redundancy-width"]
+    assert r["verdict"] == "does not hold"
+    assert "plateaus at 0.41" in r["reason"] and "38% of its units dead" in r["reason"]
+    r = v.loc["redundancy-epoch"]
+    assert r["verdict"] == "does not hold" and "w64 does not rise at epoch 1" in r["reason"]
+    r = v.loc["weight-decay-minor"]
+    assert r["verdict"] == "does not hold" and "red.train moves 0.900" in r["reason"]
+    # the accuracy-with-width curve rises; training time gains only 0.3 -> holds too
+    assert v.loc["accuracy-width", "verdict"] == "holds"
+
+
+def test_missing_factors_name_their_preset_and_one_seed_warns(tmp_path):
+    pts = [{"width": 2, "redundancy_train": 0.95, "redundancy_test": 0.95, **_acc(0.2)},
+           {"width": 64, "redundancy_train": 0.0, "redundancy_test": 0.0, **_acc(0.8)}]
+    ms = _sweep(tmp_path, "one", _rows(pts, seeds=(0,)), "model-size")
+    v = _by_claim(evaluate_claims([ms]))
+    assert v.loc["redundancy-width", "verdict"] == "holds"
+    assert "one seed" in v.loc["redundancy-width", "warning"]
+    assert "±" not in v.loc["redundancy-width", "measured"]
+    for claim, preset in (("redundancy-epoch", "training-time"), ("accuracy-sample", "sample-size"),
+                          ("label-noise-minor", "label-noise"), ("random-inputs", "random-data")):
+        assert v.loc[claim, "verdict"] == "not measured here"
+        assert f"--preset {preset} --dataset digits" in v.loc[claim, "reason"]
+    # a minor factor alone cannot be compared with anything
+    wd = _sweep(tmp_path, "wd", _rows([{"width": 16, "weight_decay": w, "redundancy_train": 0.3,
+                                        "redundancy_test": 0.2, **_acc(0.7)} for w in (0, 1e-3)]),
+                "regularization")
+    v = _by_claim(evaluate_claims([wd]))
+    assert v.loc["weight-decay-minor", "verdict"] == "not measured here"
+    assert "model-size" in v.loc["weight-decay-minor", "reason"]
+
+
+def test_two_sweeps_of_one_factor_are_evaluated_apart(tmp_path):
+    good = _model_size(tmp_path / "a")
+    bad = _model_size(tmp_path / "b", top=0.4, dead=0.5)
+    df = evaluate_claims([good, bad])
+    rows = df[df["claim"] == "redundancy-width"].set_index("dataset")
+    assert rows.loc["digits", "verdict"] == "holds"
+    assert rows.loc["digits (b/ms)", "verdict"] == "does not hold"
+    assert "50% of its units dead" in rows.loc["digits (b/ms)", "reason"]
+    later = df[df["dataset"] == "digits (b/ms)"].set_index("claim")
+    assert "--preset training-time --dataset digits`" in later.loc["redundancy-epoch", "reason"]
+
+
+def test_random_inputs_above_chance_do_not_hold(tmp_path):
+    rows = [{**r, "dataset": "random:digits"} for r in _rows(
+        [{"width": 64, "redundancy_train": 0.0, "redundancy_test": 0.02, **_acc(0.3)}])]
+    v = _by_claim(evaluate_claims([_sweep(tmp_path, "rd", rows, "random-data")]))
+    r = v.loc["random-inputs"]
+    assert r["verdict"] == "does not hold" and r["dataset"] == "digits"
+    assert "redundancy_test 0.021 > 0.01" in r["reason"]  # seeds 0 and 1: 0.020, 0.022
+    assert "knn_test 0.301 > chance + 0.05" in r["reason"]
+
+
+def test_criteria_are_configurable_and_checked(tmp_path):
+    ms = _model_size(tmp_path, top=0.005)
+    assert _by_claim(evaluate_claims([ms]))["verdict"]["redundancy-width"] == "holds"
+    strict = evaluate_claims([ms], {"zero": 0.001})
+    assert _by_claim(strict).loc["redundancy-width", "verdict"] == "does not hold"
+    assert "≤ 0.001" in _by_claim(strict).loc["redundancy-width", "criterion"]
+    c = ClaimCriteria(accuracies="knn_test, logreg_test")
+    assert c.accuracies == ("knn_test", "logreg_test")
+    assert "knn_test, logreg_test" in c.describe()
+    with pytest.raises(InputError, match="fraction"):
+        ClaimCriteria(zero=2.0)
+    with pytest.raises(InputError, match="unknown claim criteria"):
+        ClaimCriteria.from_dict({"nope": 1})
+
+
+def test_roles_and_bad_input(tmp_path):
+    df = pd.DataFrame({"width": [4, 4], "label_noise": [0.0, 0.5], "epoch": [1, 1]})
+    assert sweep_roles(df) == ["label-noise"]
+    assert sweep_roles(df, {"name": "model-size"}) == ["model-size"]
+    assert sweep_roles(pd.DataFrame({"dataset": ["a", "random:a"]})) == ["random-data"]
+    with pytest.raises(InputError, match="at least one sweep"):
+        evaluate_claims([])
+    with pytest.raises(MissingFileError, match="acthash sweep"):
+        evaluate_claims([tmp_path / "nothing"])
+    flat = _sweep(tmp_path, "flat", _rows([{"width": 4, "redundancy_train": 0.1,
+                                            "redundancy_test": 0.1, **_acc(0.5)}]), "custom")
+    with pytest.raises(InputError, match="no factor varies"):
+        evaluate_claims([flat])
+
+
+def test_cli_and_report_show_the_claims_on_a_real_sweep(tmp_path):
+    """A real (tiny) model-size sweep end to end: `acthash claims` and the report section."""
+    from typer.testing import CliRunner
+
+    from acthash.cli import app
+    from acthash.report import build_report
+    from acthash.sweep import run_sweep
+
+    cfg = {"name": "model-size", "factor": "width",
+           "base": {"dataset": "digits", "epochs": 2, "checkpoints": [2], "kmeans_n_init": 1,
+                    "logreg_strategy": "ovr", "save_codes": False, "batchnorm": True},
+           "grid": {"width": [2, 64]}, "seeds": [0]}
+    d = tmp_path / "ms"
+    run_sweep(cfg, d, progress=False)
+    runner = CliRunner()
+    r = runner.invoke(app, ["claims", str(d), "--zero", "0.02", "--out", str(tmp_path / "c.csv")])
+    assert r.exit_code == 0, r.output
+    assert "redundancy-width" in r.output and "one seed" in r.output
+    assert "≤ 0.02 at the largest" in r.output  # the criteria are printed with the table
+    table = pd.read_csv(tmp_path / "c.csv")
+    assert set(table["verdict"]) <= {"holds", "does not hold", "not measured here"}
+    res = pd.read_parquet(d / "results.parquet")
+    w2 = res[res["width"] == 2]["redundancy_train"].iloc[0]
+    expect = "holds" if w2 >= 0.9 and res[res["width"] == 64][
+        ["redundancy_train", "redundancy_test"]].max().max() <= 0.02 else "does not hold"
+    assert table.set_index("claim").loc["redundancy-width", "verdict"] == expect
+    r = runner.invoke(app, ["claims", str(tmp_path / "missing")])
+    assert r.exit_code == 2 and "acthash sweep" in r.output
+    page = build_report(d).read_text()
+    assert "Paper claims" in page and "redundancy-width" in page
+    assert json.loads((d / "sweep.json").read_text())["name"] == "model-size"
