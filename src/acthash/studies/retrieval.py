@@ -320,7 +320,8 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
             write_table(run_dir / "pr_curves.parquet", pr_curves)
         if search is not None:
             write_table(run_dir / "search.csv", search)
-        (run_dir / "summary.md").write_text(map_table(summary, cfg))
+        (run_dir / "summary.md").write_text(
+            map_table(summary, cfg) + "\n" + map_table(summary, cfg, metric="map_expected"))
         write_json(run_dir / "study.json", {
             "seconds": seconds, "cpu_seconds": time.process_time() - cpu_start,
             "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
