@@ -37,7 +37,7 @@ def _fresh_python(code: str) -> subprocess.CompletedProcess:
 def test_import_acthash_gives_the_documented_api():
     for name in acthash.__all__:
         assert hasattr(acthash, name), name
-    for sub in ("data", "models", "train", "errors"):
+    for sub in ("data", "models", "train", "errors", "binary", "ntk", "regions", "retrieval"):
         assert sub in acthash.__all__
     assert callable(acthash.data.load) and callable(acthash.train.train)
     assert acthash.models.MLP is not None
@@ -200,6 +200,7 @@ def _command(path: list[str]):
     (["study", "lsh"], "acthash.studies.lsh:LSHConfig", set()),
     (["study", "spectrum"], "acthash.studies.spectrum:SpectrumConfig", set()),
     (["study", "binary"], "acthash.studies.binary:BinaryStudyConfig", {"width", "depth"}),
+    (["study", "retrieval"], "acthash.studies.retrieval:RetrievalStudyConfig", set()),
 ])
 def test_cli_options_are_config_fields(path, cls, composite):
     """Every option sets the config field of its name (``composite``: documented parts of a
@@ -217,7 +218,7 @@ def test_cli_options_are_config_fields(path, cls, composite):
 
 def test_companion_studies_live_under_study():
     top = set(_command([]).commands)
-    assert "regions" not in top and {"regions", "lsh", "spectrum", "binary"} <= set(
+    assert "regions" not in top and {"regions", "lsh", "spectrum", "binary", "retrieval"} <= set(
         _command(["study"]).commands)
 
 

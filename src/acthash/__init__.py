@@ -8,7 +8,9 @@
 
 Subpackages: :mod:`acthash.data` (datasets), :mod:`acthash.models` (model zoo),
 :mod:`acthash.train` (training loop with checkpoints), :mod:`acthash.errors` (every user-facing
-error). The property functions and the capture API are importable from the top level.
+error), and the companion measurements :mod:`acthash.regions` (exact linear regions),
+:mod:`acthash.ntk` (empirical NTK), :mod:`acthash.binary` (latent binary encoding) and
+:mod:`acthash.retrieval` (hash encoders and retrieval metrics). The property functions and the capture API are importable from the top level.
 """
 
 from importlib.metadata import PackageNotFoundError
@@ -20,6 +22,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0+unknown"
 
 from acthash import data, errors, models, train  # noqa: E402
+from acthash import binary, ntk, regions, retrieval  # noqa: E402
 from acthash.aggregate import AggregateCodes, aggregate_codes, aggregate_properties  # noqa: E402
 from acthash.capture import Capture, capture, list_layers, neural_codes  # noqa: E402
 from acthash.codes import LayerSpan, NeuralCodes  # noqa: E402
@@ -47,6 +50,10 @@ from acthash.properties import (  # noqa: E402
 __all__ = [
     "__version__",
     "ActhashError",
+    "binary",
+    "ntk",
+    "regions",
+    "retrieval",
     "AggregateCodes",
     "Capture",
     "CorruptFileError",

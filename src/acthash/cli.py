@@ -912,6 +912,117 @@ def study_binary(
     console.print(f"study directory: [bold]{result.run_dir}[/]")
 
 
+from acthash.studies.retrieval import RetrievalStudyConfig  # noqa: E402
+
+_RET = RetrievalStudyConfig()
+_FILE_BASED = {"fashion-mnist", "mnist", "cifar10", "svhn"}
+
+
+@study_app.command("retrieval")
+def study_retrieval(
+    datasets: Annotated[str, typer.Option(help="Datasets, comma-separated.")] = (
+        _csv(_RET.datasets)),
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Directory holding the files of file-based datasets (fashion-mnist, ...).")] = None,
+    dataset_option: DatasetOption = [],  # noqa: B006
+    bits: Annotated[str, typer.Option(help="Bit budgets, comma-separated.")] = _csv(_RET.bits),
+    full: Annotated[bool, typer.Option(help="Also the budget of every unit of the network.")] = (
+        _RET.full),
+    encoders: Annotated[str, typer.Option(help="Encoders, comma-separated.")] = (
+        _csv(_RET.encoders)),
+    n_queries: Annotated[int, typer.Option(
+        help="Queries: a seeded sample of the test set (0 = all).")] = _RET.n_queries or 0,
+    n_database: Annotated[int, typer.Option(
+        help="Database: a seeded sample of the training set (0 = all).")] = _RET.n_database or 0,
+    train_size: Annotated[int, typer.Option(
+        help="Class-balanced training sample of the database for the network (0 = all).")] = (
+            _RET.train_size or 0),
+    widths: Annotated[str, typer.Option(help="Hidden widths of the MLP, comma-separated.")] = (
+        _csv(_RET.widths)),
+    epochs: Epochs = _RET.epochs,
+    min_steps: Annotated[int, typer.Option(
+        help="At least this many optimizer steps (more epochs on small training sets).")] = (
+            _RET.min_steps),
+    lr: Lr = _RET.lr,
+    batch_size: BatchSize = _RET.batch_size,
+    seeds: Annotated[str, typer.Option(help="Seeds (network, LSH, ITQ), comma-separated.")] = (
+        _csv(_RET.seeds)),
+    data_seed: Annotated[int, typer.Option(
+        help="Seed of the query/database/training samples.")] = _RET.data_seed,
+    select: Annotated[str, typer.Option(
+        help="Neural unit selection: entropy, decorrelated, first.")] = _RET.select,
+    itq_iter: Annotated[int, typer.Option(help="ITQ iterations.")] = _RET.itq_iter,
+    itq_fit_size: Annotated[int, typer.Option(
+        help="Database rows ITQ's rotation is fitted on (0 = all).")] = _RET.itq_fit_size or 0,
+    radius: Annotated[int, typer.Option(help="Hamming radius of the radius precision.")] = (
+        _RET.radius),
+    search: Annotated[bool, typer.Option(
+        help="Time exact and faiss search on the largest database.")] = _RET.search,
+    search_bits: Annotated[int, typer.Option(
+        help="Budget of the neural codes searched (0 = full).")] = _RET.search_bits or 0,
+    runs: Annotated[list[str], typer.Option(
+        "--runs", "--from-run",
+        help="DATASET=RUN_DIR: use the model of an `acthash run` (repeatable).")] = [],  # noqa: B006
+    save_encoders: Annotated[bool, typer.Option(
+        help="Write every fitted encoder (encoders/*.npz).")] = _RET.save_encoders,
+    figures: Annotated[bool, typer.Option(
+        help="Write the mAP-vs-bits and PR-curve figures.")] = _RET.figures,
+    device: Device = _RET.device,
+    out: Out = None,
+    runs_root: RunsRoot = Path("runs"),
+    progress: Progress = True,
+) -> None:
+    """Neural codes as a retrieval hash: mAP, precision@k and radius-2 precision of Hamming
+    ranking against LSH, PCA, ITQ and spectral hashing at equal bit budgets."""
+    params = dict(locals())
+    from acthash.studies.retrieval import run_retrieval_study
+
+    names = _parse_names(datasets)
+    run_dirs = {}
+    for item in runs:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected DATASET=RUN_DIR, got {item!r}")
+        run_dirs[key.strip()] = value.strip()
+    shared = _dataset_options(None, dataset_option)
+    options = {n: {**shared, **({"root": str(data_dir)} if data_dir and n in _FILE_BASED
+                                else {})} for n in names}
+    options = {n: o for n, o in options.items() if o}
+    cfg = _config(RetrievalStudyConfig, params, datasets=names, dataset_options=options,
+                  bits=_parse_ints(bits), encoders=_parse_names(encoders),
+                  n_queries=n_queries or None, n_database=n_database or None,
+                  train_size=train_size or None, widths=_parse_ints(widths),
+                  seeds=_parse_ints(seeds) or [0], itq_fit_size=itq_fit_size or None,
+                  search_bits=search_bits or None, runs=run_dirs)
+    result = run_retrieval_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    summary = result.summary
+    for name, sub in summary.groupby("dataset", sort=False):
+        labels = list(dict.fromkeys(sub["bits"]))
+        table = Table(title=f"{name}: mAP of Hamming ranking (mean ± std over seeds)")
+        table.add_column("encoder")
+        for b in labels:
+            table.add_column(b, justify="right")
+        for enc in dict.fromkeys(sub["encoder"]):
+            cells = []
+            for b in labels:
+                r = sub[(sub["encoder"] == enc) & (sub["bits"] == b)]
+                cells.append("n/a" if r.empty else
+                             f"{r['map_mean'].iloc[0]:.3f} ± {r['map_std'].iloc[0]:.3f}")
+            table.add_row(enc, *cells)
+        console.print(table)
+    if result.search is not None:
+        st = Table(title="Hamming search (recall@10 against exact)")
+        for c in ("dataset", "index", "n_bits", "build_s", "qps", "recall@10", "recall@10_dist"):
+            st.add_column(c, justify="right")
+        for _, r in result.search.iterrows():
+            st.add_row(str(r["dataset"]), str(r["index"]), str(r["n_bits"]),
+                       f"{r['build_s']:.2f}", f"{r['qps']:.0f}", f"{r['recall@10']:.3f}",
+                       f"{r['recall@10_dist']:.3f}")
+        console.print(st)
+    console.print(f"study directory: [bold]{result.run_dir}[/]")
+
+
+
 def main() -> None:  # console-script entry point
     app()
 

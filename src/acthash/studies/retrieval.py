@@ -114,7 +114,8 @@ class RetrievalStudyConfig(ConfigDict):
     figures: bool = True
     device: str = "auto"
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         unknown = [e for e in self.encoders if e not in ENCODER_NAMES]
         if unknown or not self.encoders:
             raise ConfigError(f"unknown encoders {unknown}; choose from {', '.join(ENCODER_NAMES)}")
