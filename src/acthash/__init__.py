@@ -21,8 +21,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0+unknown"
 
-from acthash import data, errors, models, train  # noqa: E402
-from acthash import binary, ntk, regions, retrieval  # noqa: E402
+from acthash import binary, data, errors, models, ntk, regions, retrieval, train  # noqa: E402  # noqa: E402
 from acthash.aggregate import AggregateCodes, aggregate_codes, aggregate_properties  # noqa: E402
 from acthash.capture import Capture, capture, list_layers, neural_codes  # noqa: E402
 from acthash.codes import LayerSpan, NeuralCodes  # noqa: E402
