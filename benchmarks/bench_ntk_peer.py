@@ -208,6 +208,8 @@ def run_json(cmd, env, timeout) -> dict:
 
 
 def find_peer(arg: str | None) -> Path | None:
+    if arg == "none":
+        return None
     cands = [arg, os.environ.get("ACTHASH_PEER_PYTHON")]
     for d in ("shared-peers-venv", "peers-venv"):
         cands += [str(ROOT.parent / d / "bin" / "python"),
@@ -229,7 +231,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
-    ap.add_argument("--peer-python", help="python of the neural-tangents environment")
+    ap.add_argument("--peer-python", help="python of the neural-tangents environment "
+                                          "('none': acthash side only)")
     ap.add_argument("--models", default=",".join(MODELS), help="comma list of " + ", ".join(MODELS))
     ap.add_argument("--quick", action="store_true", help="N / 4 (a smoke run, not the table)")
     ap.add_argument("--nt-impls", default="3,1",
