@@ -10,7 +10,7 @@ import pytest
 
 from acthash._io import write_json, write_table
 from acthash.claims import CLAIMS, ClaimCriteria, evaluate_claims, sweep_roles
-from acthash.errors import InputError, MissingFileError
+from acthash.errors import EXIT_USER_ERROR, InputError, MissingFileError
 
 ACC = ("kmeans_test", "knn_test", "logreg_test")
 MEASURES = ("redundancy_", "kmeans_", "knn_", "logreg_")
@@ -226,7 +226,7 @@ def test_cli_and_report_show_the_claims_on_a_real_sweep(tmp_path):
         ["redundancy_train", "redundancy_test"]].max().max() <= 0.02 else "does not hold"
     assert table.set_index("claim").loc["redundancy-width", "verdict"] == expect
     r = runner.invoke(app, ["claims", str(tmp_path / "missing")])
-    assert r.exit_code == 2 and "acthash sweep" in r.output
+    assert r.exit_code == EXIT_USER_ERROR and "acthash sweep" in r.output
     page = build_report(d).read_text()
     assert "Paper claims" in page and "redundancy-width" in page
     assert json.loads((d / "sweep.json").read_text())["name"] == "model-size"

@@ -306,7 +306,8 @@ def test_sweep_figures_carry_the_kmeans_seed_spread():
     assert np.allclose(agg["kmeans_test_std"], np.std([0.5, 0.6], ddof=1))
     assert "knn_test_seed_std" not in agg.columns
     fig = plot_factor(pd.DataFrame(rows), "width")
-    band = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
+    km_ax = next(ax for ax in fig.axes if ax.get_title().startswith("K-Means"))
+    band = km_ax.collections[0].get_paths()[0].vertices[:, 1]
     total = np.sqrt(np.std([0.5, 0.6], ddof=1) ** 2 + 0.00125)
     assert np.isclose(band.max() - band.min(), 2 * total)
 

@@ -49,7 +49,8 @@ def test_same_seed_same_codes_bit_for_bit(tmp_path):
     run_experiment(RunConfig(**SMALL, seed=1), out_dir=tmp_path / "c")
     for name in ("epoch_0000_train.ahc", "epoch_0002_test.ahc"):
         assert (tmp_path / "a/codes" / name).read_bytes() == (tmp_path / "b/codes" / name).read_bytes()
-    pd.testing.assert_frame_equal(a.metrics, b.metrics)
+    timing = [c for c in a.metrics.columns if c.startswith("seconds_")]  # wall clock varies
+    pd.testing.assert_frame_equal(a.metrics.drop(columns=timing), b.metrics.drop(columns=timing))
     assert not NeuralCodes.load(tmp_path / "c/codes/epoch_0002_train.ahc").equals(
         NeuralCodes.load(tmp_path / "a/codes/epoch_0002_train.ahc"))
 

@@ -46,7 +46,7 @@ def test_cli_run_aggregate_only_keeps_network_scores(tmp_path):
     assert result.exit_code == 0, result.output
     m = pd.read_parquet(tmp_path / "agg" / "metrics.parquet")
     assert "redundancy_test" not in m.columns and "net_acc_test" in m.columns
-    assert m["agg_kmeans_std_test"].notna().all() and "std over K-Means seeds" in result.output
+    assert m["agg_kmeans_std_test"].notna().all() and "std over seeds" in result.output
 
 
 def test_cli_bad_parity_options(tmp_path):

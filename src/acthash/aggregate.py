@@ -356,7 +356,7 @@ def aggregate_properties(train_codes, y_train=None, test_codes=None, y_test=None
     k-NN, one float64 K-Means fit with random_state 9 and fixed K, liblinear one-vs-one
     logistic regression with random_state 9, test-only k-NN and logistic regression).
     """
-    from acthash.properties import CONVENTIONS, _fit_logreg, _kmeans_on, _resolve
+    from acthash.properties import CONVENTIONS, _fit_logreg, _kmeans_dense, _resolve
 
     if convention not in CONVENTIONS:
         raise InputError(f"unknown convention {convention!r}; use 'acthash' or 'original'")
@@ -392,7 +392,7 @@ def aggregate_properties(train_codes, y_train=None, test_codes=None, y_test=None
             rec[keys[0]] = skip(keys[0], f"{len(x)} codes < K={kk} clusters")
             rec.update(dict.fromkeys(keys[1:], float("nan")))
             continue
-        km = _kmeans_on(x, y, kk, km_seed, kmeans_n_init, n_seeds)
+        km = _kmeans_dense(x, y, kk, km_seed, kmeans_n_init, n_seeds)
         rec[keys[0]], rec[keys[1]] = km["hungarian"], km["hungarian_std"]
         rec[keys[2]], rec[keys[3]] = km["purity"], km["purity_std"]
     if conv["train_scores"]:

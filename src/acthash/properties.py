@@ -203,6 +203,18 @@ def kmeans_scores(codes, labels=None, *, n_clusters: int | None = None, seed: in
     return _kmeans_on(fit, len(codes), labels, k, seed, n_seeds)
 
 
+def _kmeans_dense(x: np.ndarray, labels: np.ndarray, k: int, seed: int, n_init: int,
+                  n_seeds: int) -> dict:
+    """K-Means runs over seeds with scikit-learn on a dense (N, D) array ``x`` (real-valued
+    features such as the aggregate codes), scored as :func:`kmeans_scores`."""
+    from sklearn.cluster import KMeans
+
+    def fit(s: int) -> np.ndarray:
+        return KMeans(n_clusters=k, n_init=n_init, random_state=s).fit_predict(x)
+
+    return _kmeans_on(fit, len(x), labels, k, seed, n_seeds)
+
+
 def _kmeans_on(fit, n: int, labels: np.ndarray, k: int, seed: int, n_seeds: int) -> dict:
     """K-Means runs ``fit(seed_i) -> cluster labels`` over seeds ``seed .. seed + n_seeds - 1``
     of ``n`` examples, each scored both ways."""
