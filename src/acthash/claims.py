@@ -26,7 +26,8 @@ import pandas as pd
 
 from acthash.errors import InputError, MissingFileError
 
-__all__ = ["ClaimCriteria", "CLAIMS", "VERDICTS", "evaluate_claims", "sweep_roles"]
+__all__ = ["ClaimCriteria", "CLAIMS", "VERDICTS", "evaluate_claims", "matched_chance",
+           "sweep_roles"]
 
 VERDICTS = ("holds", "does not hold", "not measured here")
 HOLDS, FAILS, UNMEASURED = VERDICTS
@@ -57,7 +58,9 @@ class ClaimCriteria:
         of the means) of each ``minor_properties`` column over their grid is at most this
         times its smallest range over width, training time and sample size (0.5).
     chance_margin: random inputs categorize "at chance" when every accuracy is at most
-        1 / classes + this (0.05).
+        its chance level + this (0.05). Chance is 1 / classes, and for K-Means (scored after
+        the best cluster-to-class matching) the matched accuracy of uniformly random
+        clusters on the same number of test examples (:func:`matched_chance`).
     redundancy / accuracies / minor_properties: the result columns read.
     """
 
@@ -117,7 +120,8 @@ class ClaimCriteria:
             f" over the factor's grid ≤ {self.minor:g} × its smallest range over width, "
             "training time and sample size",
             f"random-inputs: at the largest width {red} ≤ {self.zero:g} and {acc} ≤ "
-            f"1/classes + {self.chance_margin:g}",
+            f"chance + {self.chance_margin:g} (chance: 1/classes; K-Means: Hungarian-matched "
+            "random clusters)",
         ])
 
 
@@ -483,6 +487,25 @@ def _minor(part: _Part, main: list[_Part], c: ClaimCriteria):
     return meas, HOLDS, f"every property moves ≤ {c.minor:g} × its smallest main-factor range"
 
 
+def matched_chance(n: int, n_classes: int, draws: int = 200, seed: int = 0) -> float:
+    """Chance level of a Hungarian-matched clustering accuracy: the mean accuracy of the
+    best one-to-one matching between ``n`` balanced labels and uniformly random clusters
+    (``draws`` seeded draws). It exceeds 1/classes on small sets, because the matching is
+    chosen to fit the labels (measure it: it shrinks towards 1/classes as n grows)."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % n_classes
+    acc = []
+    for _ in range(draws):
+        clusters = rng.integers(0, n_classes, size=n)
+        table = np.zeros((n_classes, n_classes), dtype=np.int64)
+        np.add.at(table, (clusters, labels), 1)
+        rows, cols = linear_sum_assignment(-table)
+        acc.append(table[rows, cols].sum() / n)
+    return float(np.mean(acc))
+
+
 def _random_inputs(part: _Part, c: ClaimCriteria):
     df = _final(part.table)
     _need([*c.redundancy, *c.accuracies], df, part.role)
@@ -496,18 +519,22 @@ def _random_inputs(part: _Part, c: ClaimCriteria):
     if n_cls is None:
         return "-", UNMEASURED, "the results lack n_classes; rerun the sweep"
     chance = 1.0 / n_cls
+    n_test = int(at["n_test"].iloc[0]) if "n_test" in at.columns else 0
+    # K-Means is scored after the best matching of clusters to classes: its chance is higher
+    chances = {a: (matched_chance(n_test, n_cls) if a.startswith("kmeans") and n_test
+                   else chance) for a in c.accuracies}
     m = at[[*c.redundancy, *c.accuracies]].mean()
     meas = (f"random inputs, width {w}: " + ", ".join(f"{_SHORT.get(r, r)} {m[r]:.3f}"
                                                        for r in c.redundancy)
-            + "; " + ", ".join(f"{_SHORT.get(a, a)} {m[a]:.3f}" for a in c.accuracies)
-            + f" (chance {chance:.3f})")
+            + "; " + ", ".join(f"{_SHORT.get(a, a)} {m[a]:.3f} (chance {chances[a]:.3f})"
+                               for a in c.accuracies))
     if not real.empty and w is not None and (real["width"] == w).any():
         rm = real[real["width"] == w][list(c.accuracies)].mean()
         meas += "; real inputs: " + ", ".join(f"{_SHORT.get(a, a)} {rm[a]:.3f}"
                                               for a in c.accuracies)
     fails = [f"{r} {m[r]:.3f} > {c.zero:g}" for r in c.redundancy if m[r] > c.zero]
-    fails += [f"{a} {m[a]:.3f} > chance + {c.chance_margin:g}" for a in c.accuracies
-              if m[a] > chance + c.chance_margin]
+    fails += [f"{a} {m[a]:.3f} > chance {chances[a]:.3f} + {c.chance_margin:g}"
+              for a in c.accuracies if m[a] > chances[a] + c.chance_margin]
     if fails:
         return meas, FAILS, "; ".join(fails)
     return meas, HOLDS, "every random-input code is distinct and categorization is at chance"
@@ -525,7 +552,7 @@ _CRITERION = {
     "accuracy-sample": lambda c: f"high − low end ≥ +{c.gain:g} (each accuracy, each curve)",
     "weight-decay-minor": lambda c: f"range ≤ {c.minor:g} × smallest main-factor range",
     "label-noise-minor": lambda c: f"range ≤ {c.minor:g} × smallest main-factor range",
-    "random-inputs": lambda c: f"redundancy ≤ {c.zero:g}; accuracy ≤ 1/classes + "
+    "random-inputs": lambda c: f"redundancy ≤ {c.zero:g}; accuracy ≤ chance + "
                                f"{c.chance_margin:g}",
 }
 
