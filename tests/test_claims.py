@@ -159,6 +159,14 @@ def test_two_sweeps_of_one_factor_are_evaluated_apart(tmp_path):
     assert "--preset training-time --dataset digits`" in later.loc["redundancy-epoch", "reason"]
 
 
+def test_a_sweep_with_one_finished_value_is_not_evidence(tmp_path):
+    wd = _sweep(tmp_path, "wd", _rows([{"width": 16, "weight_decay": 0.0, "redundancy_train": 0.3,
+                                        "redundancy_test": 0.2, **_acc(0.7)}]), "regularization")
+    v = _by_claim(evaluate_claims([_model_size(tmp_path), wd]))
+    assert v.loc["weight-decay-minor", "verdict"] == "not measured here"
+    assert "only 1 value of weight_decay" in v.loc["weight-decay-minor", "reason"]
+
+
 def test_random_inputs_above_chance_do_not_hold(tmp_path):
     rows = [{**r, "dataset": "random:digits", "n_test": 1000} for r in _rows(
         [{"width": 64, "redundancy_train": 0.0, "redundancy_test": 0.02, **_acc(0.3)}])]

@@ -332,6 +332,21 @@ def _factor_frame(part: _Part) -> tuple[pd.DataFrame, str]:
     return df, factor
 
 
+def _too_few(part: _Part) -> str:
+    """Why a (partial) sweep cannot testify yet: its factor has fewer than two values."""
+    if part.role == "random-data":
+        if not part.table["dataset"].astype(str).str.startswith("random:").any():
+            return (f"no random:NAME cell has finished in {part.sweep}; rerun the sweep (it "
+                    "computes only the missing cells)")
+        return ""
+    df, factor = _factor_frame(part)
+    n = df[factor].nunique() if factor in df.columns else 0
+    if n < 2:
+        return (f"only {n} value of {factor} has finished in {part.sweep}; rerun the sweep "
+                "(it computes only the missing cells)")
+    return ""
+
+
 def _row(claim: Claim, dataset: str, criterion: str, measured: str, verdict: str, reason: str,
          parts: list[_Part]) -> dict:
     seeds = min((p.n_seeds for p in parts), default=0)
@@ -579,6 +594,10 @@ def evaluate_claims(sweeps, criteria: ClaimCriteria | dict | None = None) -> pd.
             part = book.get(ds, claim.needs[0])
             if part is None:
                 rows.append(_unmeasured(claim, ds, crit, list(claim.needs)))
+                continue
+            few = _too_few(part)
+            if few:
+                rows.append(_row(claim, ds, crit, "-", UNMEASURED, few, [part]))
                 continue
             if claim.id.endswith("-minor"):
                 if not main:
