@@ -463,10 +463,11 @@ def _redundancy_sample(part: _Part, c: ClaimCriteria):
 def _accuracy_rises(part: _Part, c: ClaimCriteria):
     df, factor = _factor_frame(part)
     _need(c.accuracies, df, part.role)
-    bits, fails = [], []
+    bits, fails, min_gain = [], [], np.inf
     for key, m, _ in _curves(df, factor, c.accuracies):
         lo, hi = m.index[0], m.index[-1]
         gains = {a: float(m.loc[hi, a] - m.loc[lo, a]) for a in c.accuracies}
+        min_gain = min(min_gain, *gains.values())
         name = _fmt_w(key) if key is not None else f"{factor} {lo}→{hi}"
         text = ", ".join(f"{_SHORT.get(a, a)} {g:+.3f}" for a, g in gains.items())
         bits.append(text if key is None else f"{name}: {text}")
@@ -477,7 +478,8 @@ def _accuracy_rises(part: _Part, c: ClaimCriteria):
     meas = f"gain over {span}: " + "; ".join(bits)
     if fails:
         return meas, FAILS, "gain below +" + f"{c.gain:g} for " + "; ".join(fails)
-    return meas, HOLDS, f"every accuracy gains ≥ +{c.gain:g} on every curve"
+    return meas, HOLDS, (f"every accuracy gains ≥ +{c.gain:g} on every curve (smallest "
+                         f"{min_gain:+.3f})")
 
 
 def _minor(part: _Part, main: list[_Part], c: ClaimCriteria):
@@ -499,7 +501,9 @@ def _minor(part: _Part, main: list[_Part], c: ClaimCriteria):
              if p in main_r and v > c.minor * main_r[p][0] + 1e-12]
     if fails:
         return meas, FAILS, "; ".join(fails)
-    return meas, HOLDS, f"every property moves ≤ {c.minor:g} × its smallest main-factor range"
+    worst = max(mine[p] / main_r[p][0] if main_r[p][0] > 0 else 0.0 for p in mine if p in main_r)
+    return meas, HOLDS, (f"every property moves ≤ {c.minor:g} × its smallest main-factor "
+                         f"range (largest ratio {worst:.2f})")
 
 
 def matched_chance(n: int, n_classes: int, draws: int = 200, seed: int = 0) -> float:
@@ -552,7 +556,10 @@ def _random_inputs(part: _Part, c: ClaimCriteria):
               for a in c.accuracies if m[a] > chances[a] + c.chance_margin]
     if fails:
         return meas, FAILS, "; ".join(fails)
-    return meas, HOLDS, "every random-input code is distinct and categorization is at chance"
+    top = max(c.accuracies, key=lambda a: m[a] - chances[a])
+    return meas, HOLDS, (f"codes distinct (redundancy ≤ {max(m[r] for r in c.redundancy):.3f}) "
+                         f"and categorization at chance (at most {m[top] - chances[top]:+.3f} "
+                         f"above it, {_SHORT.get(top, top)})")
 
 
 _CRITERION = {
