@@ -16,7 +16,8 @@ import pytest  # noqa: E402
 from acthash.plots import QUANTITIES, aggregate, infer_factor, plot_factor, plot_results  # noqa: E402
 
 PANEL_TITLES = ["redundancy ratio", "K-Means accuracy (Hungarian)", "9-NN accuracy (Hamming)",
-                "logistic regression accuracy", "network accuracy"]
+                "logistic regression accuracy", "network accuracy",
+                "dead units (never active, train)"]
 
 
 def _results(factor="width", values=(4, 16, 64, 256), seeds=(0, 1, 2), hue=None, hues=(None,)):
