@@ -159,14 +159,33 @@ def test_two_sweeps_of_one_factor_are_evaluated_apart(tmp_path):
     assert "--preset training-time --dataset digits`" in later.loc["redundancy-epoch", "reason"]
 
 
+def test_a_sweep_with_one_finished_value_is_not_evidence(tmp_path):
+    wd = _sweep(tmp_path, "wd", _rows([{"width": 16, "weight_decay": 0.0, "redundancy_train": 0.3,
+                                        "redundancy_test": 0.2, **_acc(0.7)}]), "regularization")
+    v = _by_claim(evaluate_claims([_model_size(tmp_path), wd]))
+    assert v.loc["weight-decay-minor", "verdict"] == "not measured here"
+    assert "only 1 value of weight_decay" in v.loc["weight-decay-minor", "reason"]
+
+
 def test_random_inputs_above_chance_do_not_hold(tmp_path):
-    rows = [{**r, "dataset": "random:digits"} for r in _rows(
+    rows = [{**r, "dataset": "random:digits", "n_test": 1000} for r in _rows(
         [{"width": 64, "redundancy_train": 0.0, "redundancy_test": 0.02, **_acc(0.3)}])]
     v = _by_claim(evaluate_claims([_sweep(tmp_path, "rd", rows, "random-data")]))
     r = v.loc["random-inputs"]
     assert r["verdict"] == "does not hold" and r["dataset"] == "digits"
     assert "redundancy_test 0.021 > 0.01" in r["reason"]  # seeds 0 and 1: 0.020, 0.022
-    assert "knn_test 0.301 > chance + 0.05" in r["reason"]
+    assert "knn_test 0.301 > chance 0.100 + 0.05" in r["reason"]
+    assert "kmeans_test" in r["reason"]  # 0.301 is above the matched chance of 1000 examples
+
+
+def test_matched_chance_of_kmeans():
+    from acthash.claims import matched_chance
+
+    # 2 examples, 2 classes: random clusters are {0,0},{1,1} (acc 1/2) or {0,1},{1,0} (acc 1)
+    assert matched_chance(2, 2, draws=4000) == pytest.approx(0.75, abs=0.02)
+    # large sets approach 1/classes from above
+    assert 0.10 < matched_chance(5000, 10) < 0.13
+    assert matched_chance(360, 10) > matched_chance(5000, 10)
 
 
 def test_criteria_are_configurable_and_checked(tmp_path):

@@ -26,7 +26,8 @@ import pandas as pd
 
 from acthash.errors import InputError, MissingFileError
 
-__all__ = ["ClaimCriteria", "CLAIMS", "VERDICTS", "evaluate_claims", "sweep_roles"]
+__all__ = ["ClaimCriteria", "CLAIMS", "VERDICTS", "evaluate_claims", "matched_chance",
+           "sweep_roles"]
 
 VERDICTS = ("holds", "does not hold", "not measured here")
 HOLDS, FAILS, UNMEASURED = VERDICTS
@@ -57,7 +58,9 @@ class ClaimCriteria:
         of the means) of each ``minor_properties`` column over their grid is at most this
         times its smallest range over width, training time and sample size (0.5).
     chance_margin: random inputs categorize "at chance" when every accuracy is at most
-        1 / classes + this (0.05).
+        its chance level + this (0.05). Chance is 1 / classes, and for K-Means (scored after
+        the best cluster-to-class matching) the matched accuracy of uniformly random
+        clusters on the same number of test examples (:func:`matched_chance`).
     redundancy / accuracies / minor_properties: the result columns read.
     """
 
@@ -117,7 +120,8 @@ class ClaimCriteria:
             f" over the factor's grid ≤ {self.minor:g} × its smallest range over width, "
             "training time and sample size",
             f"random-inputs: at the largest width {red} ≤ {self.zero:g} and {acc} ≤ "
-            f"1/classes + {self.chance_margin:g}",
+            f"chance + {self.chance_margin:g} (chance: 1/classes; K-Means: Hungarian-matched "
+            "random clusters)",
         ])
 
 
@@ -327,6 +331,21 @@ def _factor_frame(part: _Part) -> tuple[pd.DataFrame, str]:
     return df, factor
 
 
+def _too_few(part: _Part) -> str:
+    """Why a (partial) sweep cannot testify yet: its factor has fewer than two values."""
+    if part.role == "random-data":
+        if not part.table["dataset"].astype(str).str.startswith("random:").any():
+            return (f"no random:NAME cell has finished in {part.sweep}; rerun the sweep (it "
+                    "computes only the missing cells)")
+        return ""
+    df, factor = _factor_frame(part)
+    n = df[factor].nunique() if factor in df.columns else 0
+    if n < 2:
+        return (f"only {n} value of {factor} has finished in {part.sweep}; rerun the sweep "
+                "(it computes only the missing cells)")
+    return ""
+
+
 def _row(claim: Claim, dataset: str, criterion: str, measured: str, verdict: str, reason: str,
          parts: list[_Part]) -> dict:
     seeds = min((p.n_seeds for p in parts), default=0)
@@ -443,10 +462,11 @@ def _redundancy_sample(part: _Part, c: ClaimCriteria):
 def _accuracy_rises(part: _Part, c: ClaimCriteria):
     df, factor = _factor_frame(part)
     _need(c.accuracies, df, part.role)
-    bits, fails = [], []
+    bits, fails, min_gain = [], [], np.inf
     for key, m, _ in _curves(df, factor, c.accuracies):
         lo, hi = m.index[0], m.index[-1]
         gains = {a: float(m.loc[hi, a] - m.loc[lo, a]) for a in c.accuracies}
+        min_gain = min(min_gain, *gains.values())
         name = _fmt_w(key) if key is not None else f"{factor} {lo}→{hi}"
         text = ", ".join(f"{_SHORT.get(a, a)} {g:+.3f}" for a, g in gains.items())
         bits.append(text if key is None else f"{name}: {text}")
@@ -457,7 +477,8 @@ def _accuracy_rises(part: _Part, c: ClaimCriteria):
     meas = f"gain over {span}: " + "; ".join(bits)
     if fails:
         return meas, FAILS, "gain below +" + f"{c.gain:g} for " + "; ".join(fails)
-    return meas, HOLDS, f"every accuracy gains ≥ +{c.gain:g} on every curve"
+    return meas, HOLDS, (f"every accuracy gains ≥ +{c.gain:g} on every curve (smallest "
+                         f"{min_gain:+.3f})")
 
 
 def _minor(part: _Part, main: list[_Part], c: ClaimCriteria):
@@ -479,7 +500,28 @@ def _minor(part: _Part, main: list[_Part], c: ClaimCriteria):
              if p in main_r and v > c.minor * main_r[p][0] + 1e-12]
     if fails:
         return meas, FAILS, "; ".join(fails)
-    return meas, HOLDS, f"every property moves ≤ {c.minor:g} × its smallest main-factor range"
+    worst = max(mine[p] / main_r[p][0] if main_r[p][0] > 0 else 0.0 for p in mine if p in main_r)
+    return meas, HOLDS, (f"every property moves ≤ {c.minor:g} × its smallest main-factor "
+                         f"range (largest ratio {worst:.2f})")
+
+
+def matched_chance(n: int, n_classes: int, draws: int = 200, seed: int = 0) -> float:
+    """Chance level of a Hungarian-matched clustering accuracy: the mean accuracy of the
+    best one-to-one matching between ``n`` balanced labels and uniformly random clusters
+    (``draws`` seeded draws). It exceeds 1/classes on small sets, because the matching is
+    chosen to fit the labels (measure it: it shrinks towards 1/classes as n grows)."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % n_classes
+    acc = []
+    for _ in range(draws):
+        clusters = rng.integers(0, n_classes, size=n)
+        table = np.zeros((n_classes, n_classes), dtype=np.int64)
+        np.add.at(table, (clusters, labels), 1)
+        rows, cols = linear_sum_assignment(-table)
+        acc.append(table[rows, cols].sum() / n)
+    return float(np.mean(acc))
 
 
 def _random_inputs(part: _Part, c: ClaimCriteria):
@@ -495,21 +537,28 @@ def _random_inputs(part: _Part, c: ClaimCriteria):
     if n_cls is None:
         return "-", UNMEASURED, "the results lack n_classes; rerun the sweep"
     chance = 1.0 / n_cls
+    n_test = int(at["n_test"].iloc[0]) if "n_test" in at.columns else 0
+    # K-Means is scored after the best matching of clusters to classes: its chance is higher
+    chances = {a: (matched_chance(n_test, n_cls) if a.startswith("kmeans") and n_test
+                   else chance) for a in c.accuracies}
     m = at[[*c.redundancy, *c.accuracies]].mean()
     meas = (f"random inputs, width {w}: " + ", ".join(f"{_SHORT.get(r, r)} {m[r]:.3f}"
                                                        for r in c.redundancy)
-            + "; " + ", ".join(f"{_SHORT.get(a, a)} {m[a]:.3f}" for a in c.accuracies)
-            + f" (chance {chance:.3f})")
+            + "; " + ", ".join(f"{_SHORT.get(a, a)} {m[a]:.3f} (chance {chances[a]:.3f})"
+                               for a in c.accuracies))
     if not real.empty and w is not None and (real["width"] == w).any():
         rm = real[real["width"] == w][list(c.accuracies)].mean()
         meas += "; real inputs: " + ", ".join(f"{_SHORT.get(a, a)} {rm[a]:.3f}"
                                               for a in c.accuracies)
     fails = [f"{r} {m[r]:.3f} > {c.zero:g}" for r in c.redundancy if m[r] > c.zero]
-    fails += [f"{a} {m[a]:.3f} > chance + {c.chance_margin:g}" for a in c.accuracies
-              if m[a] > chance + c.chance_margin]
+    fails += [f"{a} {m[a]:.3f} > chance {chances[a]:.3f} + {c.chance_margin:g}"
+              for a in c.accuracies if m[a] > chances[a] + c.chance_margin]
     if fails:
         return meas, FAILS, "; ".join(fails)
-    return meas, HOLDS, "every random-input code is distinct and categorization is at chance"
+    top = max(c.accuracies, key=lambda a: m[a] - chances[a])
+    return meas, HOLDS, (f"codes distinct (redundancy ≤ {max(m[r] for r in c.redundancy):.3f}) "
+                         f"and categorization at chance (at most {m[top] - chances[top]:+.3f} "
+                         f"above it, {_SHORT.get(top, top)})")
 
 
 _CRITERION = {
@@ -524,7 +573,7 @@ _CRITERION = {
     "accuracy-sample": lambda c: f"high − low end ≥ +{c.gain:g} (each accuracy, each curve)",
     "weight-decay-minor": lambda c: f"range ≤ {c.minor:g} × smallest main-factor range",
     "label-noise-minor": lambda c: f"range ≤ {c.minor:g} × smallest main-factor range",
-    "random-inputs": lambda c: f"redundancy ≤ {c.zero:g}; accuracy ≤ 1/classes + "
+    "random-inputs": lambda c: f"redundancy ≤ {c.zero:g}; accuracy ≤ chance + "
                                f"{c.chance_margin:g}",
 }
 
@@ -551,6 +600,10 @@ def evaluate_claims(sweeps, criteria: ClaimCriteria | dict | None = None) -> pd.
             part = book.get(ds, claim.needs[0])
             if part is None:
                 rows.append(_unmeasured(claim, ds, crit, list(claim.needs)))
+                continue
+            few = _too_few(part)
+            if few:
+                rows.append(_row(claim, ds, crit, "-", UNMEASURED, few, [part]))
                 continue
             if claim.id.endswith("-minor"):
                 if not main:
