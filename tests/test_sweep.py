@@ -122,7 +122,9 @@ def test_cell_key_covers_what_determines_a_cell():
 
 
 def test_presets_build_valid_grids():
-    for name in PRESETS:
+    cnn = preset("cnn")
+    assert cnn.grid == {"model": ["vgg11", "resnet20"]} and cnn.base["dataset"] == "fashion-mnist"
+    for name in (p for p in PRESETS if p != "cnn"):
         cpu = preset(name, seeds=2)
         cells = cpu.cells()
         assert cells and {c.params["seed"] for c in cells} == {0, 1}

@@ -72,8 +72,9 @@ def _safe_run_cell(cell: dict, cache_dir: str | None = None, threads: int = 1) -
 
 
 def tidy_rows(cell: Cell, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Metrics rows plus the cell's identity and config columns (deterministic)."""
-    df = metrics.copy()
+    """Metrics rows plus the cell's identity and config columns (deterministic: the wall-clock
+    ``seconds_*`` columns stay in the cell's own run directory, not in the sweep table)."""
+    df = metrics.drop(columns=[c for c in metrics.columns if c.startswith("seconds_")])
     cfg = cell.config
     cols = {"cell": cell.key, "cell_index": cell.index}
     for k in (*_CONFIG_COLUMNS, *cell.params):
