@@ -5,6 +5,10 @@ one stored first comes first. Backends, all exact and giving the same neighbours
 ``"numba"`` (a compiled popcount kernel, the fastest here), ``"faiss"``
 (``faiss.IndexBinaryFlat``) and ``"numpy"`` (chunked, always available). ``"auto"`` takes
 the first one installed in that order.
+
+:func:`class_counts` counts, per query and class, the codes closer than and exactly at a
+radius (numba, numpy or torch on a device): with the k-th distance from :func:`hamming_knn`
+it gives the order-independent k-NN tie rule of :mod:`acthash.properties`.
 """
 
 from __future__ import annotations
