@@ -10,6 +10,10 @@ first of numba, faiss, numpy installed (torch when ``device`` is an accelerator)
 The database is streamed: it is read in blocks of rows (a memory-mapped ``.ahc`` is never
 read whole) and each block's neighbours are merged into the running top-k by (distance,
 index), so the result does not depend on the block size.
+
+:func:`class_counts` counts, per query and class, the codes closer than and exactly at a
+radius (numba, numpy or torch on a device): with the k-th distance from :func:`hamming_knn`
+it gives the order-independent k-NN tie rule of :mod:`acthash.properties`.
 """
 
 from __future__ import annotations
