@@ -12,10 +12,12 @@ scikit-learn path (dense unpacked codes) against the streamed path on the same f
 accuracies of both and the ratios of time and peak memory; checks that in-memory and
 memory-mapped codes give the same record bit for bit.
 
-``full``: a ResNet-20 trained one epoch on all 60 000 training images; codes of the 60 000
-+ 10 000 images captured straight to ``.ahc`` files; every property (redundancy, K-Means,
+``full``: codes of all 60 000 + 10 000 images captured straight to ``.ahc`` files from a
+ResNet-20 trained one epoch (on all 60 000 images, or ``--n-train``, or reuse the small
+case's model with ``--model-from DIR/model.pt``); every property (redundancy, K-Means,
 9-NN with leave-one-out train score, one-vs-one logistic regression, on train and test)
-from the memory-mapped files, with seconds per property and peak memory, training excluded.
+from the memory-mapped files, each in its own process, with seconds, CPU seconds and peak
+memory, training excluded.
 
 Both report the k-NN kernel's rate against the machine's popcount limit measured in the
 same process (``hamming.popcount_rate``). Results are printed and written to

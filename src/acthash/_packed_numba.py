@@ -72,21 +72,6 @@ def lut_rmatmul(packed, rows, weights, hist):
 
 
 @njit(parallel=True, cache=True)
-def row_popcounts(words, out):
-    """out[i] = number of set bits of row i of a (N, W) uint64 array."""
-    n, w = words.shape
-    for i in prange(n):
-        s = 0
-        for j in range(w):
-            x = words[i, j]
-            x = x - ((x >> np.uint64(1)) & _M1)
-            x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
-            x = (x + (x >> np.uint64(4))) & _M4
-            s += (x * _H01) >> np.uint64(56)
-        out[i] = s
-
-
-@njit(parallel=True, cache=True)
 def hamming_to(words, queries, out):
     """out[i, q] = Hamming distance between row i of ``words`` (N, W) uint64 and query q of
     ``queries`` (Q, W) uint64; out (N, Q) float64."""
