@@ -212,7 +212,8 @@ def print_metrics(metrics, k: int | None = None) -> None:
         for split in ("train", "test"):
             col = f"{key}_{split}"
             if col in metrics.columns and not (key.endswith("_std") and metrics[col].isna().all()):
-                table.add_row(label if first else "", split, *[_fmt(v) for v in metrics[col]])
+                shown = "  std over seeds" if key.endswith("_std") else label
+                table.add_row(shown if first else "", split, *[_fmt(v) for v in metrics[col]])
                 first = False
     console.print(table)
     if "kmeans_n_seeds" in metrics.columns:
