@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from acthash._config import OPTIMIZERS, SCHEDULES, ConfigDict, TrainFields
+from acthash._config import OPTIMIZERS, ConfigDict, TrainFields
 from acthash._run import progress_bar
 from acthash.errors import DivergenceError, InputError
 
@@ -54,10 +54,6 @@ class TrainConfig(TrainFields, ConfigDict):
     restore_best: bool = False
 
 
-_OPTIMIZERS = OPTIMIZERS
-_SCHEDULES = SCHEDULES
-
-
 @dataclass
 class TrainResult:
     history: pd.DataFrame  # one row per epoch: epoch, lr, train_loss, train_acc[, val_*]
@@ -74,7 +70,7 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay)
-    raise InputError(f"unknown optimizer {cfg.optimizer!r}; use one of {_OPTIMIZERS}")
+    raise InputError(f"unknown optimizer {cfg.optimizer!r}; use one of {OPTIMIZERS}")
 
 
 def _lr_at(cfg: TrainConfig, epoch: int) -> float:

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from acthash import binary
-from acthash._config import ConfigDict
+from acthash._config import OPTIMIZERS, SCHEDULES, ConfigDict
 from acthash._run import (
     atomic_path,
     progress_bar,
@@ -112,8 +112,7 @@ CONVENTION_PAIRS = [
 ]
 
 _SPLITS = ("train", "test")
-_OPTIMIZERS = ("adam", "adamw", "sgd")
-_SCHEDULES = ("none", "step", "cosine")
+_SCHEDULES = tuple(s for s in SCHEDULES if s != "multistep")  # no milestones here
 _SHIFTS = ("permuted", "uniform")
 
 
@@ -174,9 +173,9 @@ class BinaryStudyConfig(ConfigDict):
         bad = [c for c in self.checkpoints if not 0 <= c <= self.epochs]
         if bad:
             raise ConfigError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
-        if self.optimizer not in _OPTIMIZERS:
+        if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of "
-                              f"{', '.join(_OPTIMIZERS)}")
+                              f"{', '.join(OPTIMIZERS)}")
         if self.lr_schedule not in _SCHEDULES:
             raise ConfigError(f"unknown lr_schedule {self.lr_schedule!r}; use one of "
                               f"{', '.join(_SCHEDULES)}")
