@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
+from bench_core import best_of  # the benchmarks' shared timer (this folder is on the path)
 
 from acthash import NeuralCodes
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
