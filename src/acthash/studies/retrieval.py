@@ -388,17 +388,20 @@ def _style(enc: str):
     return color, "--" if space == "raw" else "-", marker
 
 
+def _panels(n: int, ax=None):
+    """``n`` axes in a row (a new figure), or the given ``ax`` (one Axes or a sequence)."""
+    if ax is not None:
+        return np.atleast_1d(ax)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)[1][0]
+
+
 def plot_map_vs_bits(summary: pd.DataFrame, metric: str = "map", ax=None):
     """mAP against the bit budget, one line per encoder (mean ± std over seeds), one panel
     per dataset (``ax``: a sequence of axes, one per dataset). Returns the axes array."""
-    import matplotlib.pyplot as plt
-
     names = list(dict.fromkeys(summary["dataset"]))
-    if ax is None:
-        _, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), squeeze=False)
-        axes = axes[0]
-    else:
-        axes = np.atleast_1d(ax)
+    axes = _panels(len(names), ax)
     for a, name in zip(axes, names, strict=True):
         sub = summary[summary["dataset"] == name]
         for enc in [e for e in ENCODER_NAMES if e in set(sub["encoder"])]:
@@ -424,18 +427,12 @@ def plot_map_vs_bits(summary: pd.DataFrame, metric: str = "map", ax=None):
 def plot_pr_curves(pr_curves: pd.DataFrame, bits: str = "64", seed: int | None = None, ax=None):
     """Precision-recall curves of Hamming-radius retrieval at one budget (first seed by
     default), one panel per dataset. Returns the axes array."""
-    import matplotlib.pyplot as plt
-
     if bits not in set(pr_curves["bits"]):
         bits = str(pr_curves["bits"].iloc[0])
     seed = int(pr_curves["seed"].iloc[0]) if seed is None else seed
     sel = pr_curves[(pr_curves["bits"] == bits) & (pr_curves["seed"] == seed)]
     names = list(dict.fromkeys(sel["dataset"]))
-    if ax is None:
-        _, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), squeeze=False)
-        axes = axes[0]
-    else:
-        axes = np.atleast_1d(ax)
+    axes = _panels(len(names), ax)
     for a, name in zip(axes, names, strict=True):
         sub = sel[sel["dataset"] == name]
         for enc in [e for e in ENCODER_NAMES if e in set(sub["encoder"])]:
