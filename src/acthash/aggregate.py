@@ -29,9 +29,8 @@ from torch.overrides import TorchFunctionMode
 
 from acthash.capture import (
     _FUNCTIONS,
-    _install_name_hooks,
+    _begin_capture,
     _iter_batches,
-    _model_device_dtype,
     _no_relu_message,
     _Recorder,
 )
@@ -161,16 +160,9 @@ def aggregate_codes(model: nn.Module, data, *, layers: str | Sequence[str] | Non
     data, labels, batch_size, device, keep_outputs : as in :func:`acthash.capture`.
     Returns :class:`AggregateCodes` with float64 values (N, sum of the layers' channels).
     """
-    if not isinstance(model, nn.Module):
-        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if normalize not in ("range", None):
         raise InputError(f"unknown normalize={normalize!r}; use 'range' or None")
-    model_device, model_dtype = _model_device_dtype(model)
-    device = torch.device(device) if device is not None else model_device
-    was_training = model.training
-    model.eval()
-    stack: list = []
-    handles = _install_name_hooks(model, stack)
+    device, model_dtype, stack, restore = _begin_capture(model, device)
     chosen: list[int] | None = None
     n_calls = 0
     meta: list = []
@@ -207,9 +199,7 @@ def aggregate_codes(model: nn.Module, data, *, layers: str | Sequence[str] | Non
                     label_parts.append(np.asarray(y.cpu()).reshape(-1))
                 n_seen += x.shape[0]
     finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+        restore()
     if n_seen == 0:
         raise InputError("no inputs: the data is empty; pass at least one example")
     blocks, spans, pos = [], [], 0

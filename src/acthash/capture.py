@@ -223,6 +223,30 @@ def _model_device_dtype(model: nn.Module):
     return torch.device("cpu"), torch.get_default_dtype()
 
 
+def _begin_capture(model: nn.Module, device):
+    """Check ``model``, put it in eval mode and install the name hooks.
+
+    Returns ``(device, dtype, stack, restore)``: the device to run on (``device`` or the
+    model's), the model's float dtype, the module-name stack the hooks fill, and a callable
+    that removes the hooks and restores the model's train/eval state.
+    """
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model_device, model_dtype = _model_device_dtype(model)
+    device = torch.device(device) if device is not None else model_device
+    was_training = model.training
+    model.eval()
+    stack: list = []
+    handles = _install_name_hooks(model, stack)
+
+    def restore() -> None:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    return device, model_dtype, stack, restore
+
+
 def _iter_batches(data, batch_size: int):
     """Yield (x, y_or_None) batches from a tensor/array, an iterable of batches or a DataLoader."""
     if isinstance(data, np.ndarray):
@@ -331,14 +355,7 @@ def capture(
     Each batch is packed as it arrives, so peak memory holds one batch of activations.
     The model's train/eval state is restored afterwards.
     """
-    if not isinstance(model, nn.Module):
-        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    model_device, model_dtype = _model_device_dtype(model)
-    device = torch.device(device) if device is not None else model_device
-    was_training = model.training
-    model.eval()
-    stack: list = []
-    handles = _install_name_hooks(model, stack)
+    device, model_dtype, stack, restore = _begin_capture(model, device)
     packed_parts: list[np.ndarray] = []
     label_parts: list[np.ndarray] = []
     output_parts: list[torch.Tensor] = []
@@ -419,9 +436,7 @@ def capture(
             writer.abort()
         raise
     finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+        restore()
     if n_seen == 0:
         raise InputError("no inputs: the data is empty; pass at least one example")
     n_bits = spans[-1].stop
