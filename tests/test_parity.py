@@ -16,7 +16,13 @@ from sklearn.neighbors import KNeighborsClassifier
 from acthash import NeuralCodes, encoding_properties
 from acthash import properties as P
 from acthash.errors import InputError, SmallDataWarning
-from acthash.hamming import available_backends, class_counts, hamming_distances
+from acthash.hamming import (
+    available_backends,
+    class_counts,
+    hamming_distances,
+    share_counts,
+    share_counts_loo,
+)
 
 # the issue's minimal case: 1-bit codes, query [1], k = 9
 TIE_TR = np.array([1, 0, 0, 0, 0, 1, 1, 0, 1, 1], dtype=np.uint8)[:, None]
@@ -142,6 +148,61 @@ def test_class_counts_by_brute_force(rng):
         less, eq = class_counts(dbc, y, qc, radius, 3, **kw)
         np.testing.assert_array_equal(less, exp_less, err_msg=str(kw))
         np.testing.assert_array_equal(eq, exp_eq, err_msg=str(kw))
+
+
+def _brute_share(d, y, k, n_classes):
+    """Per row of the distance matrix d: class counts below and at its k-th distance."""
+    dk = np.sort(d, axis=1)[:, k - 1]
+    less = np.stack([np.bincount(y[d[i] < dk[i]], minlength=n_classes) for i in range(len(d))])
+    equal = np.stack([np.bincount(y[d[i] == dk[i]], minlength=n_classes) for i in range(len(d))])
+    return less, equal
+
+
+@pytest.mark.parametrize("budget", [None, 2 * (8 + 4) * 7])  # default tiles, 7-row tiles
+def test_share_counts_one_pass_by_brute_force(rng, budget):
+    # few distinct codes and short rows: many ties at the k-th distance, so the counts of
+    # codes tied there (not in the running list) are exercised
+    base = rng.integers(0, 2, size=(12, 13)).astype(np.uint8)
+    db = base[rng.integers(0, 12, size=203)]
+    q = np.concatenate([base[:5], rng.integers(0, 2, size=(30, 13)).astype(np.uint8)])
+    y = rng.integers(0, 4, size=203)
+    d = (q[:, None, :] != db[None, :, :]).sum(2)
+    dbc, qc = NeuralCodes.from_bits(db), NeuralCodes.from_bits(q)
+    for k in (1, 9, 40):
+        less, eq = share_counts(dbc, y, qc, k, 4, memory_budget=budget)
+        exp_less, exp_eq = _brute_share(d, y, k, 4)
+        np.testing.assert_array_equal(less, exp_less, err_msg=f"k={k}")
+        np.testing.assert_array_equal(eq, exp_eq, err_msg=f"k={k}")
+        # leave-one-out: each code against the others (self masked out of the brute force)
+        dd = (db[:, None, :] != db[None, :, :]).sum(2).astype(float)
+        np.fill_diagonal(dd, np.inf)
+        less, eq = share_counts_loo(dbc, y, k, 4, memory_budget=budget)
+        exp_less, exp_eq = _brute_share(dd, y, k, 4)
+        np.testing.assert_array_equal(less, exp_less, err_msg=f"loo k={k}")
+        np.testing.assert_array_equal(eq, exp_eq, err_msg=f"loo k={k}")
+
+
+def test_share_counts_do_not_depend_on_row_order(rng):
+    db = rng.integers(0, 2, size=(150, 9)).astype(np.uint8)
+    y = rng.integers(0, 3, size=150)
+    perm = rng.permutation(150)
+    a = share_counts_loo(NeuralCodes.from_bits(db), y, 9, 3, memory_budget=2 * 12 * 16)
+    b = share_counts_loo(NeuralCodes.from_bits(db[perm]), y[perm], 9, 3)
+    np.testing.assert_array_equal(a[0][perm], b[0])
+    np.testing.assert_array_equal(a[1][perm], b[1])
+
+
+def test_share_counts_bad_input():
+    codes = NeuralCodes.from_bits(np.eye(5, dtype=np.uint8))
+    with pytest.raises(InputError, match="between 1 and the number of other codes 4"):
+        share_counts_loo(codes, np.arange(5) % 2, 5)
+    with pytest.raises(InputError, match="between 1 and the database size 5"):
+        share_counts(codes, np.arange(5) % 2, codes, 6)
+    with pytest.raises(InputError, match="one class index per database row"):
+        share_counts(codes, np.arange(4), codes, 2)
+    from acthash.errors import ResourceError
+    with pytest.raises(ResourceError, match="raise memory_budget"):
+        share_counts(codes, np.arange(5) % 2, codes, 2, memory_budget=8)
 
 
 def test_unknown_ties_and_too_large_k():

@@ -146,3 +146,114 @@ def class_counts_words(db, labels, queries, radius, n_classes):
             elif s == r:
                 equal[a, labels[i]] += 1
     return less, equal
+
+
+# ---------------------------------------------------------------------------------------------
+# One-pass state of the order-independent ("share") k-NN tie rule. Per query: the k smallest
+# distances seen so far, sorted, with the labels of their rows (best_d (Q, k) int32, best_c
+# (Q, k) int64; unfilled slots hold SENTINEL), and extra (Q, C) int64: per class, the rows seen
+# at exactly the current k-th distance that are not in the list. Every row closer than the k-th
+# distance is in the list, so at the end the list and ``extra`` give the per-class counts
+# closer than and at the k-th distance, after one pass over the database in any order.
+
+SENTINEL = np.int32(2**30)
+
+
+@njit(inline="always")
+def _share_add(best_d, best_c, extra, a, k, s, c):
+    t = best_d[a, k - 1]
+    if s > t:
+        return
+    if s == t:
+        extra[a, c] += 1
+        return
+    ev = best_c[a, k - 1]
+    p = k - 1
+    while p > 0 and best_d[a, p - 1] > s:
+        best_d[a, p] = best_d[a, p - 1]
+        best_c[a, p] = best_c[a, p - 1]
+        p -= 1
+    best_d[a, p] = s
+    best_c[a, p] = c
+    if t != SENTINEL:
+        if best_d[a, k - 1] == t:
+            extra[a, ev] += 1  # the evicted row is still at the k-th distance
+        else:
+            for m in range(extra.shape[1]):  # the k-th distance dropped below t
+                extra[a, m] = 0
+
+
+@njit(parallel=True, cache=True)
+def distance_tile(a, b, out):
+    """out[i, j] = Hamming distance of rows a[i] and b[j]; a (Na, W), b (Nb, W) uint64,
+    out (Na, Nb) int32. Four rows of ``a`` share each word of ``b``."""
+    na, w = a.shape
+    nb = b.shape[0]
+    for t in prange((na + 3) // 4):
+        i = 4 * t
+        if i + 4 <= na:
+            for j in range(nb):
+                s0 = np.uint64(0)
+                s1 = np.uint64(0)
+                s2 = np.uint64(0)
+                s3 = np.uint64(0)
+                for m in range(w):
+                    y = b[j, m]
+                    s0 += _popcount64(a[i, m] ^ y)
+                    s1 += _popcount64(a[i + 1, m] ^ y)
+                    s2 += _popcount64(a[i + 2, m] ^ y)
+                    s3 += _popcount64(a[i + 3, m] ^ y)
+                out[i, j] = np.int32(s0)
+                out[i + 1, j] = np.int32(s1)
+                out[i + 2, j] = np.int32(s2)
+                out[i + 3, j] = np.int32(s3)
+        else:
+            for x in range(i, na):
+                for j in range(nb):
+                    s = np.uint64(0)
+                    for m in range(w):
+                        s += _popcount64(a[x, m] ^ b[j, m])
+                    out[x, j] = np.int32(s)
+
+
+@njit(parallel=True, cache=True)
+def share_rows(dist, col_labels, row0, col0, best_d, best_c, extra, skip_self):
+    """Add the distance tile ``dist`` (R, Cn) int32 to the share state of its rows: row r is
+    query ``row0 + r``, column j database row ``col0 + j`` of label ``col_labels[j]``; with
+    ``skip_self`` (leave-one-out: queries and database are one set) the pair of a row with
+    itself is skipped."""
+    k = best_d.shape[1]
+    for r in prange(dist.shape[0]):
+        a = row0 + r
+        for j in range(dist.shape[1]):
+            if not skip_self or col0 + j != a:
+                _share_add(best_d, best_c, extra, a, k, dist[r, j], col_labels[j])
+
+
+@njit(parallel=True, cache=True)
+def share_cols(dist, row_labels, row0, col0, best_d, best_c, extra, skip_self):
+    """The transpose of :func:`share_rows`: add tile column j to the state of query
+    ``col0 + j`` from the rows ``row0 + r`` (labels ``row_labels``)."""
+    k = best_d.shape[1]
+    for j in prange(dist.shape[1]):
+        a = col0 + j
+        for r in range(dist.shape[0]):
+            if not skip_self or row0 + r != a:
+                _share_add(best_d, best_c, extra, a, k, dist[r, j], row_labels[r])
+
+
+@njit(cache=True)
+def share_finish(best_d, best_c, extra):
+    """The share state -> (less, equal), both (Q, C) int64: per class, the rows closer than
+    and exactly at the k-th distance."""
+    nq, k = best_d.shape
+    less = np.zeros(extra.shape, np.int64)
+    equal = extra.copy()
+    for a in range(nq):
+        t = best_d[a, k - 1]
+        for p in range(k):
+            if best_d[a, p] < t:
+                less[a, best_c[a, p]] += 1
+            else:
+                equal[a, best_c[a, p]] += 1
+    return less, equal

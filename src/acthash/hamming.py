@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["hamming_distances", "hamming_knn", "popcount", "HAVE_FAISS", "HAVE_NUMBA",
            "available_backends", "class_counts", "hamming_distances_torch",
-           "kth_distances_torch", "popcount_rate"]
+           "kth_distances_torch", "popcount_rate", "share_counts", "share_counts_loo"]
 
 #: bytes of database rows per streamed block (fits the last-level cache of most CPUs)
 _DB_BLOCK_BYTES = 32 << 20
@@ -315,6 +315,106 @@ def class_counts(database, labels, queries, radius, n_classes: int | None = None
         less[lo : lo + step] = np.rint((d < r).astype(np.float64) @ onehot).astype(np.int64)
         equal[lo : lo + step] = np.rint((d == r).astype(np.float64) @ onehot).astype(np.int64)
     return less, equal
+
+
+# ---------------------------------------------------------------------------------------------
+# The same counts in one pass (numba): the k-th distance and the per-class counts at and below it
+# come out of one sweep over the database, and for leave-one-out each pair of codes is compared
+# once (its distance updates both codes), so the rule costs half a database pass per query.
+
+#: most rows of one side of a distance tile
+_TILE_ROWS = 1024
+
+
+def _tile_rows(n_bytes: int, memory_budget) -> int:
+    """Rows per side of a distance tile: two blocks of packed rows within the budget."""
+    from acthash.errors import ResourceError
+    from acthash.packed import parse_memory_budget
+
+    budget = _DB_BLOCK_BYTES if memory_budget is None else parse_memory_budget(memory_budget)
+    row = 8 * ((n_bytes + 7) // 8)
+    if budget < 2 * (row + 4):
+        raise ResourceError(f"memory budget {budget} bytes is too small for one pair of rows of "
+                            f"{n_bytes} bytes (needs {2 * (row + 4)}); raise memory_budget "
+                            "(e.g. '1GB')")
+    return int(max(1, min(_TILE_ROWS, min(budget, _DB_BLOCK_BYTES) // (2 * (row + 4)))))
+
+
+def _share_state(nq: int, k: int, n_classes: int):
+    best_d = np.full((nq, k), _hamming_numba.SENTINEL, dtype=np.int32)
+    best_c = np.zeros((nq, k), dtype=np.int64)
+    extra = np.zeros((nq, n_classes), dtype=np.int64)
+    return best_d, best_c, extra
+
+
+def _words_block(packed, lo: int, hi: int) -> np.ndarray:
+    return _hamming_numba.as_words(np.asarray(packed[lo:hi]))
+
+
+def _check_share_args(k, n: int, n_classes, labels, what: str):
+    if not HAVE_NUMBA:
+        raise MissingDependencyError("numba is not installed: pip install numba, or use "
+                                     "class_counts(backend='numpy')")
+    if not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
+        raise InputError(f"k={k!r} must be an integer between 1 and {what} {n}")
+
+
+def share_counts(database, labels, queries, k: int, n_classes: int | None = None, *,
+                 memory_budget=None):
+    """Per query and class, the database codes closer than and exactly at the query's k-th
+    nearest Hamming distance, in one streamed pass (numba).
+
+    database : (N, B) packed codes (or NeuralCodes, possibly memory-mapped); labels : (N,)
+        class indices in [0, n_classes); queries : (Q, B) packed codes; 1 <= k <= N.
+    Returns ``(less, equal)``, both (Q, n_classes) int64, equal to
+    ``class_counts(database, labels, queries, d_k)`` with d_k the k-th distance of
+    :func:`hamming_knn`; they do not depend on the order of the database rows.
+    memory_budget : bytes (or "512MB") of packed rows held at once (two tile blocks; default
+        32 MiB).
+    """
+    db, q = _as_packed(database), _as_packed(queries)
+    labels, _, n_classes = _check_counts_args(db, labels, q, np.zeros(q.shape[0]), n_classes)
+    _check_share_args(k, db.shape[0], n_classes, labels, "the database size")
+    state = _share_state(q.shape[0], k, n_classes)
+    b = _tile_rows(db.shape[1], memory_budget)
+    tile = np.empty((b, b), dtype=np.int32)
+    for qlo in range(0, q.shape[0], b):
+        qw = _words_block(q, qlo, qlo + b)
+        for lo in range(0, db.shape[0], b):
+            dw = _words_block(db, lo, lo + b)
+            t = tile[: qw.shape[0], : dw.shape[0]]
+            _hamming_numba.distance_tile(qw, dw, t)
+            _hamming_numba.share_rows(t, labels[lo : lo + b], qlo, lo, *state, False)
+    return _hamming_numba.share_finish(*state)
+
+
+def share_counts_loo(codes, labels, k: int, n_classes: int | None = None, *,
+                     memory_budget=None):
+    """Leave-one-out :func:`share_counts`: per code and class, the *other* codes closer than
+    and exactly at its k-th nearest distance among the others (1 <= k < N).
+
+    Each pair of codes is compared once: the database is cut into blocks of rows, and the
+    distance tile of blocks I <= J updates the codes of both blocks, so the whole count costs
+    N (N - 1) / 2 distances. Returns ``(less, equal)``, both (N, n_classes) int64.
+    """
+    db = _as_packed(codes)
+    labels, _, n_classes = _check_counts_args(db, labels, db, np.zeros(db.shape[0]), n_classes)
+    _check_share_args(k, db.shape[0] - 1, n_classes, labels, "the number of other codes")
+    n = db.shape[0]
+    state = _share_state(n, k, n_classes)
+    b = _tile_rows(db.shape[1], memory_budget)
+    tile = np.empty((b, b), dtype=np.int32)
+    # tiles in row-major order: every code meets the others in increasing index order
+    for ilo in range(0, n, b):
+        iw = _words_block(db, ilo, ilo + b)
+        for jlo in range(ilo, n, b):
+            jw = iw if jlo == ilo else _words_block(db, jlo, jlo + b)
+            t = tile[: iw.shape[0], : jw.shape[0]]
+            _hamming_numba.distance_tile(iw, jw, t)
+            _hamming_numba.share_rows(t, labels[jlo : jlo + b], ilo, jlo, *state, True)
+            if jlo != ilo:
+                _hamming_numba.share_cols(t, labels[ilo : ilo + b], ilo, jlo, *state, True)
+    return _hamming_numba.share_finish(*state)
 
 
 def _unpacked_torch(packed: np.ndarray, device, dtype):

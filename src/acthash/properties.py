@@ -311,6 +311,14 @@ def _kth_distance(db: NeuralCodes, q: NeuralCodes, k: int, backend: str, device,
     return dist[:, k - 1].astype(np.int64)
 
 
+def _one_pass(backend: str, device) -> bool:
+    """Whether the share rule runs as one numba pass (:func:`acthash.hamming.share_counts`)
+    rather than a k-th-distance search followed by a counting pass."""
+    from acthash.hamming import HAVE_NUMBA
+
+    return device is None and backend in ("auto", "numba") and HAVE_NUMBA
+
+
 def _check_k(k, n_train: int, what: str = "k-NN") -> None:
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}")
@@ -333,9 +341,12 @@ def knn_predict(train_codes, y_train=None, test_codes=None, *, k: int = 9,
         ``np.argpartition`` selection), one vote each — the original study's numbers.
     In both, a tie in the vote goes to the smallest label (scikit-learn's rule).
     backend : "auto", "numba", "faiss" or "numpy" (same predictions); ``device`` (a torch
-        device, e.g. "cuda") computes the distances with torch there instead.
-    memory_budget : bytes (or "512MB") of training codes read at once by the k-th-distance
-        search (the database is streamed in blocks, so a memory-mapped ``.ahc`` works).
+        device, e.g. "cuda") computes the distances with torch there instead. With "auto"
+        or "numba" the share rule is one streamed pass over the training codes
+        (:func:`acthash.hamming.share_counts`); otherwise a k-th-distance search and a
+        counting pass.
+    memory_budget : bytes (or "512MB") of codes read at once (the training codes are
+        streamed in blocks, so a memory-mapped ``.ahc`` works).
     """
     _check_ties(ties)
     train = as_codes(train_codes)
@@ -349,6 +360,11 @@ def knn_predict(train_codes, y_train=None, test_codes=None, *, k: int = 9,
     if ties == "sklearn":
         idx = _sklearn_neighbours(train, test, k, device)
         return classes[_vote(yi[idx], len(classes))]
+    if _one_pass(backend, device):
+        from acthash.hamming import share_counts
+
+        less, equal = share_counts(train, yi, test, k, len(classes), memory_budget=memory_budget)
+        return classes[_share_vote(less, equal, k)]
     from acthash.hamming import class_counts
 
     dk = _kth_distance(train, test, k, backend, device, memory_budget)
@@ -373,7 +389,8 @@ def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
     with the same tie rule as :func:`knn_predict`.
 
     ``"share"``: the k-th distance among the others, per-class counts without the example
-    itself. ``"sklearn"``: scikit-learn's ``kneighbors()`` without a query (k + 1 neighbours
+    itself; with backend "auto"/"numba" one pass that compares each pair of codes once
+    (:func:`acthash.hamming.share_counts_loo`). ``"sklearn"``: scikit-learn's ``kneighbors()`` without a query (k + 1 neighbours
     of each training code, itself removed — or, when more than k + 1 exact duplicates hide
     it, the first of them)."""
     _check_ties(ties)
@@ -392,6 +409,11 @@ def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
         keep[no_self, 0] = False
         neighbours = idx[keep].reshape(n, k)
         return classes[_vote(yi[neighbours], len(classes))]
+    if _one_pass(backend, device):
+        from acthash.hamming import share_counts_loo
+
+        less, equal = share_counts_loo(codes, yi, k, len(classes), memory_budget=memory_budget)
+        return classes[_share_vote(less, equal, k)]
     from acthash.hamming import class_counts
 
     # self is at distance 0, so the k-th distance among the others is the (k+1)-th overall
