@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-_ROW_BLOCK = 64  # rows per task of lut_matmul (their accumulators stay in L1)
 _BYTE_BLOCK = 32  # bytes per task of lut_rmatmul (its histogram slice stays in L2)
 
 _M1 = np.uint64(0x5555555555555555)
@@ -23,29 +22,72 @@ _H01 = np.uint64(0x0101010101010101)
 
 
 @njit(parallel=True, cache=True)
-def lut_matmul(packed, rows, tables, out):
+def lut_matmul(packed, rows, tables, out, chunk, byte_block):
     """out[r] = bits(packed[rows[r]]) @ W for tables built from W.
 
     packed (N, B) uint8; rows (n,) int64; tables (B, 256, M) float64 with tables[:, 0] = 0;
-    out (n, M) float64, overwritten.
+    out (n, M) float64, overwritten. Each task takes ``chunk`` rows and walks the bytes in
+    blocks of ``byte_block`` (whose tables stay in L2 while every row of the chunk looks them
+    up); each row's sum runs over the bytes in increasing order whatever the blocking.
     """
     n = rows.shape[0]
     n_bytes = packed.shape[1]
     m_cols = tables.shape[2]
-    n_blocks = (n + _ROW_BLOCK - 1) // _ROW_BLOCK
-    for t in prange(n_blocks):
-        lo = t * _ROW_BLOCK
-        hi = min(n, lo + _ROW_BLOCK)
+    n_chunks = (n + chunk - 1) // chunk
+    for t in prange(n_chunks):
+        lo = t * chunk
+        hi = min(n, lo + chunk)
         acc = np.zeros((hi - lo, m_cols), np.float64)
-        for b in range(n_bytes):
+        for b0 in range(0, n_bytes, byte_block):
+            b1 = min(n_bytes, b0 + byte_block)
             for r in range(lo, hi):
-                v = packed[rows[r], b]
-                if v != 0:
-                    for m in range(m_cols):
-                        acc[r - lo, m] += tables[b, v, m]
+                i = rows[r]
+                for b in range(b0, b1):
+                    v = packed[i, b]
+                    if v != 0:
+                        for m in range(m_cols):
+                            acc[r - lo, m] += tables[b, v, m]
         for r in range(lo, hi):
             for m in range(m_cols):
                 out[r, m] = acc[r - lo, m]
+
+
+@njit(parallel=True, cache=True)
+def build_tables(w8, tables):
+    """tables[b, v, m] = sum over the set bits j of v (most significant first) of
+    w8[b, j, m]; w8 (B, 8, M) float64, tables (B, 256, M) float64, overwritten. Entry v is
+    entry v-without-its-lowest-set-bit plus one row of ``w8``: one addition per entry."""
+    n_bytes = w8.shape[0]
+    m_cols = w8.shape[2]
+    for b in prange(n_bytes):
+        for m in range(m_cols):
+            tables[b, 0, m] = 0.0
+        for v in range(1, 256):
+            low = v & (-v)
+            j = 7
+            while low > 1:
+                low >>= 1
+                j -= 1
+            u = v & (v - 1)
+            for m in range(m_cols):
+                tables[b, v, m] = tables[b, u, m] + w8[b, j, m]
+
+
+@njit(parallel=True, cache=True)
+def expand_histogram(hist, out):
+    """out[8b + j, m] = sum over v with bit j of v set of hist[b, v, m], v in increasing
+    order; hist (B, 256, M) float64, out (8B, M) float64, overwritten."""
+    n_bytes = hist.shape[0]
+    m_cols = hist.shape[2]
+    for b in prange(n_bytes):
+        for j in range(8):
+            bit = 1 << (7 - j)
+            for m in range(m_cols):
+                s = 0.0
+                for v in range(256):
+                    if v & bit:
+                        s += hist[b, v, m]
+                out[8 * b + j, m] = s
 
 
 @njit(parallel=True, cache=True)

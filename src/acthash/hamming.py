@@ -347,6 +347,11 @@ def _share_state(nq: int, k: int, n_classes: int):
     return best_d, best_c, extra
 
 
+def _tile(buffer: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """A C-contiguous (rows, cols) view of the front of a flat buffer (one compiled layout)."""
+    return buffer[: rows * cols].reshape(rows, cols)
+
+
 def _words_block(packed, lo: int, hi: int) -> np.ndarray:
     return _hamming_numba.as_words(np.asarray(packed[lo:hi]))
 
@@ -377,12 +382,12 @@ def share_counts(database, labels, queries, k: int, n_classes: int | None = None
     _check_share_args(k, db.shape[0], n_classes, labels, "the database size")
     state = _share_state(q.shape[0], k, n_classes)
     b = _tile_rows(db.shape[1], memory_budget)
-    tile = np.empty((b, b), dtype=np.int32)
+    tile = np.empty(b * b, dtype=np.int32)
     for qlo in range(0, q.shape[0], b):
         qw = _words_block(q, qlo, qlo + b)
         for lo in range(0, db.shape[0], b):
             dw = _words_block(db, lo, lo + b)
-            t = tile[: qw.shape[0], : dw.shape[0]]
+            t = _tile(tile, qw.shape[0], dw.shape[0])
             _hamming_numba.distance_tile(qw, dw, t)
             _hamming_numba.share_rows(t, labels[lo : lo + b], qlo, lo, *state, False)
     return _hamming_numba.share_finish(*state)
@@ -403,13 +408,13 @@ def share_counts_loo(codes, labels, k: int, n_classes: int | None = None, *,
     n = db.shape[0]
     state = _share_state(n, k, n_classes)
     b = _tile_rows(db.shape[1], memory_budget)
-    tile = np.empty((b, b), dtype=np.int32)
+    tile = np.empty(b * b, dtype=np.int32)
     # tiles in row-major order: every code meets the others in increasing index order
     for ilo in range(0, n, b):
         iw = _words_block(db, ilo, ilo + b)
         for jlo in range(ilo, n, b):
             jw = iw if jlo == ilo else _words_block(db, jlo, jlo + b)
-            t = tile[: iw.shape[0], : jw.shape[0]]
+            t = _tile(tile, iw.shape[0], jw.shape[0])
             _hamming_numba.distance_tile(iw, jw, t)
             _hamming_numba.share_rows(t, labels[jlo : jlo + b], ilo, jlo, *state, True)
             if jlo != ilo:

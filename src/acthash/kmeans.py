@@ -134,7 +134,7 @@ def _lloyd(mat, norms, centers, max_iter, tol):
         lower = lower - np.where(labels == order[0], second, top)
         if relocated:
             upper[:] = np.inf
-        cc = np.sqrt(np.maximum(((centers[:, None, :] - centers[None, :, :]) ** 2).sum(-1), 0))
+        cc = np.sqrt(np.stack([((centers - c) ** 2).sum(axis=1) for c in centers]))
         np.fill_diagonal(cc, np.inf)
         half = 0.5 * cc.min(axis=1)
         bound = np.maximum(half[labels], lower)

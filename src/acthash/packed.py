@@ -4,7 +4,7 @@
 read-only memory map) as the (N, n_bits) 0/1 matrix ``X`` and computes ``X @ W``,
 ``X.T @ R`` and the row sums without ever holding ``X`` unpacked:
 
-- ``backend="numba"`` (CPU): byte lookup tables (for fewer than 1 024 rows, where building
+- ``backend="numba"`` (CPU): byte lookup tables (for fewer than 64 rows, where building
   the tables would cost more than the products, the rows are unpacked in budget-sized
   blocks and multiplied densely in float64). For ``X @ W`` each byte position gets a
   256-entry table of the sums of ``W``'s rows selected by each byte value, so a row costs
@@ -30,7 +30,13 @@ __all__ = ["PackedMatrix", "DEFAULT_MEMORY_BUDGET", "parse_memory_budget", "reso
 
 # below this many rows per product the byte tables (256 entries per byte and column) do
 # not pay for themselves: the rows are unpacked (within the budget) and multiplied densely
-_DENSE_ROWS = 1024
+_DENSE_ROWS = 64
+#: most rows of accumulators per task of the table product
+_LUT_CHUNK = 4096
+#: bytes of tables one pass of the table product keeps hot (fits L2)
+_LUT_BLOCK_BYTES = 256 << 10
+#: most bytes of unpacked float64 rows in one dense block
+_DENSE_BLOCK_BYTES = 64 << 20
 
 #: default working memory of the streamed properties, in bytes (1 GiB)
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -38,8 +44,6 @@ DEFAULT_MEMORY_BUDGET = 1 << 30
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20,
           "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
 
-# _BITS[v, j] = bit j (most significant first) of byte value v
-_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float64)
 
 
 def parse_memory_budget(budget) -> int:
@@ -153,15 +157,19 @@ class PackedMatrix:
 
     def _tables(self, w: np.ndarray) -> np.ndarray:
         """(n_bits, M) -> (n_bytes, 256, M) float64 byte tables."""
+        from acthash._packed_numba import build_tables
+
         pad = self.n_bytes * 8 - self.n_bits
         if pad:
             w = np.concatenate([w, np.zeros((pad, w.shape[1]))])
-        w8 = w.reshape(self.n_bytes, 8, w.shape[1])
-        return np.matmul(_BITS, w8)  # (256, 8) @ (B, 8, M) -> (B, 256, M)
+        w8 = np.ascontiguousarray(w.reshape(self.n_bytes, 8, w.shape[1]))
+        tables = np.empty((self.n_bytes, 256, w.shape[1]), dtype=np.float64)
+        build_tables(w8, tables)
+        return tables
 
     def _dense_chunks(self, rows: np.ndarray):
         """(offset, float64 0/1 block) for a few rows, unpacked within the budget."""
-        step = max(1, self.memory_budget // (self.n_bits * 9))
+        step = max(1, min(self.memory_budget, _DENSE_BLOCK_BYTES) // (self.n_bits * 9))
         for lo in range(0, len(rows), step):
             block = np.asarray(self.packed[rows[lo : lo + step]])
             yield lo, np.unpackbits(block, axis=1, count=self.n_bits).astype(np.float64)
@@ -205,12 +213,18 @@ class PackedMatrix:
                 out[lo : lo + x.shape[0]] = x @ w
             return out
         if self.backend == "numba":
+            from numba import get_num_threads
+
             from acthash._packed_numba import lut_matmul
 
             g = self._column_group(w.shape[1])
+            # row chunks: at least one per thread, at most _LUT_CHUNK rows of accumulators
+            chunk = max(1, min(_LUT_CHUNK, -(-len(rows) // get_num_threads())))
             for c in range(0, w.shape[1], g):
                 part = np.empty((len(rows), min(g, w.shape[1] - c)), dtype=np.float64)
-                lut_matmul(self.packed, rows, self._tables(w[:, c : c + g]), part)
+                byte_block = max(1, _LUT_BLOCK_BYTES // (256 * 8 * part.shape[1]))
+                lut_matmul(self.packed, rows, self._tables(w[:, c : c + g]), part, chunk,
+                           byte_block)
                 out[:, c : c + g] = part
             return out
         import torch
@@ -239,15 +253,15 @@ class PackedMatrix:
                 out += x.T @ r[lo : lo + x.shape[0]]
             return out
         if self.backend == "numba":
-            from acthash._packed_numba import lut_rmatmul
+            from acthash._packed_numba import expand_histogram, lut_rmatmul
 
             g = self._column_group(r.shape[1])
             for c in range(0, r.shape[1], g):
                 part = np.ascontiguousarray(r[:, c : c + g])
                 hist = np.zeros((self.n_bytes, 256, part.shape[1]), dtype=np.float64)
                 lut_rmatmul(self.packed, rows, part, hist)
-                # bits[b, j, m] = sum_v BITS[v, j] * hist[b, v, m]
-                bits = np.matmul(_BITS.T, hist).reshape(self.n_bytes * 8, part.shape[1])
+                bits = np.empty((self.n_bytes * 8, part.shape[1]), dtype=np.float64)
+                expand_histogram(hist, bits)  # bits[8b + j] = sum of hist[b, v] over bit j of v
                 out[:, c : c + g] = bits[: self.n_bits]
             return out
         import torch
