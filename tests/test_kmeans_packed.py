@@ -8,7 +8,8 @@ from sklearn.cluster import KMeans
 from acthash import NeuralCodes
 from acthash import packed as packed_module
 from acthash.errors import InputError
-from acthash.kmeans import _lloyd, kmeans_packed
+from acthash.hamming import gram_matrix
+from acthash.kmeans import _lloyd, _lloyd_gram, kmeans_packed
 from acthash.packed import PackedMatrix
 from acthash.properties import cluster_accuracy, kmeans_scores
 
@@ -54,6 +55,39 @@ def test_lloyd_from_sklearns_seeds_follows_sklearns_iterations(rng):
     np.testing.assert_allclose(centers, ref.cluster_centers_, atol=1e-9)
     assert inertia == pytest.approx(ref.inertia_, rel=1e-6)
     assert n_iter == ref.n_iter_
+
+
+def test_gram_iterations_equal_the_table_iterations(rng):
+    bits, _ = clustered(rng, n=400, d=90, k=4, flip=0.4)
+    x = bits.astype(np.float64)
+    codes = NeuralCodes.from_bits(bits)
+    mat = PackedMatrix(codes.packed, codes.n_bits)
+    tol = float(np.var(x, axis=0).mean()) * 1e-4
+    seeds = rng.choice(len(x), 4, replace=False)
+    gram = gram_matrix(codes)
+    np.testing.assert_array_equal(gram, x @ x.T)
+    labels, weights, counts, inertia, n_iter = _lloyd_gram(gram, mat.row_sums(), seeds, 300,
+                                                           tol)
+    ref_labels, ref_centers, ref_inertia, ref_iter = _lloyd(mat, mat.row_sums(),
+                                                            x[seeds].copy(), 300, tol)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(weights.T @ x / counts[:, None], ref_centers, atol=1e-12)
+    assert inertia == pytest.approx(ref_inertia, rel=1e-9)
+    assert n_iter == ref_iter
+    # (the table iterations follow scikit-learn's: test_lloyd_from_sklearns_seeds_...; from
+    # binary seeds, exactly tied distances make scikit-learn's own path rounding-dependent)
+
+
+def test_gram_and_table_solvers_give_the_same_kmeans(rng):
+    bits, y = clustered(rng, n=300, flip=0.3)
+    codes = NeuralCodes.from_bits(bits, labels=y)
+    a = kmeans_packed(codes, 5, seed=1, solver="gram")
+    b = kmeans_packed(codes, 5, seed=1, solver="tables")
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.centers, b.centers, atol=1e-12)
+    assert a.inertia == pytest.approx(b.inertia, rel=1e-9) and a.n_iter == b.n_iter
+    with pytest.raises(InputError, match="unknown solver"):
+        kmeans_packed(codes, 5, solver="elkan")
 
 
 @pytest.mark.parametrize("dense_rows", [0, 10**9])  # byte tables, dense blocks

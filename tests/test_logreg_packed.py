@@ -32,10 +32,11 @@ def problem(rng):
     return bits, y, NeuralCodes.from_bits(bits, labels=y)
 
 
-def test_ovo_optimum_matches_sklearn(problem):
+@pytest.mark.parametrize("solver", ["kernel", "lbfgs"])
+def test_ovo_optimum_matches_sklearn(problem, solver):
     bits, y, codes = problem
     x = bits.astype(np.float64)
-    ours = fit_logreg_packed(codes, strategy="ovo", tol=1e-9)
+    ours = fit_logreg_packed(codes, strategy="ovo", tol=1e-9, solver=solver)
     ref = OneVsOneClassifier(LogisticRegression(C=1.0, tol=1e-12, max_iter=20000)).fit(x, y)
     assert ours.pairs == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
     coef = np.array([e.coef_[0] for e in ref.estimators_])
@@ -66,11 +67,18 @@ def test_multinomial_and_ovr_match_sklearn(problem):
     ref = LogisticRegression(C=1.0, tol=1e-12, max_iter=20000).fit(x, y)
     assert rel(multi.coef, ref.coef_) < 1e-3
     np.testing.assert_array_equal(multi.predict(codes), ref.predict(x))
-    ovr = fit_logreg_packed(codes, strategy="ovr", tol=1e-9)
     ref = OneVsRestClassifier(LogisticRegression(C=1.0, tol=1e-12, max_iter=20000)).fit(x, y)
-    assert rel(ovr.coef, np.array([e.coef_[0] for e in ref.estimators_])) < 1e-3
+    for solver in ("kernel", "lbfgs"):
+        ovr = fit_logreg_packed(codes, strategy="ovr", tol=1e-9, solver=solver)
+        assert rel(ovr.coef, np.array([e.coef_[0] for e in ref.estimators_])) < 1e-3, solver
     # one problem, far fewer passes over the codes than six binary ones
-    assert multi.n_passes < 10 * fit_logreg_packed(codes, strategy="ovo").n_passes
+    assert multi.n_passes < 10 * fit_logreg_packed(codes, strategy="ovo", solver="lbfgs").n_passes
+    # the kernel solver: one pass for the Gram matrix, one for the coefficients
+    assert fit_logreg_packed(codes, strategy="ovo").n_passes == 2
+    with pytest.raises(InputError, match="kernel solver fits binary problems"):
+        fit_logreg_packed(codes, strategy="multinomial", solver="kernel")
+    with pytest.raises(InputError, match="unknown solver"):
+        fit_logreg_packed(codes, solver="sgd")
 
 
 def test_binary_problem_and_defaults_match_sklearn_accuracy(rng):

@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["hamming_distances", "hamming_knn", "popcount", "HAVE_FAISS", "HAVE_NUMBA",
            "available_backends", "class_counts", "hamming_distances_torch",
-           "kth_distances_torch", "popcount_rate", "share_counts", "share_counts_loo"]
+           "kth_distances_torch", "popcount_rate", "share_counts", "share_counts_loo", "gram_matrix"]
 
 #: bytes of database rows per streamed block (fits the last-level cache of most CPUs)
 _DB_BLOCK_BYTES = 32 << 20
@@ -420,6 +420,36 @@ def share_counts_loo(codes, labels, k: int, n_classes: int | None = None, *,
             if jlo != ilo:
                 _hamming_numba.share_cols(t, labels[ilo : ilo + b], ilo, jlo, *state, True)
     return _hamming_numba.share_finish(*state)
+
+
+def gram_matrix(codes, *, memory_budget=None, dtype=np.float64) -> np.ndarray:
+    """(N, N) inner products of the 0/1 codes: ``G[i, j]`` = bits set in both rows i and j,
+    exact (an integer held in ``dtype``), from the popcount kernel as
+    ``x.y = (|x| + |y| - hamming(x, y)) / 2``, each pair computed once.
+
+    The result takes ``N * N * itemsize`` bytes; the packed rows are read in tiles of at most
+    ``memory_budget`` bytes (default 32 MiB), so memory-mapped codes work.
+    """
+    db = _as_packed(codes)
+    if not HAVE_NUMBA:
+        raise MissingDependencyError("numba is not installed: pip install numba")
+    n = db.shape[0]
+    norms = popcount(np.asarray(db)).sum(axis=1, dtype=np.int64) if n else np.zeros(0, np.int64)
+    out = np.empty((n, n), dtype=dtype)
+    b = _tile_rows(db.shape[1], memory_budget)
+    tile = np.empty(b * b, dtype=np.int32)
+    for ilo in range(0, n, b):
+        iw = _words_block(db, ilo, ilo + b)
+        ni = norms[ilo : ilo + b]
+        for jlo in range(ilo, n, b):
+            jw = iw if jlo == ilo else _words_block(db, jlo, jlo + b)
+            t = _tile(tile, iw.shape[0], jw.shape[0])
+            _hamming_numba.distance_tile(iw, jw, t)
+            g = (ni[:, None] + norms[jlo : jlo + b][None, :] - t) // 2
+            out[ilo : ilo + b, jlo : jlo + b] = g
+            if jlo != ilo:
+                out[jlo : jlo + b, ilo : ilo + b] = g.T
+    return out
 
 
 def _unpacked_torch(packed: np.ndarray, device, dtype):

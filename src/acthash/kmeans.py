@@ -55,15 +55,14 @@ def _sqdist(mat: PackedMatrix, norms: np.ndarray, centers: np.ndarray,
     return np.maximum(d, 0.0)
 
 
-def _kmeans_plusplus(mat: PackedMatrix, norms: np.ndarray, k: int,
-                     rng: np.random.Generator) -> np.ndarray:
-    """Greedy k-means++ seeds (as scikit-learn's): (k, n_bits) float64 0/1 rows. Squared
-    distances between binary codes are Hamming distances (popcounts of XORed words)."""
-    n = len(mat)
+def _plusplus_rows(hamming_to, n: int, k: int, rng: np.random.Generator) -> list[int]:
+    """Greedy k-means++ seeds (as scikit-learn's): the indices of k rows. ``hamming_to(rows)``
+    gives the (N, len(rows)) squared distances from every code to those rows (for binary
+    codes, Hamming distances)."""
     trials = 2 + int(np.log(k))
     first = int(rng.integers(n))
     seeds = [first]
-    closest = mat.hamming_to_rows([first])[:, 0]
+    closest = hamming_to(np.array([first]))[:, 0]
     potential = closest.sum()
     for _ in range(1, k):
         if potential <= 0:  # fewer distinct codes than clusters: any point will do
@@ -71,12 +70,19 @@ def _kmeans_plusplus(mat: PackedMatrix, norms: np.ndarray, k: int,
         else:
             cand = np.searchsorted(np.cumsum(closest), rng.random(trials) * potential)
             cand = np.minimum(cand, n - 1)
-        d = np.minimum(closest[:, None], mat.hamming_to_rows(cand))
+        d = np.minimum(closest[:, None], hamming_to(cand))
         pots = d.sum(axis=0)
         best = int(np.argmin(pots))
         seeds.append(int(cand[best]))
         closest, potential = d[:, best], pots[best]
-    return mat.unpack_rows(seeds)
+    return seeds
+
+
+def _kmeans_plusplus(mat: PackedMatrix, norms: np.ndarray, k: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ seeds: (k, n_bits) float64 0/1 rows. Squared distances between
+    binary codes are Hamming distances (popcounts of XORed words)."""
+    return mat.unpack_rows(_plusplus_rows(mat.hamming_to_rows, len(mat), k, rng))
 
 
 def _assign(d: np.ndarray):
@@ -162,15 +168,81 @@ def _lloyd(mat, norms, centers, max_iter, tol):
     return labels, centers, inertia, n_iter
 
 
+def _gram_distances(gram, norms, weights, counts):
+    """Squared distances (N, K) to the centres ``c_k = weights[:, k] @ X / counts[k]`` from
+    the Gram matrix: ``|x| - 2 x.c_k + ||c_k||^2``; also returns ``gram @ weights`` (the
+    integer products x.(weights_k @ X)) and the squared centre norms."""
+    prod = gram @ weights
+    cnorm = np.einsum("ik,ik->k", weights, prod) / counts**2
+    d = norms[:, None] - 2.0 * prod / counts[None, :] + cnorm[None, :]
+    return np.maximum(d, 0.0), prod, cnorm
+
+
+def _lloyd_gram(gram, norms, seed_rows, max_iter, tol):
+    """The Lloyd iterations of :func:`_lloyd` (same assignments, stopping rule, empty-cluster
+    relocation and iteration count) in kernel form: every centre is a mean of codes, held as
+    integer weights over the rows, and ``x.c`` comes from the Gram matrix ``X X^T``
+    (:func:`acthash.hamming.gram_matrix`), so an iteration costs one (N, N) @ (N, K)
+    product of exact integers and never touches the bits. Returns (labels, weights (N, K),
+    counts (K,), inertia, n_iter); the centres are ``weights.T @ X / counts``."""
+    n = len(norms)
+    k = len(seed_rows)
+    rows = np.arange(n)
+    weights = np.zeros((n, k))
+    weights[np.asarray(seed_rows), np.arange(k)] = 1.0
+    counts = np.ones(k)
+    d, prod, cnorm = _gram_distances(gram, norms, weights, counts)
+    labels = d.argmin(axis=1)
+    strict = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 - the count is returned
+        new_counts = np.bincount(labels, minlength=k).astype(np.float64)
+        new_weights = np.zeros((n, k))
+        new_weights[rows, labels] = 1.0
+        empty = np.flatnonzero(new_counts == 0)
+        if len(empty):  # empty clusters take the farthest codes (scikit-learn)
+            far = np.argsort(-d[rows, labels], kind="stable")[: len(empty)]
+            new_weights[:, empty] = 0.0
+            new_weights[far, empty] = 1.0
+            new_counts[empty] = 1.0
+        new_d, new_prod, new_cnorm = _gram_distances(gram, norms, new_weights, new_counts)
+        cross = np.einsum("ik,ik->k", new_weights, prod) / (new_counts * counts)
+        shift = float(np.maximum(new_cnorm + cnorm - 2.0 * cross, 0.0).sum())
+        weights, counts, d, prod, cnorm = new_weights, new_counts, new_d, new_prod, new_cnorm
+        if shift <= tol:
+            break
+        new_labels = d.argmin(axis=1)
+        if np.array_equal(new_labels, labels):  # scikit-learn sees this at its next iteration
+            strict = True
+            n_iter += 1
+            break
+        labels = new_labels
+    if not strict:
+        labels = d.argmin(axis=1)
+    inertia = float(d[rows, labels].sum())
+    return labels, weights, counts, inertia, n_iter
+
+
+#: K-Means solvers of :func:`kmeans_packed`
+SOLVERS = ("auto", "gram", "tables")
+
+
 def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 300,
                   tol: float = 1e-4, seed: int = 0, backend: str = "auto", device=None,
-                  memory_budget=None) -> KMeansResult:
+                  memory_budget=None, solver: str = "auto") -> KMeansResult:
     """K-Means with ``n_clusters`` clusters on codes (NeuralCodes or packed rows).
 
     Same algorithm and stopping rule as scikit-learn's Lloyd K-Means (see the module
     docstring); restart ``i`` draws its seeds from ``numpy.random.SeedSequence([seed, i])``,
-    so the result is reproducible given ``seed``. Runs on the CPU (``backend="numba"``,
-    byte lookup tables) or on a torch device (``backend="torch"``, ``device="cuda"``).
+    so the result is reproducible given ``seed``.
+
+    solver : "gram" computes the (N, N) Gram matrix of the codes once (popcounts, exact
+        integers; ``8 N^2`` bytes) and runs every restart in kernel form
+        (:func:`_lloyd_gram`: one (N, N) @ (N, K) product per iteration); "tables" runs the
+        iterations on the packed bits (byte lookup tables on the CPU, ``backend="numba"``,
+        or chunked matmuls on a torch device, ``backend="torch"``); "auto" takes "gram" on
+        the CPU when the Gram matrix fits ``memory_budget``, else "tables". Both give the
+        same clustering up to the rounding of the distances.
     """
     codes = as_codes(codes)
     n = len(codes)
@@ -180,11 +252,19 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
         raise InputError(f"n_clusters={n_clusters} must be between 1 and the number of codes {n}")
     if n_init < 1 or max_iter < 1:
         raise InputError("n_init and max_iter must be at least 1")
+    if solver not in SOLVERS:
+        raise InputError(f"unknown solver {solver!r}; use 'auto', 'gram' or 'tables'")
+    budget = parse_memory_budget(memory_budget)
     mat = PackedMatrix(codes.packed, codes.n_bits, backend=backend, device=device,
-                       memory_budget=parse_memory_budget(memory_budget))
+                       memory_budget=budget)
     norms = mat.row_sums()
     p = mat.column_sums() / n
     tol_abs = float(np.mean(p * (1.0 - p))) * tol
+    if solver == "auto":
+        solver = "gram" if mat.backend == "numba" and 8 * n * n <= budget else "tables"
+    if solver == "gram":
+        return _kmeans_gram(codes, mat, norms, n_clusters, n_init, max_iter, tol_abs, seed,
+                            budget)
     best = None
     for i in range(n_init):
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), i]))
@@ -193,3 +273,25 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
         if best is None or inertia < best.inertia:
             best = KMeansResult(labels.astype(np.int64), centers, inertia, n_iter, i)
     return best
+
+
+def _kmeans_gram(codes, mat, norms, k, n_init, max_iter, tol_abs, seed, budget):
+    from acthash.hamming import gram_matrix
+
+    gram = gram_matrix(codes, memory_budget=min(budget, 32 << 20))
+
+    def hamming_to(rows):
+        return norms[:, None] + norms[rows][None, :] - 2.0 * gram[:, rows]
+
+    best = None
+    for i in range(n_init):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), i]))
+        seeds = _plusplus_rows(hamming_to, len(norms), k, rng)
+        labels, weights, counts, inertia, n_iter = _lloyd_gram(gram, norms, seeds, max_iter,
+                                                               tol_abs)
+        if best is None or inertia < best[3]:
+            best = (labels, weights, counts, inertia, n_iter, i)
+    labels, weights, counts, inertia, n_iter, i = best
+    gram = None  # free the Gram matrix before the centres' product
+    centers = mat.rmatmul(weights).T / counts[:, None]
+    return KMeansResult(labels.astype(np.int64), centers, inertia, n_iter, i)
