@@ -50,11 +50,22 @@ def emit(obj: dict) -> None:
     print("RESULT " + json.dumps(obj), flush=True)
 
 
+#: seconds one stage may run (``--stage-timeout``); a stage past it is reported unfinished
+STAGE_TIMEOUT = None
+
+
 def stage(work: Path, name: str, *args) -> dict:
     """Run one stage in a fresh process; return its RESULT dict."""
     cmd = [sys.executable, __file__, "_stage", name, *map(str, args), "--work", str(work)]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=STAGE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        out = {"unfinished_after_s": STAGE_TIMEOUT, "seconds": float("nan"),
+               "cpu_s": float("nan"), "peak_rss_bytes": 0}
+        print(f"  {name} {' '.join(map(str, args))}: unfinished after {STAGE_TIMEOUT} s",
+              flush=True)
+        return out
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"stage {name} failed")
@@ -118,7 +129,7 @@ def _codes(work: Path, n: int | None, split: str, mmap: bool = True):
 
 def st_knn_rate(work: Path) -> None:
     """The k-NN kernel's rate (test queries against training codes) and the popcount limit."""
-    from acthash.hamming import hamming_knn, popcount_rate
+    from acthash.hamming import hamming_knn, popcount_rate, share_counts
 
     tr, te = _codes(work, None, "train"), _codes(work, None, "test")
     rate = popcount_rate(2.0)
@@ -129,8 +140,15 @@ def st_knn_rate(work: Path) -> None:
     knn_s = time.perf_counter() - t
     words = (tr.n_bytes + 7) // 8
     knn_rate = len(q) * len(db) * words / knn_s
+    # the kernel behind the k-NN properties: one pass for the share tie rule
+    y = np.asarray(db.labels)
+    share_counts(db[:64], y[:64], q[:8], 9, 10)  # compile
+    t = time.perf_counter()
+    share_counts(db, y, q, 9, 10)
+    share_rate = len(q) * len(db) * words / (time.perf_counter() - t)
     emit({"popcount_words_per_s": rate, "knn_words_per_s": knn_rate,
-          "popcount_limit_over_knn": rate / knn_rate})
+          "popcount_limit_over_knn": rate / knn_rate, "share_words_per_s": share_rate,
+          "popcount_limit_over_share": rate / share_rate})
 
 
 def st_prop(work: Path, name: str) -> None:
@@ -258,6 +276,8 @@ def run_case(case: str, work: Path, subset: int, width_mult: float, n_train: int
         save()
     props = res["properties"].values()
     res["properties_total"] = {"seconds": sum(p["seconds"] for p in props),
+                               "unfinished": [n for n, p in res["properties"].items()
+                                              if "unfinished_after_s" in p],
                                "cpu_s": sum(p["cpu_s"] for p in props),
                                "peak_rss_bytes": max(p["peak_rss_bytes"] for p in props)}
     save()
@@ -288,7 +308,11 @@ def main() -> None:
                    help="images the model trains on for its one epoch (default: all the codes)")
     p.add_argument("--model-from", type=Path, default=None,
                    help="reuse a trained model.pt (e.g. the small case's) instead of training")
+    p.add_argument("--stage-timeout", type=float, default=None,
+                   help="seconds one stage may run before it is reported unfinished")
     a = p.parse_args()
+    global STAGE_TIMEOUT
+    STAGE_TIMEOUT = a.stage_timeout
     res = run_case(a.case, a.work, a.subset, a.width_mult, a.n_train, a.model_from)
     print(json.dumps(res, indent=2))
 

@@ -127,3 +127,20 @@ def test_cuda_matches_cpu(problem):
     a = fit_logreg_packed(codes, tol=1e-8)
     b = fit_logreg_packed(codes, tol=1e-8, backend="torch", device="cuda")
     assert rel(b.coef, a.coef) < 1e-3
+
+
+@pytest.mark.parametrize("k,strategy", [(4, "ovo"), (4, "ovr"), (2, "ovo"), (2, "ovr")])
+def test_kernel_predictions_equal_the_fitted_models(rng, k, strategy):
+    """Scores from the Gram matrices (no coefficients formed) give the labels the fitted
+    model's coefficients give, on training and test codes."""
+    from acthash.logreg import kernel_logreg_predict
+
+    bits, y = noisy_codes(rng, n=500, k=k)
+    codes = NeuralCodes.from_bits(bits)
+    model = fit_logreg_packed(codes[:300], y[:300], strategy=strategy, solver="kernel")
+    pred_train, pred_test = kernel_logreg_predict(codes[:300], y[:300], codes[300:],
+                                                  strategy=strategy)
+    np.testing.assert_array_equal(pred_train, model.predict(codes[:300]))
+    np.testing.assert_array_equal(pred_test, model.predict(codes[300:]))
+    with pytest.raises(InputError, match="binary problems"):
+        kernel_logreg_predict(codes[:300], y[:300], codes[300:], strategy="multinomial")

@@ -422,19 +422,30 @@ def share_counts_loo(codes, labels, k: int, n_classes: int | None = None, *,
     return _hamming_numba.share_finish(*state)
 
 
-def gram_matrix(codes, *, memory_budget=None, dtype=np.float64) -> np.ndarray:
-    """(N, N) inner products of the 0/1 codes: ``G[i, j]`` = bits set in both rows i and j,
-    exact (an integer held in ``dtype``), from the popcount kernel as
-    ``x.y = (|x| + |y| - hamming(x, y)) / 2``, each pair computed once.
+def _row_popcounts(packed, step: int = 4096) -> np.ndarray:
+    out = np.zeros(packed.shape[0], dtype=np.int64)
+    for lo in range(0, packed.shape[0], step):
+        out[lo : lo + step] = popcount(np.asarray(packed[lo : lo + step])).sum(axis=1,
+                                                                              dtype=np.int64)
+    return out
 
-    The result takes ``N * N * itemsize`` bytes; the packed rows are read in tiles of at most
+
+def gram_matrix(codes, other=None, *, memory_budget=None, dtype=np.float64) -> np.ndarray:
+    """Inner products of 0/1 codes: ``G[i, j]`` = bits set in both row i of ``codes`` and
+    row j of ``other`` (default: ``codes`` itself, (N, N), each pair computed once), exact
+    (an integer held in ``dtype``), from the popcount kernel as
+    ``x.y = (|x| + |y| - hamming(x, y)) / 2``.
+
+    The result takes ``N * M * itemsize`` bytes; the packed rows are read in tiles of at most
     ``memory_budget`` bytes (default 32 MiB), so memory-mapped codes work.
     """
     db = _as_packed(codes)
     if not HAVE_NUMBA:
         raise MissingDependencyError("numba is not installed: pip install numba")
+    if other is not None:
+        return _cross_gram(db, _as_packed(other), memory_budget, dtype)
     n = db.shape[0]
-    norms = popcount(np.asarray(db)).sum(axis=1, dtype=np.int64) if n else np.zeros(0, np.int64)
+    norms = _row_popcounts(db)
     out = np.empty((n, n), dtype=dtype)
     b = _tile_rows(db.shape[1], memory_budget)
     tile = np.empty(b * b, dtype=np.int32)
@@ -449,6 +460,25 @@ def gram_matrix(codes, *, memory_budget=None, dtype=np.float64) -> np.ndarray:
             out[ilo : ilo + b, jlo : jlo + b] = g
             if jlo != ilo:
                 out[jlo : jlo + b, ilo : ilo + b] = g.T
+    return out
+
+
+def _cross_gram(a, b_rows, memory_budget, dtype):
+    if a.shape[1] != b_rows.shape[1]:
+        raise InputError(f"codes differ in length: {a.shape[1]} vs {b_rows.shape[1]} bytes "
+                         "per row")
+    na_, nb_ = _row_popcounts(a), _row_popcounts(b_rows)
+    out = np.empty((a.shape[0], b_rows.shape[0]), dtype=dtype)
+    b = _tile_rows(a.shape[1], memory_budget)
+    tile = np.empty(b * b, dtype=np.int32)
+    for ilo in range(0, a.shape[0], b):
+        iw = _words_block(a, ilo, ilo + b)
+        for jlo in range(0, b_rows.shape[0], b):
+            jw = _words_block(b_rows, jlo, jlo + b)
+            t = _tile(tile, iw.shape[0], jw.shape[0])
+            _hamming_numba.distance_tile(iw, jw, t)
+            out[ilo : ilo + b, jlo : jlo + b] = (na_[ilo : ilo + b, None]
+                                                 + nb_[None, jlo : jlo + b] - t) // 2
     return out
 
 

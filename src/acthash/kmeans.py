@@ -293,5 +293,5 @@ def _kmeans_gram(codes, mat, norms, k, n_init, max_iter, tol_abs, seed, budget):
             best = (labels, weights, counts, inertia, n_iter, i)
     labels, weights, counts, inertia, n_iter, i = best
     gram = None  # free the Gram matrix before the centres' product
-    centers = mat.rmatmul(weights).T / counts[:, None]
+    centers = mat.rmatmul(weights, dense=True).T / counts[:, None]
     return KMeansResult(labels.astype(np.int64), centers, inertia, n_iter, i)

@@ -32,7 +32,7 @@ from acthash.codes import as_codes
 from acthash.errors import InputError
 from acthash.packed import PackedMatrix, parse_memory_budget
 
-__all__ = ["PackedLogisticRegression", "fit_logreg_packed"]
+__all__ = ["PackedLogisticRegression", "fit_logreg_packed", "kernel_logreg_predict"]
 
 _FTOL = 64 * np.finfo(float).eps
 
@@ -75,21 +75,29 @@ class PackedLogisticRegression:
 
     def predict(self, codes, **kwargs) -> np.ndarray:
         """Predicted labels (N,)."""
-        s = self.decision_function(codes, **kwargs)
-        k = len(self.classes)
-        if self.strategy != "ovo":
-            if s.shape[1] == 1:
-                return self.classes[(s[:, 0] > 0).astype(int)]
-            return self.classes[s.argmax(axis=1)]
-        votes = np.zeros((s.shape[0], k))
-        conf = np.zeros((s.shape[0], k))
-        for p, (i, j) in enumerate(self.pairs):
-            conf[:, i] -= s[:, p]
-            conf[:, j] += s[:, p]
-            pos = s[:, p] > 0
-            votes[~pos, i] += 1
-            votes[pos, j] += 1
-        return self.classes[(votes + conf / (3 * (np.abs(conf) + 1))).argmax(axis=1)]
+        return _labels_from_scores(self.decision_function(codes, **kwargs), self.classes,
+                                   self.strategy, self.pairs)
+
+
+def _labels_from_scores(s: np.ndarray, classes: np.ndarray, strategy: str,
+                        pairs) -> np.ndarray:
+    """Labels from the (N, P) scores of the problems: the sign (one binary problem), the
+    largest score ("ovr", "multinomial"), or scikit-learn's one-vs-one vote with its
+    confidence tie rule."""
+    k = len(classes)
+    if strategy != "ovo":
+        if s.shape[1] == 1:
+            return classes[(s[:, 0] > 0).astype(int)]
+        return classes[s.argmax(axis=1)]
+    votes = np.zeros((s.shape[0], k))
+    conf = np.zeros((s.shape[0], k))
+    for p, (i, j) in enumerate(pairs):
+        conf[:, i] -= s[:, p]
+        conf[:, j] += s[:, p]
+        pos = s[:, p] > 0
+        votes[~pos, i] += 1
+        votes[pos, j] += 1
+    return classes[(votes + conf / (3 * (np.abs(conf) + 1))).argmax(axis=1)]
 
 
 class _Problems:
@@ -316,12 +324,10 @@ def _newton_kernel(gram: np.ndarray, t: np.ndarray, C: float, *, tol: float,
 SOLVERS = ("auto", "kernel", "lbfgs")
 
 
-def _fit_kernel(codes, mat, yi, k, eff, C, tol, max_iter, budget):
-    """All binary problems ("ovo"/"ovr") in kernel form from one Gram matrix; the
-    coefficients are then ``X^T alpha`` (one product over the codes)."""
-    from acthash.hamming import gram_matrix
-
-    gram = gram_matrix(codes, memory_budget=min(budget, 32 << 20))
+def _kernel_problems(gram, yi, k, eff, C, tol, max_iter):
+    """All binary problems ("ovo"/"ovr") in kernel form on one Gram matrix: returns the
+    weights (N, P) (alpha of problem p on its rows, 0 elsewhere), intercepts (P,), pairs
+    and Newton iterations (P,)."""
     n = len(yi)
     if eff == "ovo":
         pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
@@ -342,12 +348,66 @@ def _fit_kernel(codes, mat, yi, k, eff, C, tol, max_iter, budget):
         weights[rows, p] = alpha
         intercept[p] = b
         iters[p] = it
+    return weights, intercept, pairs, iters
+
+
+def _fit_kernel(codes, mat, yi, k, eff, C, tol, max_iter, budget):
+    """:func:`_kernel_problems` from the Gram matrix of the codes; the coefficients are then
+    ``X^T alpha`` (one product over the codes)."""
+    from acthash.hamming import gram_matrix
+
+    gram = gram_matrix(codes, memory_budget=min(budget, 32 << 20))
+    weights, intercept, pairs, iters = _kernel_problems(gram, yi, k, eff, C, tol, max_iter)
     del gram
     # the coefficients X^T alpha, under a smaller working budget than the Gram matrix's
     small = PackedMatrix(mat.packed, mat.n_bits, backend=mat.backend, device=mat.device,
                          memory_budget=max(min(budget, 256 << 20), mat._min_bytes()))
-    coef = small.rmatmul(weights).T.copy()
+    coef = small.rmatmul(weights, dense=True).T.copy()
     return coef, intercept, pairs, iters
+
+
+def kernel_fits(n_train: int, strategy: str, memory_budget=None, backend: str = "auto",
+                device=None) -> bool:
+    """Whether ``solver="auto"`` takes the kernel solver: binary problems, the CPU, and the
+    (n_train, n_train) float64 Gram matrix within the budget."""
+    from acthash.packed import resolve_backend
+
+    return (strategy in ("ovo", "ovr") and resolve_backend(backend, device)[0] == "numba"
+            and 8 * n_train * n_train <= parse_memory_budget(memory_budget))
+
+
+def kernel_logreg_predict(train_codes, labels, test_codes, *, C: float = 1.0,
+                          strategy: str = "ovo", tol: float = 1e-4, max_iter: int = 1000,
+                          memory_budget=None):
+    """Fit as ``fit_logreg_packed(..., solver="kernel")`` and predict the training and the
+    test codes without forming the coefficients: the scores are ``G @ alpha + b`` on the
+    training codes and ``G_test,train @ alpha + b`` on the test codes (inner products from
+    the popcount kernel, ``8 * N_test * N_train`` bytes). Returns (train labels, test
+    labels)."""
+    from acthash.hamming import gram_matrix
+
+    train, test = as_codes(train_codes), as_codes(test_codes)
+    labels = np.asarray(labels)
+    if labels.shape != (len(train),):
+        raise InputError(f"labels have shape {labels.shape} for {len(train)} codes")
+    if strategy not in ("ovo", "ovr"):
+        raise InputError(f"the kernel solver fits binary problems; got strategy {strategy!r}")
+    classes, yi = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        raise InputError("logistic regression needs at least two classes in the training labels")
+    budget = min(parse_memory_budget(memory_budget), 32 << 20)
+    gram = gram_matrix(train, memory_budget=budget)
+    weights, intercept, pairs, _ = _kernel_problems(gram, yi, len(classes), strategy, C, tol,
+                                                    max_iter)
+    s_train = gram @ weights + intercept[None, :]
+    del gram
+    s_test = np.empty((len(test), weights.shape[1]))
+    step = max(1, (64 << 20) // (8 * max(1, len(train))))  # 64 MiB of cross products at once
+    for lo in range(0, len(test), step):
+        cross = gram_matrix(test.packed[lo : lo + step], train, memory_budget=budget)
+        s_test[lo : lo + step] = cross @ weights + intercept[None, :]
+    return (_labels_from_scores(s_train, classes, strategy, pairs),
+            _labels_from_scores(s_test, classes, strategy, pairs))
 
 
 def fit_logreg_packed(codes, labels=None, *, C: float = 1.0, strategy: str = "ovo",

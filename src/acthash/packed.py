@@ -237,8 +237,10 @@ class PackedMatrix:
             raise self._oom(e) from e
         return out
 
-    def rmatmul(self, r, rows=None) -> np.ndarray:
-        """``X[rows].T @ r`` for a dense (n_rows, M) ``r``: (n_bits, M) float64."""
+    def rmatmul(self, r, rows=None, *, dense: bool = False) -> np.ndarray:
+        """``X[rows].T @ r`` for a dense (n_rows, M) ``r``: (n_bits, M) float64. ``dense``
+        (numba backend): multiply unpacked blocks of at most 64 MiB instead of building the
+        (n_bytes, 256, M) histogram (less memory for a one-off product)."""
         r = np.asarray(r, dtype=np.float64)
         if r.ndim == 1:
             return self.rmatmul(r[:, None], rows)[:, 0]
@@ -248,7 +250,7 @@ class PackedMatrix:
         out = np.zeros((self.n_bits, r.shape[1]), dtype=np.float64)
         if len(rows) == 0 or r.shape[1] == 0:
             return out
-        if self.backend == "numba" and len(rows) < _DENSE_ROWS:
+        if self.backend == "numba" and (dense or len(rows) < _DENSE_ROWS):
             for lo, x in self._dense_chunks(rows):
                 out += x.T @ r[lo : lo + x.shape[0]]
             return out

@@ -477,7 +477,8 @@ def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, 
     ``(train_accuracy, test_accuracy)`` with ``return_train=True``.
     ``backend``/``memory_budget``/``device`` choose scikit-learn or the streamed
     :func:`acthash.logreg.fit_logreg_packed` (the same L2 objective and optimum on the packed
-    codes, full-batch L-BFGS over chunks, bounded memory, CPU or CUDA); see
+    codes: Newton's method in kernel form on the Gram matrix when it fits the budget, on the
+    CPU, else full-batch L-BFGS over chunks; bounded memory, CPU or CUDA); see
     ``_use_sklearn``. A solver other than lbfgs (e.g. the original's liblinear) always runs
     in scikit-learn.
     """
@@ -488,8 +489,16 @@ def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, 
     if len(np.unique(y_train)) < 2:
         raise InputError("logistic regression needs at least two classes in the training labels")
     if solver == "lbfgs" and not _use_sklearn(train, backend, memory_budget, device):
-        from acthash.logreg import fit_logreg_packed
+        from acthash.logreg import fit_logreg_packed, kernel_fits, kernel_logreg_predict
 
+        if kernel_fits(len(train), strategy, memory_budget, _streamed(backend), device):
+            pred_train, pred_test = kernel_logreg_predict(
+                train, y_train, test, C=C, strategy=strategy, max_iter=max_iter,
+                memory_budget=memory_budget)
+            test_acc = float(np.mean(pred_test == y_test))
+            if return_train:
+                return float(np.mean(pred_train == y_train)), test_acc
+            return test_acc
         opts = {"backend": _streamed(backend), "device": device, "memory_budget": memory_budget}
         model = fit_logreg_packed(train, y_train, C=C, strategy=strategy, max_iter=max_iter,
                                   **opts)
