@@ -184,6 +184,43 @@ def st_kmeans(work: Path, n: int, backend: str) -> None:
     emit({"kmeans_s": time.perf_counter() - t, **km})
 
 
+def st_kmeans_same_init(work: Path, n: int) -> None:
+    """The streamed K-Means and scikit-learn's Lloyd iterations from the same k-means++ seeds
+    (acthash's, restart by restart): inertia and accuracy of every restart and of the best."""
+    from sklearn.cluster import KMeans
+
+    from acthash.hamming import gram_matrix
+    from acthash.kmeans import _lloyd_gram, _plusplus_rows
+    from acthash.properties import cluster_accuracy
+
+    c = _codes(work, n, "train")
+    y = np.asarray(c.labels)
+    gram = gram_matrix(c)
+    norms = np.diag(gram).copy()
+    x = c.unpack().astype(np.float64)
+    tol = float(np.var(x, axis=0).mean()) * 1e-4
+    rows = []
+    for i in range(10):
+        rng = np.random.default_rng(np.random.SeedSequence([0, i]))
+        seeds = _plusplus_rows(lambda r: norms[:, None] + norms[r][None, :] - 2 * gram[:, r],
+                               n, 10, rng)
+        labels, _, _, inertia, n_iter = _lloyd_gram(gram, norms, seeds, 300, tol)
+        sk = KMeans(10, init=x[seeds], n_init=1, max_iter=300, tol=1e-4,
+                    algorithm="lloyd").fit(x)
+        rows.append({"restart": i, "inertia": inertia, "sklearn_inertia": float(sk.inertia_),
+                     "rel_diff": abs(inertia - sk.inertia_) / sk.inertia_, "n_iter": n_iter,
+                     "sklearn_n_iter": int(sk.n_iter_),
+                     "same_labels": float(cluster_accuracy(labels, sk.labels_)),
+                     "acc": cluster_accuracy(labels, y), "sklearn_acc": cluster_accuracy(sk.labels_, y)})
+    best = min(rows, key=lambda r: r["inertia"])
+    best_sk = min(rows, key=lambda r: r["sklearn_inertia"])
+    emit({"restarts": rows, "best_restart": best["restart"],
+          "sklearn_best_restart": best_sk["restart"],
+          "best_rel_inertia_diff": abs(best["inertia"] - best_sk["sklearn_inertia"])
+          / best_sk["sklearn_inertia"],
+          "best_acc": best["acc"], "sklearn_best_acc": best_sk["sklearn_acc"]})
+
+
 def st_logreg(work: Path, n: int, backend: str) -> None:
     from acthash.properties import logreg_accuracy
 
@@ -208,9 +245,10 @@ def st_same(work: Path, n: int) -> None:
     emit({"identical": a == b, "in_memory": a, "memory_mapped": b})
 
 
-PROPERTIES = ["redundancy", "kmeans_test", "knn_test", "logreg", "kmeans_train", "knn_loo"]
+PROPERTIES = ["redundancy", "kmeans_test", "knn_test", "knn_loo", "logreg", "kmeans_train"]
 STAGES = {"train": st_train, "capture": st_capture, "knn_rate": st_knn_rate, "prop": st_prop,
-          "kmeans": st_kmeans, "logreg": st_logreg, "same": st_same}
+          "kmeans": st_kmeans, "logreg": st_logreg, "same": st_same,
+          "kmeans_same_init": st_kmeans_same_init}
 
 
 # --------------------------------------------------------------------------- cases

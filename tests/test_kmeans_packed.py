@@ -66,6 +66,11 @@ def test_gram_iterations_equal_the_table_iterations(rng):
     seeds = rng.choice(len(x), 4, replace=False)
     gram = gram_matrix(codes)
     np.testing.assert_array_equal(gram, x @ x.T)
+    # 7-row tiles, and the cross products of two sets of codes
+    np.testing.assert_array_equal(gram_matrix(codes, memory_budget=2 * (16 + 4) * 7), gram)
+    np.testing.assert_array_equal(gram_matrix(codes[:50], codes[100:333],
+                                              memory_budget=2 * (16 + 4) * 7),
+                                  x[:50] @ x[100:333].T)
     labels, weights, counts, inertia, n_iter = _lloyd_gram(gram, mat.row_sums(), seeds, 300,
                                                            tol)
     ref_labels, ref_centers, ref_inertia, ref_iter = _lloyd(mat, mat.row_sums(),
