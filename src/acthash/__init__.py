@@ -10,7 +10,8 @@ Subpackages: :mod:`acthash.data` (datasets), :mod:`acthash.models` (model zoo),
 :mod:`acthash.train` (training loop with checkpoints), :mod:`acthash.errors` (every user-facing
 error), and the companion measurements :mod:`acthash.regions` (exact linear regions),
 :mod:`acthash.ntk` (empirical NTK), :mod:`acthash.binary` (latent binary encoding) and
-:mod:`acthash.retrieval` (hash encoders and retrieval metrics). The property functions and the capture API are importable from the top level.
+:mod:`acthash.retrieval` (hash encoders and retrieval metrics), and :mod:`acthash.hamming`
+(Hamming k-NN, the one-pass tie-rule counts and the Gram matrix of packed codes). The property functions and the capture API are importable from the top level.
 """
 
 from importlib.metadata import PackageNotFoundError
@@ -21,7 +22,17 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0+unknown"
 
-from acthash import binary, data, errors, models, ntk, regions, retrieval, train  # noqa: E402  # noqa: E402
+from acthash import (  # noqa: E402
+    binary,
+    data,
+    errors,
+    hamming,
+    models,
+    ntk,
+    regions,
+    retrieval,
+    train,
+)
 from acthash.aggregate import AggregateCodes, aggregate_codes, aggregate_properties  # noqa: E402
 from acthash.capture import Capture, capture, list_layers, neural_codes  # noqa: E402
 from acthash.codes import LayerSpan, NeuralCodes  # noqa: E402
@@ -50,6 +61,7 @@ __all__ = [
     "__version__",
     "ActhashError",
     "binary",
+    "hamming",
     "ntk",
     "regions",
     "retrieval",

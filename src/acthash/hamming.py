@@ -14,6 +14,10 @@ index), so the result does not depend on the block size.
 :func:`class_counts` counts, per query and class, the codes closer than and exactly at a
 radius (numba, numpy or torch on a device): with the k-th distance from :func:`hamming_knn`
 it gives the order-independent k-NN tie rule of :mod:`acthash.properties`.
+:func:`share_counts` gives the same counts in one pass over the database, and
+:func:`share_counts_loo` their leave-one-out form with each pair of codes compared once.
+:func:`gram_matrix` gives the exact inner products ``x.y`` of the codes from the same
+kernel (the kernel-form K-Means and logistic regression build on it).
 """
 
 from __future__ import annotations
