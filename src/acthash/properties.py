@@ -66,31 +66,46 @@ def _labels_for(codes: NeuralCodes, labels, what: str = "labels") -> np.ndarray:
     return check_labels(labels, len(codes), what)
 
 
+#: bytes of packed rows hashed or compared at once (bounded memory on memory-mapped codes)
+_HASH_BLOCK_BYTES = 32 << 20
+
+
+def _block_rows(packed: np.ndarray) -> int:
+    return max(1, _HASH_BLOCK_BYTES // max(1, packed.shape[1]))
+
+
 def _row_hashes(packed: np.ndarray) -> np.ndarray:
-    """(N,) uint64 hash of each packed row."""
+    """(N,) uint64 hash of each packed row (rows read in blocks)."""
     n, b = packed.shape
     pad = (-b) % 8
-    words = np.ascontiguousarray(np.pad(packed, ((0, 0), (0, pad))) if pad else packed)
-    words = words.view(np.uint64)
     h = np.full(n, _MIX, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(words.shape[1]):
-            h ^= words[:, j]
-            h *= _MUL
-            h ^= h >> np.uint64(31)
+    step = _block_rows(packed)
+    for lo in range(0, n, step):
+        block = np.asarray(packed[lo : lo + step])
+        words = np.ascontiguousarray(np.pad(block, ((0, 0), (0, pad))) if pad else block)
+        words = words.view(np.uint64)
+        hb = h[lo : lo + step]
+        with np.errstate(over="ignore"):
+            for j in range(words.shape[1]):
+                hb ^= words[:, j]
+                hb *= _MUL
+                hb ^= hb >> np.uint64(31)
     return h
 
 
 def count_distinct(codes) -> int:
-    """Number of distinct codes, by hashing the packed rows (O(N)), verified exactly."""
-    packed = np.ascontiguousarray(as_codes(codes).packed)
+    """Number of distinct codes, by hashing the packed rows (O(N)), verified exactly; the
+    rows are read in blocks, so memory-mapped codes are never copied whole."""
+    packed = as_codes(codes).packed
     n = packed.shape[0]
     if n == 0:
         return 0
     group, uniques = pd.factorize(_row_hashes(packed))
     first = np.empty(len(uniques), dtype=np.int64)
     first[group[::-1]] = np.arange(n - 1, -1, -1)
-    if np.array_equal(packed, packed[first[group]]):
+    step = _block_rows(packed)
+    if all(np.array_equal(packed[lo : lo + step], packed[first[group[lo : lo + step]]])
+           for lo in range(0, n, step)):
         return len(uniques)
     # a 64-bit hash collision between different codes: count exactly
     return len({row.tobytes() for row in packed})
