@@ -1,6 +1,7 @@
-"""Compiled exact Hamming k-NN (numba): 64-bit popcount over packed codes (LLVM emits the
-vector popcount instruction where the CPU has one), a sorted insertion list of the k best.
-Neighbour order is (distance, index)."""
+"""Compiled exact Hamming kernels (numba): distance tiles by 64-bit popcount over packed
+codes (LLVM emits the vector popcount instruction where the CPU has one; four rows share
+each word), merged into sorted insertion lists of the k best (neighbour order is
+(distance, index)) or into the one-pass state of the share tie rule."""
 
 from __future__ import annotations
 
@@ -22,34 +23,6 @@ def _popcount64(x):
     return (x * _H01) >> np.uint64(56)
 
 
-@njit(parallel=True, cache=True)
-def knn_words(db, queries, k):
-    """db (N, W) and queries (Q, W) uint64 -> (distances (Q, k) int32, indices (Q, k) int64)."""
-    nq, w = queries.shape
-    n = db.shape[0]
-    out_d = np.empty((nq, k), np.int32)
-    out_i = np.empty((nq, k), np.int64)
-    for a in prange(nq):
-        best_d = np.full(k, np.int32(2**30), np.int32)
-        best_i = np.zeros(k, np.int64)
-        q = queries[a]
-        for i in range(n):
-            s = 0
-            for j in range(w):
-                s += _popcount64(q[j] ^ db[i, j])
-            if s < best_d[k - 1]:
-                p = k - 1
-                while p > 0 and best_d[p - 1] > s:
-                    best_d[p] = best_d[p - 1]
-                    best_i[p] = best_i[p - 1]
-                    p -= 1
-                best_d[p] = s
-                best_i[p] = i
-        out_d[a] = best_d
-        out_i[a] = best_i
-    return out_d, out_i
-
-
 @njit(inline="always")
 def _insert(best_d, best_i, a, k, s, idx):
     # strict comparisons: an equal distance never displaces an earlier (smaller) index
@@ -64,43 +37,16 @@ def _insert(best_d, best_i, a, k, s, idx):
 
 
 @njit(parallel=True, cache=True)
-def knn_update(db, queries, offset, best_d, best_i):
-    """Merge the database block ``db`` (N, W) uint64, whose first row has global index
-    ``offset``, into the running top-k lists ``best_d`` (Q, k) int32 / ``best_i`` (Q, k)
-    int64 of ``queries`` (Q, W) uint64, in place.
-
-    Blocks must come in increasing ``offset`` so that ties keep the smaller index. Four
-    queries share each database word load (their distances are summed side by side).
-    """
-    nq, w = queries.shape
-    n = db.shape[0]
+def knn_rows(dist, row0, col0, best_d, best_i):
+    """Merge the distance tile ``dist`` (R, Cn) int32 — queries ``row0 + r`` against database
+    rows ``col0 + j`` — into the running top-k lists ``best_d`` (Q, k) int32 / ``best_i``
+    (Q, k) int64, in place. Tiles of a query must come in increasing ``col0`` so that ties
+    keep the smaller index."""
     k = best_d.shape[1]
-    n_quads = (nq + 3) // 4
-    for t in prange(n_quads):
-        a = 4 * t
-        if a + 4 <= nq:
-            for i in range(n):
-                s0 = np.uint64(0)
-                s1 = np.uint64(0)
-                s2 = np.uint64(0)
-                s3 = np.uint64(0)
-                for j in range(w):
-                    x = db[i, j]
-                    s0 += _popcount64(queries[a, j] ^ x)
-                    s1 += _popcount64(queries[a + 1, j] ^ x)
-                    s2 += _popcount64(queries[a + 2, j] ^ x)
-                    s3 += _popcount64(queries[a + 3, j] ^ x)
-                _insert(best_d, best_i, a, k, np.int32(s0), offset + i)
-                _insert(best_d, best_i, a + 1, k, np.int32(s1), offset + i)
-                _insert(best_d, best_i, a + 2, k, np.int32(s2), offset + i)
-                _insert(best_d, best_i, a + 3, k, np.int32(s3), offset + i)
-        else:
-            for b in range(a, nq):
-                for i in range(n):
-                    s = np.uint64(0)
-                    for j in range(w):
-                        s += _popcount64(queries[b, j] ^ db[i, j])
-                    _insert(best_d, best_i, b, k, np.int32(s), offset + i)
+    for r in prange(dist.shape[0]):
+        a = row0 + r
+        for j in range(dist.shape[1]):
+            _insert(best_d, best_i, a, k, dist[r, j], col0 + j)
 
 
 @njit(parallel=True, cache=True)
@@ -186,27 +132,53 @@ def _share_add(best_d, best_c, extra, a, k, s, c):
 @njit(parallel=True, cache=True)
 def distance_tile(a, b, out):
     """out[i, j] = Hamming distance of rows a[i] and b[j]; a (Na, W), b (Nb, W) uint64,
-    out (Na, Nb) int32. Four rows of ``a`` share each word of ``b``."""
+    out (Na, Nb) int32. Register blocks of four rows of ``a`` by two rows of ``b``: each
+    word loaded serves four or two popcounts."""
     na, w = a.shape
     nb = b.shape[0]
-    for t in prange((na + 3) // 4):
+    n_quads = (na + 3) // 4
+    for t in prange(n_quads):
         i = 4 * t
         if i + 4 <= na:
-            for j in range(nb):
+            for j in range(0, nb - 1, 2):
                 s0 = np.uint64(0)
                 s1 = np.uint64(0)
                 s2 = np.uint64(0)
                 s3 = np.uint64(0)
+                r0 = np.uint64(0)
+                r1 = np.uint64(0)
+                r2 = np.uint64(0)
+                r3 = np.uint64(0)
                 for m in range(w):
                     y = b[j, m]
-                    s0 += _popcount64(a[i, m] ^ y)
-                    s1 += _popcount64(a[i + 1, m] ^ y)
-                    s2 += _popcount64(a[i + 2, m] ^ y)
-                    s3 += _popcount64(a[i + 3, m] ^ y)
+                    z = b[j + 1, m]
+                    a0 = a[i, m]
+                    a1 = a[i + 1, m]
+                    a2 = a[i + 2, m]
+                    a3 = a[i + 3, m]
+                    s0 += _popcount64(a0 ^ y)
+                    s1 += _popcount64(a1 ^ y)
+                    s2 += _popcount64(a2 ^ y)
+                    s3 += _popcount64(a3 ^ y)
+                    r0 += _popcount64(a0 ^ z)
+                    r1 += _popcount64(a1 ^ z)
+                    r2 += _popcount64(a2 ^ z)
+                    r3 += _popcount64(a3 ^ z)
                 out[i, j] = np.int32(s0)
                 out[i + 1, j] = np.int32(s1)
                 out[i + 2, j] = np.int32(s2)
                 out[i + 3, j] = np.int32(s3)
+                out[i, j + 1] = np.int32(r0)
+                out[i + 1, j + 1] = np.int32(r1)
+                out[i + 2, j + 1] = np.int32(r2)
+                out[i + 3, j + 1] = np.int32(r3)
+            if nb % 2:
+                j = nb - 1
+                for x in range(i, i + 4):
+                    s = np.uint64(0)
+                    for m in range(w):
+                        s += _popcount64(a[x, m] ^ b[j, m])
+                    out[x, j] = np.int32(s)
         else:
             for x in range(i, na):
                 for j in range(nb):

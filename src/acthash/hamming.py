@@ -191,8 +191,9 @@ def hamming_knn(database, queries, k: int, backend: str = "auto", *, memory_budg
 
     Returns ``(distances, indices)``, both (Nq, k), ordered by (distance, database index).
     backend : "auto" (the fastest installed), "numba", "faiss", "numpy" or "torch".
-    memory_budget : bytes (or "512MB") of database rows read at once (default: 32 MiB
-        blocks); with ``backend="torch"``, the size of one distance tile on the device.
+    memory_budget : bytes (or "512MB") of packed rows read at once (with numba: one tile of
+        query and database rows, default 32 MiB; other CPU backends: database blocks); with
+        ``backend="torch"``, the size of one distance tile on the device.
     device : torch device of ``backend="torch"`` (default: CUDA when available).
     The database (NeuralCodes or packed rows, possibly a memory map) is read block by block.
     """
@@ -215,16 +216,13 @@ def hamming_knn(database, queries, k: int, backend: str = "auto", *, memory_budg
         raise InputError(
             f"unknown backend {backend!r}; use 'auto', 'numba', 'faiss', 'numpy' or 'torch'"
         )
-    step = _block_rows(db.shape[1], memory_budget)
     if backend == "numba":
-        to_words = _hamming_numba.as_words
-        qw = to_words(q)
         best_d = np.full((q.shape[0], k), 2**31 - 1, dtype=np.int32)
         best_i = np.zeros((q.shape[0], k), dtype=np.int64)
-        for lo in range(0, db.shape[0], step):
-            _hamming_numba.knn_update(to_words(np.asarray(db[lo : lo + step])), qw, lo,
-                                      best_d, best_i)
+        for qlo, lo, t in _distance_tiles(q, db, memory_budget):
+            _hamming_numba.knn_rows(t, qlo, lo, best_d, best_i)
         return best_d, best_i
+    step = _block_rows(db.shape[1], memory_budget)
     best_d = np.zeros((q.shape[0], 0), dtype=np.int32)
     best_i = np.zeros((q.shape[0], 0), dtype=np.int64)
     for lo in range(0, db.shape[0], step):
@@ -360,6 +358,23 @@ def _words_block(packed, lo: int, hi: int) -> np.ndarray:
     return _hamming_numba.as_words(np.asarray(packed[lo:hi]))
 
 
+def _distance_tiles(a, b_rows, memory_budget, *, symmetric: bool = False):
+    """Yield ``(ilo, jlo, tile)``: the int32 Hamming distances of rows ``ilo:`` of ``a``
+    against rows ``jlo:`` of ``b_rows`` (packed codes), one tile of at most ``_TILE_ROWS``
+    rows a side within ``memory_budget``. ``symmetric`` (``b_rows`` is ``a``): only the
+    tiles with ilo <= jlo, in row-major order. The tile is a reused buffer: use it before
+    the next one comes."""
+    b = _tile_rows(a.shape[1], memory_budget)
+    buffer = np.empty(b * b, dtype=np.int32)
+    for ilo in range(0, a.shape[0], b):
+        iw = _words_block(a, ilo, ilo + b)
+        for jlo in range(ilo if symmetric else 0, b_rows.shape[0], b):
+            jw = iw if symmetric and jlo == ilo else _words_block(b_rows, jlo, jlo + b)
+            tile = _tile(buffer, iw.shape[0], jw.shape[0])
+            _hamming_numba.distance_tile(iw, jw, tile)
+            yield ilo, jlo, tile
+
+
 def _check_share_args(k, n: int, n_classes, labels, what: str):
     if not HAVE_NUMBA:
         raise MissingDependencyError("numba is not installed: pip install numba, or use "
@@ -385,15 +400,8 @@ def share_counts(database, labels, queries, k: int, n_classes: int | None = None
     labels, _, n_classes = _check_counts_args(db, labels, q, np.zeros(q.shape[0]), n_classes)
     _check_share_args(k, db.shape[0], n_classes, labels, "the database size")
     state = _share_state(q.shape[0], k, n_classes)
-    b = _tile_rows(db.shape[1], memory_budget)
-    tile = np.empty(b * b, dtype=np.int32)
-    for qlo in range(0, q.shape[0], b):
-        qw = _words_block(q, qlo, qlo + b)
-        for lo in range(0, db.shape[0], b):
-            dw = _words_block(db, lo, lo + b)
-            t = _tile(tile, qw.shape[0], dw.shape[0])
-            _hamming_numba.distance_tile(qw, dw, t)
-            _hamming_numba.share_rows(t, labels[lo : lo + b], qlo, lo, *state, False)
+    for qlo, lo, t in _distance_tiles(q, db, memory_budget):
+        _hamming_numba.share_rows(t, labels[lo : lo + t.shape[1]], qlo, lo, *state, False)
     return _hamming_numba.share_finish(*state)
 
 
@@ -411,18 +419,12 @@ def share_counts_loo(codes, labels, k: int, n_classes: int | None = None, *,
     _check_share_args(k, db.shape[0] - 1, n_classes, labels, "the number of other codes")
     n = db.shape[0]
     state = _share_state(n, k, n_classes)
-    b = _tile_rows(db.shape[1], memory_budget)
-    tile = np.empty(b * b, dtype=np.int32)
     # tiles in row-major order: every code meets the others in increasing index order
-    for ilo in range(0, n, b):
-        iw = _words_block(db, ilo, ilo + b)
-        for jlo in range(ilo, n, b):
-            jw = iw if jlo == ilo else _words_block(db, jlo, jlo + b)
-            t = _tile(tile, iw.shape[0], jw.shape[0])
-            _hamming_numba.distance_tile(iw, jw, t)
-            _hamming_numba.share_rows(t, labels[jlo : jlo + b], ilo, jlo, *state, True)
-            if jlo != ilo:
-                _hamming_numba.share_cols(t, labels[ilo : ilo + b], ilo, jlo, *state, True)
+    for ilo, jlo, t in _distance_tiles(db, db, memory_budget, symmetric=True):
+        _hamming_numba.share_rows(t, labels[jlo : jlo + t.shape[1]], ilo, jlo, *state, True)
+        if jlo != ilo:
+            _hamming_numba.share_cols(t, labels[ilo : ilo + t.shape[0]], ilo, jlo, *state,
+                                      True)
     return _hamming_numba.share_finish(*state)
 
 
@@ -451,19 +453,12 @@ def gram_matrix(codes, other=None, *, memory_budget=None, dtype=np.float64) -> n
     n = db.shape[0]
     norms = _row_popcounts(db)
     out = np.empty((n, n), dtype=dtype)
-    b = _tile_rows(db.shape[1], memory_budget)
-    tile = np.empty(b * b, dtype=np.int32)
-    for ilo in range(0, n, b):
-        iw = _words_block(db, ilo, ilo + b)
-        ni = norms[ilo : ilo + b]
-        for jlo in range(ilo, n, b):
-            jw = iw if jlo == ilo else _words_block(db, jlo, jlo + b)
-            t = _tile(tile, iw.shape[0], jw.shape[0])
-            _hamming_numba.distance_tile(iw, jw, t)
-            g = (ni[:, None] + norms[jlo : jlo + b][None, :] - t) // 2
-            out[ilo : ilo + b, jlo : jlo + b] = g
-            if jlo != ilo:
-                out[jlo : jlo + b, ilo : ilo + b] = g.T
+    for ilo, jlo, t in _distance_tiles(db, db, memory_budget, symmetric=True):
+        ihi, jhi = ilo + t.shape[0], jlo + t.shape[1]
+        g = (norms[ilo:ihi, None] + norms[None, jlo:jhi] - t) // 2
+        out[ilo:ihi, jlo:jhi] = g
+        if jlo != ilo:
+            out[jlo:jhi, ilo:ihi] = g.T
     return out
 
 
@@ -473,16 +468,9 @@ def _cross_gram(a, b_rows, memory_budget, dtype):
                          "per row")
     na_, nb_ = _row_popcounts(a), _row_popcounts(b_rows)
     out = np.empty((a.shape[0], b_rows.shape[0]), dtype=dtype)
-    b = _tile_rows(a.shape[1], memory_budget)
-    tile = np.empty(b * b, dtype=np.int32)
-    for ilo in range(0, a.shape[0], b):
-        iw = _words_block(a, ilo, ilo + b)
-        for jlo in range(0, b_rows.shape[0], b):
-            jw = _words_block(b_rows, jlo, jlo + b)
-            t = _tile(tile, iw.shape[0], jw.shape[0])
-            _hamming_numba.distance_tile(iw, jw, t)
-            out[ilo : ilo + b, jlo : jlo + b] = (na_[ilo : ilo + b, None]
-                                                 + nb_[None, jlo : jlo + b] - t) // 2
+    for ilo, jlo, t in _distance_tiles(a, b_rows, memory_budget):
+        ihi, jhi = ilo + t.shape[0], jlo + t.shape[1]
+        out[ilo:ihi, jlo:jhi] = (na_[ilo:ihi, None] + nb_[None, jlo:jhi] - t) // 2
     return out
 
 
