@@ -153,3 +153,21 @@ def test_cuda_matches_cpu(rng):
     a = kmeans_packed(bits, 5, seed=0, backend="numba")
     b = kmeans_packed(bits, 5, seed=0, backend="torch", device="cuda")
     assert b.inertia == pytest.approx(a.inertia, rel=1e-5)
+
+
+def test_auto_takes_the_gram_path_for_long_codes_only(rng, monkeypatch):
+    import acthash.kmeans as km
+
+    calls = []
+    real = km._kmeans_gram
+    monkeypatch.setattr(km, "_kmeans_gram", lambda *a: calls.append(1) or real(*a))
+    long_bits, _ = clustered(rng, n=200, d=2000)   # 250 bytes: 200 codes <= 4 per byte
+    short_bits, _ = clustered(rng, n=200, d=20)    # 3 bytes: the byte tables are cheaper
+    kmeans_packed(NeuralCodes.from_bits(long_bits), 5, n_init=2)
+    assert calls == [1]
+    kmeans_packed(NeuralCodes.from_bits(short_bits), 5, n_init=2)
+    assert calls == [1]
+    budget = 8 * 200 * 199  # the Gram matrix would not fit; one row's byte tables do
+    monkeypatch.setattr(km.PackedMatrix, "_min_bytes", lambda self: 1)
+    kmeans_packed(NeuralCodes.from_bits(long_bits), 5, n_init=2, memory_budget=budget)
+    assert calls == [1]

@@ -74,7 +74,7 @@ def test_multinomial_and_ovr_match_sklearn(problem):
     # one problem, far fewer passes over the codes than six binary ones
     assert multi.n_passes < 10 * fit_logreg_packed(codes, strategy="ovo", solver="lbfgs").n_passes
     # the kernel solver: one pass for the Gram matrix, one for the coefficients
-    assert fit_logreg_packed(codes, strategy="ovo").n_passes == 2
+    assert fit_logreg_packed(codes, strategy="ovo", solver="kernel").n_passes == 2
     with pytest.raises(InputError, match="kernel solver fits binary problems"):
         fit_logreg_packed(codes, strategy="multinomial", solver="kernel")
     with pytest.raises(InputError, match="unknown solver"):
@@ -144,3 +144,14 @@ def test_kernel_predictions_equal_the_fitted_models(rng, k, strategy):
     np.testing.assert_array_equal(pred_test, model.predict(codes[300:]))
     with pytest.raises(InputError, match="binary problems"):
         kernel_logreg_predict(codes[:300], y[:300], codes[300:], strategy="multinomial")
+
+
+def test_kernel_fits_rule():
+    from acthash.logreg import kernel_fits
+
+    assert kernel_fits(2000, "ovo", n_bits=144256)
+    assert not kernel_fits(2000, "ovo", n_bits=1000)  # short codes: L-BFGS passes are cheaper
+    assert not kernel_fits(2000, "multinomial", n_bits=144256)
+    assert not kernel_fits(20000, "ovo", n_bits=10**6)  # 3.2 GB Gram matrix > 1 GiB budget
+    assert kernel_fits(20000, "ovo", "4GB", n_bits=10**6)
+    assert not kernel_fits(2000, "ovo", backend="torch", device="cpu", n_bits=144256)

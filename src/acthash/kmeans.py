@@ -223,6 +223,10 @@ def _lloyd_gram(gram, norms, seed_rows, max_iter, tol):
     return labels, weights, counts, inertia, n_iter
 
 
+#: "auto" takes the Gram path up to this many codes per byte of code: an iteration costs
+#: N^2 K there and N * n_bytes * K table look-ups on the bits (measured crossover about 4)
+_GRAM_ROWS_PER_BYTE = 4
+
 #: K-Means solvers of :func:`kmeans_packed`
 SOLVERS = ("auto", "gram", "tables")
 
@@ -241,8 +245,9 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
         (:func:`_lloyd_gram`: one (N, N) @ (N, K) product per iteration); "tables" runs the
         iterations on the packed bits (byte lookup tables on the CPU, ``backend="numba"``,
         or chunked matmuls on a torch device, ``backend="torch"``); "auto" takes "gram" on
-        the CPU when the Gram matrix fits ``memory_budget``, else "tables". Both give the
-        same clustering up to the rounding of the distances.
+        the CPU when the Gram matrix fits ``memory_budget`` and the codes are long (N at most
+        4 per byte of code, where it is the faster), else "tables". Both give the same
+        clustering up to the rounding of the distances.
     """
     codes = as_codes(codes)
     n = len(codes)
@@ -261,7 +266,8 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
     p = mat.column_sums() / n
     tol_abs = float(np.mean(p * (1.0 - p))) * tol
     if solver == "auto":
-        solver = "gram" if mat.backend == "numba" and 8 * n * n <= budget else "tables"
+        solver = ("gram" if mat.backend == "numba" and 8 * n * n <= budget
+                  and n <= _GRAM_ROWS_PER_BYTE * mat.n_bytes else "tables")
     if solver == "gram":
         return _kmeans_gram(codes, mat, norms, n_clusters, n_init, max_iter, tol_abs, seed,
                             budget)

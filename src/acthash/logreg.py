@@ -367,13 +367,16 @@ def _fit_kernel(codes, mat, yi, k, eff, C, tol, max_iter, budget):
 
 
 def kernel_fits(n_train: int, strategy: str, memory_budget=None, backend: str = "auto",
-                device=None) -> bool:
-    """Whether ``solver="auto"`` takes the kernel solver: binary problems, the CPU, and the
-    (n_train, n_train) float64 Gram matrix within the budget."""
+                device=None, *, n_bits: int) -> bool:
+    """Whether ``solver="auto"`` takes the kernel solver: binary problems, the CPU, the
+    (n_train, n_train) float64 Gram matrix within the budget, and long codes (at most one
+    training code per byte of code: the Newton solves cost about n^3 per problem, the
+    L-BFGS passes n * n_bytes each; measured crossover)."""
     from acthash.packed import resolve_backend
 
     return (strategy in ("ovo", "ovr") and resolve_backend(backend, device)[0] == "numba"
-            and 8 * n_train * n_train <= parse_memory_budget(memory_budget))
+            and 8 * n_train * n_train <= parse_memory_budget(memory_budget)
+            and n_train <= (n_bits + 7) // 8)
 
 
 def kernel_logreg_predict(train_codes, labels, test_codes, *, C: float = 1.0,
@@ -427,7 +430,8 @@ def fit_logreg_packed(codes, labels=None, *, C: float = 1.0, strategy: str = "ov
         popcounts, ``8 N^2`` bytes, then Newton's method per problem in the span of its
         rows, :func:`_newton_kernel`; converged to ``tol * 1e-3``, so the same optimum more
         tightly), or "auto": "kernel" on the CPU when the Gram matrix fits
-        ``memory_budget`` and the strategy is binary, else "lbfgs".
+        ``memory_budget``, the strategy is binary and the codes are long (at most one
+        training code per byte of code, :func:`kernel_fits`), else "lbfgs".
     """
     codes = as_codes(codes)
     if labels is None:
@@ -453,8 +457,8 @@ def fit_logreg_packed(codes, labels=None, *, C: float = 1.0, strategy: str = "ov
     eff = "ovo" if strategy == "ovo" or k == 2 and strategy == "multinomial" else strategy
     n = len(codes)
     if solver == "auto":
-        solver = ("kernel" if eff != "multinomial" and mat.backend == "numba"
-                  and 8 * n * n <= budget else "lbfgs")
+        solver = "kernel" if kernel_fits(n, eff, budget, mat.backend, device,
+                                         n_bits=codes.n_bits) else "lbfgs"
     if solver == "kernel":
         if eff == "multinomial":
             raise InputError("the kernel solver fits binary problems; use strategy='ovo' or "

@@ -506,7 +506,8 @@ def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, 
     if solver == "lbfgs" and not _use_sklearn(train, backend, memory_budget, device):
         from acthash.logreg import fit_logreg_packed, kernel_fits, kernel_logreg_predict
 
-        if kernel_fits(len(train), strategy, memory_budget, _streamed(backend), device):
+        if kernel_fits(len(train), strategy, memory_budget, _streamed(backend), device,
+                       n_bits=train.n_bits):
             pred_train, pred_test = kernel_logreg_predict(
                 train, y_train, test, C=C, strategy=strategy, max_iter=max_iter,
                 memory_budget=memory_budget)
