@@ -166,3 +166,15 @@ def test_encoding_properties_record(rng):
         encoding_properties(tr, y_tr[:-1], te, y_te)
     with pytest.raises(ValueError, match="test codes"):
         encoding_properties(tr, y_tr, te[:, :40], y_te)
+
+
+def test_count_distinct_in_small_blocks_equals_unique_rows(monkeypatch):
+    """Hashing and the exact check read the rows in blocks; duplicates that fall in
+    different blocks still count once."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 2, size=(37, 45)).astype(np.uint8)
+    bits = base[rng.integers(0, 37, size=400)]
+    expected = len(np.unique(bits, axis=0))
+    monkeypatch.setattr(P, "_HASH_BLOCK_BYTES", 3 * 6)  # 3 rows of 6 bytes a block
+    assert P.count_distinct(NeuralCodes.from_bits(bits)) == expected
+    assert P.redundancy_ratio(NeuralCodes.from_bits(bits)) == (400 - expected) / 400

@@ -262,20 +262,26 @@ def popcount_rate(seconds: float = 1.0) -> float:
 # lie exactly at d_k; neither depends on the order of the database rows.
 
 
-def _check_counts_args(db: np.ndarray, labels, q: np.ndarray, radius, n_classes):
+def _check_labels_arg(db: np.ndarray, labels, q: np.ndarray, n_classes):
+    """Same code length, one class index in [0, n_classes) per database row."""
     if db.shape[1] != q.shape[1]:
         raise InputError(f"codes differ in length: {db.shape[1]} vs {q.shape[1]} bytes per row")
     labels = np.ascontiguousarray(np.asarray(labels, dtype=np.int64))
     if labels.shape != (db.shape[0],):
         raise InputError(f"labels have shape {labels.shape}; pass one class index per database row")
-    radius = np.ascontiguousarray(np.asarray(radius, dtype=np.int64))
-    if radius.shape != (q.shape[0],):
-        raise InputError(f"radius has shape {radius.shape}; pass one radius per query")
     if n_classes is None:
         n_classes = int(labels.max()) + 1 if len(labels) else 0
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise InputError(f"labels must be class indices in [0, {n_classes}); encode them first")
-    return labels, radius, int(n_classes)
+    return labels, int(n_classes)
+
+
+def _check_counts_args(db: np.ndarray, labels, q: np.ndarray, radius, n_classes):
+    labels, n_classes = _check_labels_arg(db, labels, q, n_classes)
+    radius = np.ascontiguousarray(np.asarray(radius, dtype=np.int64))
+    if radius.shape != (q.shape[0],):
+        raise InputError(f"radius has shape {radius.shape}; pass one radius per query")
+    return labels, radius, n_classes
 
 
 def class_counts(database, labels, queries, radius, n_classes: int | None = None, *,
@@ -375,7 +381,7 @@ def _distance_tiles(a, b_rows, memory_budget, *, symmetric: bool = False):
             yield ilo, jlo, tile
 
 
-def _check_share_args(k, n: int, n_classes, labels, what: str):
+def _check_share_args(k, n: int, what: str):
     if not HAVE_NUMBA:
         raise MissingDependencyError("numba is not installed: pip install numba, or use "
                                      "class_counts(backend='numpy')")
@@ -397,8 +403,8 @@ def share_counts(database, labels, queries, k: int, n_classes: int | None = None
         32 MiB).
     """
     db, q = _as_packed(database), _as_packed(queries)
-    labels, _, n_classes = _check_counts_args(db, labels, q, np.zeros(q.shape[0]), n_classes)
-    _check_share_args(k, db.shape[0], n_classes, labels, "the database size")
+    labels, n_classes = _check_labels_arg(db, labels, q, n_classes)
+    _check_share_args(k, db.shape[0], "the database size")
     state = _share_state(q.shape[0], k, n_classes)
     for qlo, lo, t in _distance_tiles(q, db, memory_budget):
         _hamming_numba.share_rows(t, labels[lo : lo + t.shape[1]], qlo, lo, *state, False)
@@ -415,8 +421,8 @@ def share_counts_loo(codes, labels, k: int, n_classes: int | None = None, *,
     N (N - 1) / 2 distances. Returns ``(less, equal)``, both (N, n_classes) int64.
     """
     db = _as_packed(codes)
-    labels, _, n_classes = _check_counts_args(db, labels, db, np.zeros(db.shape[0]), n_classes)
-    _check_share_args(k, db.shape[0] - 1, n_classes, labels, "the number of other codes")
+    labels, n_classes = _check_labels_arg(db, labels, db, n_classes)
+    _check_share_args(k, db.shape[0] - 1, "the number of other codes")
     n = db.shape[0]
     state = _share_state(n, k, n_classes)
     # tiles in row-major order: every code meets the others in increasing index order

@@ -359,10 +359,7 @@ def _fit_kernel(codes, mat, yi, k, eff, C, tol, max_iter, budget):
     gram = gram_matrix(codes, memory_budget=min(budget, 32 << 20))
     weights, intercept, pairs, iters = _kernel_problems(gram, yi, k, eff, C, tol, max_iter)
     del gram
-    # the coefficients X^T alpha, under a smaller working budget than the Gram matrix's
-    small = PackedMatrix(mat.packed, mat.n_bits, backend=mat.backend, device=mat.device,
-                         memory_budget=max(min(budget, 256 << 20), mat._min_bytes()))
-    coef = small.rmatmul(weights, dense=True).T.copy()
+    coef = mat.rmatmul(weights, dense=True).T.copy()  # X^T alpha, in 64 MiB dense blocks
     return coef, intercept, pairs, iters
 
 

@@ -70,7 +70,7 @@ def _labels_for(codes: NeuralCodes, labels, what: str = "labels") -> np.ndarray:
 _HASH_BLOCK_BYTES = 32 << 20
 
 
-def _block_rows(packed: np.ndarray) -> int:
+def _hash_block_rows(packed: np.ndarray) -> int:
     return max(1, _HASH_BLOCK_BYTES // max(1, packed.shape[1]))
 
 
@@ -79,7 +79,7 @@ def _row_hashes(packed: np.ndarray) -> np.ndarray:
     n, b = packed.shape
     pad = (-b) % 8
     h = np.full(n, _MIX, dtype=np.uint64)
-    step = _block_rows(packed)
+    step = _hash_block_rows(packed)
     for lo in range(0, n, step):
         block = np.asarray(packed[lo : lo + step])
         words = np.ascontiguousarray(np.pad(block, ((0, 0), (0, pad))) if pad else block)
@@ -103,7 +103,7 @@ def count_distinct(codes) -> int:
     group, uniques = pd.factorize(_row_hashes(packed))
     first = np.empty(len(uniques), dtype=np.int64)
     first[group[::-1]] = np.arange(n - 1, -1, -1)
-    step = _block_rows(packed)
+    step = _hash_block_rows(packed)
     if all(np.array_equal(packed[lo : lo + step], packed[first[group[lo : lo + step]]])
            for lo in range(0, n, step)):
         return len(uniques)
