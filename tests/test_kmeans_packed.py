@@ -23,11 +23,12 @@ def clustered(rng, n=500, d=157, k=5, flip=0.2):
     return bits, y
 
 
+@pytest.mark.parametrize("solver", ["planes", "tables"])
 @pytest.mark.parametrize("flip", [0.1, 0.35])
-def test_inertia_and_accuracy_match_sklearn(rng, flip):
+def test_inertia_and_accuracy_match_sklearn(rng, flip, solver):
     bits, y = clustered(rng, flip=flip)
     codes = NeuralCodes.from_bits(bits, labels=y)
-    ours = kmeans_packed(codes, 5, n_init=10, seed=0)
+    ours = kmeans_packed(codes, 5, n_init=10, seed=0, solver=solver)
     ref = KMeans(5, n_init=10, random_state=0).fit(bits.astype(np.float64))
     assert ours.inertia <= ref.inertia_ * (1 + 1e-4)
     assert abs(ours.inertia - ref.inertia_) / ref.inertia_ < 1e-4 or ours.inertia < ref.inertia_
@@ -83,16 +84,37 @@ def test_gram_iterations_equal_the_table_iterations(rng):
     # binary seeds, exactly tied distances make scikit-learn's own path rounding-dependent)
 
 
-def test_gram_and_table_solvers_give_the_same_kmeans(rng):
+@pytest.mark.parametrize("d", [157, 256])  # rows gathered and padded / read in place
+def test_plane_iterations_equal_the_table_iterations(rng, d):
+    bits, _ = clustered(rng, n=400, d=d, k=4, flip=0.4)
+    x = bits.astype(np.float64)
+    codes = NeuralCodes.from_bits(bits)
+    mat = PackedMatrix(codes.packed, codes.n_bits)
+    tol = float(np.var(x, axis=0).mean()) * 1e-4
+    for seeds in (rng.choice(len(x), 4, replace=False), np.array([0, 1, 2, 2])):
+        # (a repeated seed leaves a cluster empty: relocated to the farthest code)
+        ref = _lloyd(mat, mat.row_sums(), x[seeds].copy(), 300, tol)
+        got = _lloyd(mat, mat.row_sums(), x[seeds].copy(), 300, tol, planes=True)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_allclose(got[1], ref[1], atol=1e-12)
+        assert got[2] == pytest.approx(ref[2], rel=1e-9) and got[3] == ref[3]
+        # the reported inertia is the one of the labels and centres
+        assert got[2] == pytest.approx(((x - got[1][got[0]]) ** 2).sum(), rel=1e-9)
+
+
+def test_gram_plane_and_table_solvers_give_the_same_kmeans(rng):
     bits, y = clustered(rng, n=300, flip=0.3)
     codes = NeuralCodes.from_bits(bits, labels=y)
     a = kmeans_packed(codes, 5, seed=1, solver="gram")
-    b = kmeans_packed(codes, 5, seed=1, solver="tables")
-    np.testing.assert_array_equal(a.labels, b.labels)
-    np.testing.assert_allclose(a.centers, b.centers, atol=1e-12)
-    assert a.inertia == pytest.approx(b.inertia, rel=1e-9) and a.n_iter == b.n_iter
+    for solver in ("planes", "tables"):
+        b = kmeans_packed(codes, 5, seed=1, solver=solver)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_allclose(a.centers, b.centers, atol=1e-12)
+        assert a.inertia == pytest.approx(b.inertia, rel=1e-9) and a.n_iter == b.n_iter
     with pytest.raises(InputError, match="unknown solver"):
         kmeans_packed(codes, 5, solver="elkan")
+    with pytest.raises(InputError, match="solver='tables'"):
+        kmeans_packed(codes, 5, solver="planes", backend="torch")
 
 
 @pytest.mark.parametrize("dense_rows", [0, 10**9])  # byte tables, dense blocks
@@ -171,3 +193,11 @@ def test_auto_takes_the_gram_path_for_long_codes_only(rng, monkeypatch):
     monkeypatch.setattr(km.PackedMatrix, "_min_bytes", lambda self: 1)
     kmeans_packed(NeuralCodes.from_bits(long_bits), 5, n_init=2, memory_budget=budget)
     assert calls == [1]
+    # off the Gram path the CPU takes the bit planes
+    lloyd_planes = []
+    real_lloyd = km._lloyd
+    monkeypatch.setattr(km, "_lloyd", lambda *a, **kw: lloyd_planes.append(kw["planes"])
+                        or real_lloyd(*a, **kw))
+    kmeans_packed(NeuralCodes.from_bits(short_bits), 5, n_init=1)
+    kmeans_packed(NeuralCodes.from_bits(short_bits), 5, n_init=1, backend="torch")
+    assert lloyd_planes == [True, False]

@@ -44,6 +44,39 @@ def test_products_match_dense(data, rng, backend, numba_path):
     np.testing.assert_array_equal(m.column_sums(), bits.sum(axis=0))
 
 
+@pytest.mark.parametrize("n_bits", [83, 192])  # gathered and padded rows / words in place
+def test_bit_plane_product_and_group_sums_are_exact(rng, tmp_path, monkeypatch, n_bits):
+    monkeypatch.setattr(packed_module, "_DENSE_BLOCK_BYTES", 24 * 50)  # blocks of 50+ rows
+    bits = (rng.random((301, n_bits)) < 0.45).astype(np.uint8)
+    codes = NeuralCodes.from_bits(bits)
+    codes.save(tmp_path / "c.ahc")
+    x = bits.astype(np.int64)
+    s = rng.integers(0, 70000, size=(4, n_bits))  # up to 17 bit planes
+    s[1] = 0  # no planes at all
+    s[2] = rng.integers(0, 2, size=n_bits)  # one plane (a 0/1 code)
+    need = rng.random((301, 4)) < 0.5
+    rows = np.array([300, 0, 7, 7, 150])
+    for packed in (codes.packed, NeuralCodes.load(tmp_path / "c.ahc", mmap=True).packed):
+        m = PackedMatrix(packed, n_bits, backend="numba", memory_budget="1MB")
+        np.testing.assert_array_equal(m.plane_matmul(s), x @ s.T)
+        np.testing.assert_array_equal(m.plane_matmul(s, rows), x[rows] @ s.T)
+        np.testing.assert_array_equal(m.plane_matmul(s, need=need), np.where(need, x @ s.T, 0))
+        target = rng.integers(3, size=301)
+        sign = rng.choice([-1, 1], size=301)
+        expect = np.zeros((3, n_bits), np.int64)
+        np.add.at(expect, target, x * sign[:, None])
+        np.testing.assert_array_equal(m.group_sums(target, 3, sign=sign), expect)
+        expect = np.zeros((3, n_bits), np.int64)
+        np.add.at(expect, target[rows], x[rows])
+        np.testing.assert_array_equal(m.group_sums(target[rows], 3, rows=rows), expect)
+    # more than 255 rows of one group and sign: the byte-wide counters are flushed in time
+    many = np.ones((700, 16), dtype=np.uint8)
+    m = PackedMatrix(NeuralCodes.from_bits(many).packed, 16, backend="numba")
+    np.testing.assert_array_equal(m.group_sums(np.zeros(700), 1), np.full((1, 16), 700))
+    with pytest.raises(InputError, match="non-negative integer"):
+        m.plane_matmul(np.full((1, 16), 0.5))
+
+
 def test_column_groups_under_a_small_budget_give_the_same_product(data, rng, monkeypatch):
     monkeypatch.setattr(packed_module, "_DENSE_ROWS", 0)
     _, codes = data

@@ -130,16 +130,21 @@ def _share_add(best_d, best_c, extra, a, k, s, c):
 
 
 @njit(parallel=True, cache=True)
-def distance_tile(a, b, out):
-    """out[i, j] = Hamming distance of rows a[i] and b[j]; a (Na, W), b (Nb, W) uint64,
-    out (Na, Nb) int32. Register blocks of four rows of ``a`` by two rows of ``b``: each
-    word loaded serves four or two popcounts."""
-    na, w = a.shape
+def distance_tile(a, rows, b, out):
+    """out[r, j] = Hamming distance of rows a[rows[r]] and b[j]; a (Na, W), b (Nb, W)
+    uint64, rows (n,) int64, out (n, Nb) int32. Register blocks of four rows of ``a`` by two
+    rows of ``b``: each word loaded serves four or two popcounts."""
+    na = rows.shape[0]
+    w = a.shape[1]
     nb = b.shape[0]
     n_quads = (na + 3) // 4
     for t in prange(n_quads):
         i = 4 * t
         if i + 4 <= na:
+            i0 = rows[i]
+            i1 = rows[i + 1]
+            i2 = rows[i + 2]
+            i3 = rows[i + 3]
             for j in range(0, nb - 1, 2):
                 s0 = np.uint64(0)
                 s1 = np.uint64(0)
@@ -152,10 +157,10 @@ def distance_tile(a, b, out):
                 for m in range(w):
                     y = b[j, m]
                     z = b[j + 1, m]
-                    a0 = a[i, m]
-                    a1 = a[i + 1, m]
-                    a2 = a[i + 2, m]
-                    a3 = a[i + 3, m]
+                    a0 = a[i0, m]
+                    a1 = a[i1, m]
+                    a2 = a[i2, m]
+                    a3 = a[i3, m]
                     s0 += _popcount64(a0 ^ y)
                     s1 += _popcount64(a1 ^ y)
                     s2 += _popcount64(a2 ^ y)
@@ -177,14 +182,14 @@ def distance_tile(a, b, out):
                 for x in range(i, i + 4):
                     s = np.uint64(0)
                     for m in range(w):
-                        s += _popcount64(a[x, m] ^ b[j, m])
+                        s += _popcount64(a[rows[x], m] ^ b[j, m])
                     out[x, j] = np.int32(s)
         else:
             for x in range(i, na):
                 for j in range(nb):
                     s = np.uint64(0)
                     for m in range(w):
-                        s += _popcount64(a[x, m] ^ b[j, m])
+                        s += _popcount64(a[rows[x], m] ^ b[j, m])
                     out[x, j] = np.int32(s)
 
 

@@ -15,6 +15,11 @@ from numba import njit, prange
 
 _BYTE_BLOCK = 32  # bytes per task of lut_rmatmul (its histogram slice stays in L2)
 
+#: _SPREAD[v]: the bits of the byte value v (most significant first) in the eight bytes of
+#: a 64-bit word, bit j in byte j (so eight counters add in one 64-bit addition)
+_SPREAD = np.array([sum(((v >> (7 - j)) & 1) << (8 * j) for j in range(8)) for v in range(256)],
+                   dtype=np.uint64)
+
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
 _M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
@@ -129,3 +134,75 @@ def hamming_to(words, queries, out):
                 x = (x + (x >> np.uint64(4))) & _M4
                 s += (x * _H01) >> np.uint64(56)
             out[i, q] = s
+
+
+@njit(cache=True)
+def _flush(tmp, g, acc_t, sign):
+    """Add the eight byte-wide counters of tmp[g, b] (bit j in byte j) to acc_t[g, 8b + j]
+    times ``sign``, and clear them."""
+    for b in range(tmp.shape[1]):
+        v = tmp[g, b]
+        if v != 0:
+            for j in range(8):
+                acc_t[g, 8 * b + j] += sign * np.int64((v >> np.uint64(8 * j)) & np.uint64(255))
+            tmp[g, b] = np.uint64(0)
+
+
+@njit(parallel=True, cache=True)
+def add_row_bits(packed, rows, target, sign, acc):
+    """acc[t, target[r], 8b + j] += sign[r] * bit j of packed[rows[r], b] (most significant
+    first), the listed rows split into ``acc.shape[0]`` contiguous shares, share t added into
+    acc[t] (no race; sum over t afterwards): integer column sums of groups of rows.
+
+    Each byte of a row adds ``_SPREAD[v]`` (its eight bits in eight byte-wide counters of one
+    64-bit word) into a per-group word, one addition per byte; the counters are flushed into
+    ``acc`` before any of them can pass 255. packed (N, B) uint8; rows, target, sign (n,)
+    int64 (sign +1 or -1); acc (T, K, >= 8B) int64, accumulated.
+    """
+    n = rows.shape[0]
+    n_bytes = packed.shape[1]
+    parts = acc.shape[0]
+    k = acc.shape[1]
+    for t in prange(parts):
+        lo = t * n // parts
+        hi = (t + 1) * n // parts
+        pos = np.zeros((k, n_bytes), np.uint64)
+        neg = np.zeros((k, n_bytes), np.uint64)
+        n_pos = np.zeros(k, np.int64)
+        n_neg = np.zeros(k, np.int64)
+        for r in range(lo, hi):
+            i = rows[r]
+            c = target[r]
+            if sign[r] > 0:
+                for b in range(n_bytes):
+                    pos[c, b] += _SPREAD[packed[i, b]]
+                n_pos[c] += 1
+                if n_pos[c] == 255:
+                    _flush(pos, c, acc[t], 1)
+                    n_pos[c] = 0
+            else:
+                for b in range(n_bytes):
+                    neg[c, b] += _SPREAD[packed[i, b]]
+                n_neg[c] += 1
+                if n_neg[c] == 255:
+                    _flush(neg, c, acc[t], -1)
+                    n_neg[c] = 0
+        for c in range(k):
+            _flush(pos, c, acc[t], 1)
+            _flush(neg, c, acc[t], -1)
+
+
+@njit(cache=True)
+def pack_planes(values, n_planes, out):
+    """out[p] = bit p of every entry of ``values`` (n_bits,) int64 >= 0, packed as the codes
+    are (bit j of the row: byte j // 8, most significant first) and viewed as 64-bit words;
+    out (n_planes, W) uint64, overwritten."""
+    n = values.shape[0]
+    for p in range(n_planes):
+        pp = np.uint64(p)
+        for w in range(out.shape[1]):
+            word = np.uint64(0)
+            for k in range(min(64, n - 64 * w)):
+                bit = (np.uint64(values[64 * w + k]) >> pp) & np.uint64(1)
+                word |= bit << np.uint64(8 * (k // 8) + 7 - (k % 8))
+            out[p, w] = word

@@ -377,7 +377,7 @@ def _distance_tiles(a, b_rows, memory_budget, *, symmetric: bool = False):
         for jlo in range(ilo if symmetric else 0, b_rows.shape[0], b):
             jw = iw if symmetric and jlo == ilo else _words_block(b_rows, jlo, jlo + b)
             tile = _tile(buffer, iw.shape[0], jw.shape[0])
-            _hamming_numba.distance_tile(iw, jw, tile)
+            _hamming_numba.distance_tile(iw, np.arange(iw.shape[0]), jw, tile)
             yield ilo, jlo, tile
 
 
@@ -435,10 +435,17 @@ def share_counts_loo(codes, labels, k: int, n_classes: int | None = None, *,
 
 
 def _row_popcounts(packed, step: int = 4096) -> np.ndarray:
+    """Set bits of each packed row: (N,) int64 (popcounts of 64-bit words)."""
     out = np.zeros(packed.shape[0], dtype=np.int64)
     for lo in range(0, packed.shape[0], step):
-        out[lo : lo + step] = popcount(np.asarray(packed[lo : lo + step])).sum(axis=1,
-                                                                              dtype=np.int64)
+        block = np.asarray(packed[lo : lo + step])
+        if hasattr(np, "bitwise_count"):
+            pad = (-block.shape[1]) % 8
+            words = np.ascontiguousarray(np.pad(block, ((0, 0), (0, pad))) if pad else block)
+            out[lo : lo + step] = np.bitwise_count(words.view(np.uint64)).sum(axis=1,
+                                                                                dtype=np.int64)
+        else:
+            out[lo : lo + step] = popcount(block).sum(axis=1, dtype=np.int64)
     return out
 
 
@@ -468,11 +475,14 @@ def gram_matrix(codes, other=None, *, memory_budget=None, dtype=np.float64) -> n
     return out
 
 
-def _cross_gram(a, b_rows, memory_budget, dtype):
+def _cross_gram(a, b_rows, memory_budget, dtype, a_norms=None, b_norms=None):
+    """(len(a), len(b_rows)) inner products; ``a_norms`` / ``b_norms`` (int64 popcounts of
+    the rows) when the caller already has them."""
     if a.shape[1] != b_rows.shape[1]:
         raise InputError(f"codes differ in length: {a.shape[1]} vs {b_rows.shape[1]} bytes "
                          "per row")
-    na_, nb_ = _row_popcounts(a), _row_popcounts(b_rows)
+    na_ = _row_popcounts(a) if a_norms is None else a_norms
+    nb_ = _row_popcounts(b_rows) if b_norms is None else b_norms
     out = np.empty((a.shape[0], b_rows.shape[0]), dtype=dtype)
     for ilo, jlo, t in _distance_tiles(a, b_rows, memory_budget):
         ihi, jhi = ilo + t.shape[0], jlo + t.shape[1]

@@ -8,14 +8,19 @@ cluster moved to the point farthest from its centre, ``n_init`` restarts keeping
 inertia. Only the arithmetic differs, and it is exact:
 
 - squared distances use ``||x - c||^2 = |x| - 2 x.c + ||c||^2``, where ``|x|`` (popcount of
-  the row) and ``x.c`` come from the packed bits (:class:`~acthash.packed.PackedMatrix`:
-  byte lookup tables on the CPU, chunked float32 matmuls with ``backend="torch"``);
+  the row) and ``x.c`` come from the packed bits (:class:`~acthash.packed.PackedMatrix`).
+  On the CPU a centre is held as the integer column sums ``S`` of its ``n`` codes and
+  ``x.c = (x.S) / n`` with ``x.S = sum_p 2^p popcount(x AND plane_p(S))`` over the bit
+  planes of ``S`` (exact integers; ``solver="planes"``); byte lookup tables of the float
+  centres (``"tables"``) and chunked float32 matmuls with ``backend="torch"`` are the
+  alternatives, and for N up to a few codes per byte all of it runs in kernel form on the
+  Gram matrix of the codes (``"gram"``);
 - the seeding distances between a code and a candidate code are Hamming distances
   (popcounts of XORed 64-bit words);
 - centres are the cluster means, from ``X.T @ onehot(labels)`` over the packed rows, then
   updated from the codes that changed cluster only (integer sums, exact);
-- Hamerly's bounds skip the distances of codes that provably keep their cluster, so each
-  assignment is still the one a full pass gives (see ``_lloyd``).
+- Elkan's bounds skip the distances of codes to centres that provably cannot take them, so
+  each assignment is still the one a full pass gives (see ``_lloyd``).
 
 Memory: the packed codes (memory-mapped files stay on disk), the (K, n_bits) centres and the
 product's working set under ``memory_budget``; never an unpacked (N, n_bits) array.
@@ -85,86 +90,140 @@ def _kmeans_plusplus(mat: PackedMatrix, norms: np.ndarray, k: int,
     return mat.unpack_rows(_plusplus_rows(mat.hamming_to_rows, len(mat), k, rng))
 
 
-def _assign(d: np.ndarray):
-    """labels, distance to the nearest and to the second nearest centre (not squared)."""
-    labels = d.argmin(axis=1)
-    r = np.arange(len(d))
-    upper = np.sqrt(d[r, labels])
-    if d.shape[1] == 1:
-        return labels, upper, np.full(len(d), np.inf)
-    part = np.partition(d, 1, axis=1)
-    return labels, upper, np.sqrt(part[:, 1])
-
-
 _SAFE = 1e-9  # relative margin of the bound tests against rounding
 
 
-def _lloyd(mat, norms, centers, max_iter, tol):
+def _candidates(upper, lower, half, labels, rows):
+    """(len(rows), K) bool: the centres other than its own that may be nearer to each code
+    (Elkan's tests: neither the lower bound nor half the distance between the centres is
+    above the upper bound, within the rounding margin)."""
+    u = upper[rows, None] * (1 + _SAFE)
+    cand = (u >= lower[rows] * (1 - _SAFE)) & (u >= half[labels[rows]] * (1 - _SAFE))
+    cand[np.arange(len(rows)), labels[rows]] = False
+    return cand
+
+
+def _lloyd(mat, norms, centers, max_iter, tol, *, planes: bool = False):
     """Lloyd iterations with scikit-learn's stopping rule, made cheaper by two exact devices:
 
-    - Hamerly's bounds: a code whose distance to its centre is provably below half the gap
-      to every other centre (upper/lower bounds updated by the centre shifts) keeps its
-      label without computing its distances; only the others are recomputed, so every
-      assignment is the one a full pass gives;
-    - centre sums updated from the codes that changed cluster (integer counts, exact in
-      float64) instead of a full pass.
+    - Elkan's bounds: an upper bound on each code's distance to its centre and a lower bound
+      on its distance to every other centre, moved by the centre shifts each iteration. A
+      centre is tried for a code only when neither its lower bound nor half its distance to
+      the code's centre exceeds the upper bound (which is first made exact), so every
+      assignment is the one a full pass gives (ties to the lowest index, as scikit-learn);
+    - centre sums updated from the codes that changed cluster (integer counts, exact)
+      instead of a full pass.
+
+    ``planes`` (numba backend; ``centers`` must be 0/1 codes, e.g. k-means++ seeds): every
+    centre is held as integer column sums ``S_k`` over ``n_k`` codes, and ``x . c_k =
+    (x . S_k) / n_k`` comes exact from bit-plane popcounts
+    (:meth:`~acthash.packed.PackedMatrix.plane_matmul`, about ``log2(n_k)`` AND-popcount
+    passes per centre), for just the (code, centre) pairs the bounds leave. Otherwise the
+    table product of the float centres (any real-valued ``centers``), for all centres of the
+    codes the bounds leave.
     """
     k = centers.shape[0]
     n = len(mat)
-    d = _sqdist(mat, norms, centers)
-    labels, upper, lower = _assign(d)
-    onehot = np.zeros((n, k))
-    onehot[np.arange(n), labels] = 1.0
-    sums = mat.rmatmul(onehot).T  # (k, n_bits)
+
+    def sqdist(rep, cnt, rows=None, need=None):
+        """(n_rows, K) squared distances to the centres rep / cnt (planes: only where
+        ``need``, inf elsewhere)."""
+        if not planes:
+            return _sqdist(mat, norms, rep / cnt[:, None], rows)
+        nr = norms if rows is None else norms[rows]
+        prod = mat.plane_matmul(rep, rows, need=need)
+        d = np.maximum(nr[:, None] - 2.0 * prod / cnt[None, :]
+                       + ((rep**2).sum(axis=1) / cnt**2)[None, :], 0.0)
+        return d if need is None else np.where(need, d, np.inf)
+
+    def own_sqdist(rep, cnt, labels, rows):
+        """(len(rows),) squared distances of codes to their centres ``labels[rows]``."""
+        need = np.zeros((len(rows), k), dtype=bool)
+        need[np.arange(len(rows)), labels[rows]] = True
+        return sqdist(rep, cnt, rows, need)[np.arange(len(rows)), labels[rows]]
+
+    rep, cnt = np.asarray(centers, dtype=np.float64), np.ones(k)
+    centers = rep / cnt[:, None]
+    d = sqdist(rep, cnt)
+    labels = d.argmin(axis=1)
+    lower = np.sqrt(d)  # (n, k) bounds on the distance to every centre
+    upper = lower[np.arange(n), labels].copy()
+    if planes:
+        sums = mat.group_sums(labels, k).astype(np.float64)  # (k, n_bits) integers
+    else:
+        onehot = np.zeros((n, k))
+        onehot[np.arange(n), labels] = 1.0
+        sums = mat.rmatmul(onehot).T  # (k, n_bits)
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     strict = False
     n_iter = 0
+    hi, lo = 1 + _SAFE, 1 - _SAFE
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - the count is returned
-        new_centers = np.empty_like(centers)
         full = counts > 0
-        new_centers[full] = sums[full] / counts[full, None]
+        rep, cnt = sums.copy(), np.where(full, counts, 1.0)
         relocated = not full.all()
         if relocated:  # empty clusters take the farthest codes (scikit-learn)
             far = np.argsort(-upper, kind="stable")[: int((~full).sum())]
-            new_centers[~full] = mat.unpack_rows(far)
+            rep[~full] = mat.unpack_rows(far)
+        new_centers = rep / cnt[:, None]
         delta = np.sqrt(((new_centers - centers) ** 2).sum(axis=1))
         shift = float((delta**2).sum())
         centers = new_centers
         if shift <= tol:
             break
         # bounds after the move
-        order = np.argsort(-delta, kind="stable")
-        top = delta[order[0]]
-        second = delta[order[1]] if k > 1 else 0.0
         upper = upper + delta[labels]
-        lower = lower - np.where(labels == order[0], second, top)
+        lower = np.maximum(lower - delta[None, :], 0.0)
         if relocated:
             upper[:] = np.inf
-        cc = np.sqrt(np.stack([((centers - c) ** 2).sum(axis=1) for c in centers]))
-        np.fill_diagonal(cc, np.inf)
-        half = 0.5 * cc.min(axis=1)
-        bound = np.maximum(half[labels], lower)
-        todo = np.flatnonzero(upper * (1 + _SAFE) >= bound * (1 - _SAFE))
+        sq = (centers**2).sum(axis=1)
+        half = 0.5 * np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * centers @ centers.T,
+                                        0.0))
+        np.fill_diagonal(half, np.inf)
+
+        todo = np.flatnonzero(upper * hi >= half[labels].min(axis=1) * lo)
+        todo = todo[_candidates(upper, lower, half, labels, todo).any(axis=1)]
         new_labels = labels.copy()
-        if len(todo):
-            dt = _sqdist(mat, norms, centers, todo)
-            lt, ut, lo = _assign(dt)
-            new_labels[todo], upper[todo], lower[todo] = lt, ut, lo
+        if len(todo) and not planes:  # the table product gives every centre at once
+            dt = sqdist(rep, cnt, todo)
+            lower[todo] = np.sqrt(dt)
+            new_labels[todo] = dt.argmin(axis=1)
+            upper[todo] = lower[todo, new_labels[todo]]
+        elif len(todo):
+            # make the upper bounds exact, then try the centres still in reach
+            own = np.sqrt(own_sqdist(rep, cnt, labels, todo))
+            upper[todo] = own
+            lower[todo, labels[todo]] = own
+            cand = _candidates(upper, lower, half, labels, todo)
+            dist = np.sqrt(sqdist(rep, cnt, todo, cand))
+            lower[todo] = np.where(cand, dist, lower[todo])
+            dist[np.arange(len(todo)), labels[todo]] = own
+            new_labels[todo] = dist.argmin(axis=1)
+            upper[todo] = dist.min(axis=1)
         moved = np.flatnonzero(new_labels != labels)
         if len(moved) == 0:  # scikit-learn sees this at its next iteration
             strict = True
             n_iter += 1
             break
-        delta_w = np.zeros((len(moved), k))
-        delta_w[np.arange(len(moved)), new_labels[moved]] = 1.0
-        delta_w[np.arange(len(moved)), labels[moved]] -= 1.0
-        sums = sums + mat.rmatmul(delta_w, moved).T
-        counts = counts + delta_w.sum(axis=0)
+        if planes:
+            sums = sums + mat.group_sums(
+                np.concatenate([new_labels[moved], labels[moved]]), k,
+                rows=np.concatenate([moved, moved]),
+                sign=np.repeat([1, -1], len(moved)))
+        else:
+            delta_w = np.zeros((len(moved), k))
+            delta_w[np.arange(len(moved)), new_labels[moved]] = 1.0
+            delta_w[np.arange(len(moved)), labels[moved]] -= 1.0
+            sums = sums + mat.rmatmul(delta_w, moved).T
+        counts = counts + np.bincount(new_labels[moved], minlength=k) \
+            - np.bincount(labels[moved], minlength=k)
         labels = new_labels
-    d = _sqdist(mat, norms, centers)  # exact distances for the inertia
-    if not strict:
+    if strict:  # the labels are final: only each code's own distance is needed
+        inertia = float(own_sqdist(rep, cnt, labels, np.arange(n)).sum())
+    else:  # exact distances for the final assignment and the inertia
+        d = sqdist(rep, cnt)
         labels = d.argmin(axis=1)
-    inertia = float(d[np.arange(n), labels].sum())
+        inertia = float(d[np.arange(n), labels].sum())
     return labels, centers, inertia, n_iter
 
 
@@ -228,7 +287,7 @@ def _lloyd_gram(gram, norms, seed_rows, max_iter, tol):
 _GRAM_ROWS_PER_BYTE = 4
 
 #: K-Means solvers of :func:`kmeans_packed`
-SOLVERS = ("auto", "gram", "tables")
+SOLVERS = ("auto", "gram", "planes", "tables")
 
 
 def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 300,
@@ -242,12 +301,14 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
 
     solver : "gram" computes the (N, N) Gram matrix of the codes once (popcounts, exact
         integers; ``8 N^2`` bytes) and runs every restart in kernel form
-        (:func:`_lloyd_gram`: one (N, N) @ (N, K) product per iteration); "tables" runs the
-        iterations on the packed bits (byte lookup tables on the CPU, ``backend="numba"``,
-        or chunked matmuls on a torch device, ``backend="torch"``); "auto" takes "gram" on
-        the CPU when the Gram matrix fits ``memory_budget`` and the codes are long (N at most
-        4 per byte of code, where it is the faster), else "tables". Both give the same
-        clustering up to the rounding of the distances.
+        (:func:`_lloyd_gram`: one (N, N) @ (N, K) product per iteration); "planes" runs the
+        iterations on the packed bits with the centres as integer column sums and ``x.c``
+        from bit-plane popcounts (exact; CPU); "tables" on the packed bits with byte lookup
+        tables of the float centres (CPU, ``backend="numba"``) or chunked matmuls on a
+        torch device (``backend="torch"``); "auto" takes "gram" on the CPU when the Gram
+        matrix fits ``memory_budget`` and the codes are long (N at most 4 per byte of code,
+        where it is the faster), else "planes" on the CPU and "tables" on a torch device.
+        All give the same clustering up to the rounding of the distances.
     """
     codes = as_codes(codes)
     n = len(codes)
@@ -258,16 +319,24 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
     if n_init < 1 or max_iter < 1:
         raise InputError("n_init and max_iter must be at least 1")
     if solver not in SOLVERS:
-        raise InputError(f"unknown solver {solver!r}; use 'auto', 'gram' or 'tables'")
+        raise InputError(f"unknown solver {solver!r}; use 'auto', 'gram', 'planes' or "
+                         "'tables'")
     budget = parse_memory_budget(memory_budget)
     mat = PackedMatrix(codes.packed, codes.n_bits, backend=backend, device=device,
                        memory_budget=budget)
     norms = mat.row_sums()
     p = mat.column_sums() / n
     tol_abs = float(np.mean(p * (1.0 - p))) * tol
+    if solver in ("gram", "planes") and mat.backend != "numba":
+        raise InputError(f"solver {solver!r} runs on the CPU (numba backend); use "
+                         "solver='tables' with backend='torch'")
     if solver == "auto":
-        solver = ("gram" if mat.backend == "numba" and 8 * n * n <= budget
-                  and n <= _GRAM_ROWS_PER_BYTE * mat.n_bytes else "tables")
+        if mat.backend != "numba":
+            solver = "tables"
+        elif 8 * n * n <= budget and n <= _GRAM_ROWS_PER_BYTE * mat.n_bytes:
+            solver = "gram"
+        else:
+            solver = "planes"
     if solver == "gram":
         return _kmeans_gram(codes, mat, norms, n_clusters, n_init, max_iter, tol_abs, seed,
                             budget)
@@ -275,7 +344,8 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
     for i in range(n_init):
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), i]))
         centers = _kmeans_plusplus(mat, norms, n_clusters, rng)
-        labels, centers, inertia, n_iter = _lloyd(mat, norms, centers, max_iter, tol_abs)
+        labels, centers, inertia, n_iter = _lloyd(mat, norms, centers, max_iter, tol_abs,
+                                                  planes=solver == "planes")
         if best is None or inertia < best.inertia:
             best = KMeansResult(labels.astype(np.int64), centers, inertia, n_iter, i)
     return best

@@ -278,17 +278,97 @@ class PackedMatrix:
             raise self._oom(e) from e
         return out
 
+    def plane_matmul(self, s, rows=None, *, need=None) -> np.ndarray:
+        """``X[rows] @ s.T`` for a non-negative integer (M, n_bits) ``s`` (e.g. the column
+        sums of groups of codes), exact, by bit planes (numba backend):
+        ``x . s_m = sum_p 2^p popcount(x AND plane_p(s_m))``, where ``plane_p(s_m)`` packs
+        bit ``p`` of every entry of ``s_m``. Row ``m`` takes ``bit_length(max s_m)`` planes,
+        each an AND-popcount pass over a code's words (the exact Hamming kernel reading the
+        codes in place, ``x . y = (|x| + |y| - hamming(x, y)) / 2``).
+
+        need : optional (n_rows, M) bool; only those entries are computed (the others are 0).
+        Returns (n_rows, M) float64 integers (exact below 2^53)."""
+        s = np.asarray(s)
+        if s.ndim != 2 or s.shape[1] != self.n_bits:
+            raise InputError(f"s must be (M, {self.n_bits}); got shape {s.shape}")
+        si = np.rint(s).astype(np.int64)
+        if (si < 0).any() or not np.array_equal(si, s):
+            raise InputError("plane_matmul needs non-negative integer entries")
+        rows = self._rows(rows)
+        out = np.zeros((len(rows), s.shape[0]))
+        if need is None:
+            need = np.ones(out.shape, dtype=bool)
+        need = np.asarray(need, dtype=bool)
+        if need.shape != out.shape:
+            raise InputError(f"need has shape {need.shape}, expected {out.shape}")
+        from acthash._hamming_numba import as_words, distance_tile
+        from acthash._packed_numba import pack_planes
+        from acthash.hamming import _row_popcounts
+
+        norms = self._popcounts()
+        step = max(4, min(self.memory_budget, _DENSE_BLOCK_BYTES) // max(1, self.n_bytes))
+        in_place = self.n_bytes % 8 == 0 and self.packed.flags.c_contiguous
+        if in_place:
+            words = self.packed.view(np.uint64)
+        for m in np.flatnonzero(need.any(axis=0)):
+            n_planes = int(si[m].max(initial=0)).bit_length()
+            if n_planes == 0:
+                continue
+            planes = np.empty((n_planes, -(-self.n_bytes // 8)), dtype=np.uint64)
+            pack_planes(si[m], n_planes, planes)
+            plane_norms = _row_popcounts(planes.view(np.uint8))
+            power = 2.0 ** np.arange(n_planes)
+            sel = np.flatnonzero(need[:, m])
+            for lo in range(0, len(sel), step):
+                part = sel[lo : lo + step]
+                idx = rows[part]
+                if in_place:
+                    src, local = words, idx
+                else:  # rows not a whole number of words: gather and pad a block
+                    src = as_words(np.take(self.packed, idx, axis=0))
+                    local = np.arange(len(idx), dtype=np.int64)
+                dist = np.empty((len(idx), n_planes), dtype=np.int32)
+                distance_tile(src, local, planes, dist)
+                counts = (norms[idx, None] + plane_norms[None, :] - dist) // 2
+                out[part, m] = counts @ power  # integers times powers of two: exact
+        return out
+
+    def group_sums(self, target, n_groups: int, rows=None, sign=None) -> np.ndarray:
+        """Integer column sums of groups of rows: ``out[g] = sum of sign[r] * X[rows[r]]``
+        over the rows with ``target[r] == g`` (sign 1 by default): (n_groups, n_bits) int64,
+        exact (numba backend: each thread adds a share of the rows, byte by byte, into its
+        own copy of the sums, within the memory budget)."""
+        from numba import get_num_threads
+
+        from acthash._packed_numba import add_row_bits
+
+        rows = self._rows(rows)
+        target = np.ascontiguousarray(target, dtype=np.int64)
+        if target.shape != rows.shape:
+            raise InputError(f"target has shape {target.shape} for {len(rows)} rows")
+        sign = np.ones(len(rows), np.int64) if sign is None else \
+            np.ascontiguousarray(sign, dtype=np.int64)
+        copy_bytes = n_groups * self.n_bytes * 8 * 8
+        parts = int(max(1, min(get_num_threads(), len(rows) // 64 or 1,
+                               self.memory_budget // max(1, copy_bytes))))
+        acc = np.zeros((parts, n_groups, self.n_bytes * 8), dtype=np.int64)
+        if len(rows):
+            add_row_bits(self.packed, rows, target, sign, acc)
+        return acc.sum(axis=0)[:, : self.n_bits]
+
+    def _popcounts(self) -> np.ndarray:
+        """(N,) int64 set bits of every row, computed once."""
+        if getattr(self, "_norms", None) is None:
+            from acthash.hamming import _row_popcounts
+
+            step = max(1, min(65536, self.memory_budget // max(1, 2 * self.n_bytes)))
+            self._norms = _row_popcounts(self.packed, step)
+        return self._norms
+
     def row_sums(self, rows=None) -> np.ndarray:
         """Number of 1 bits of each row: (n_rows,) float64."""
-        rows = self._rows(rows)
-        out = np.empty(len(rows), dtype=np.float64)
-        step = max(1, min(65536, self.memory_budget // max(1, self.n_bytes)))
-        for lo in range(0, len(rows), step):
-            block = np.asarray(self.packed[rows[lo : lo + step]])
-            out[lo : lo + step] = np.bitwise_count(block).sum(axis=1, dtype=np.int64) \
-                if hasattr(np, "bitwise_count") else \
-                np.unpackbits(block, axis=1).sum(axis=1, dtype=np.int64)
-        return out
+        norms = self._popcounts().astype(np.float64)
+        return norms if rows is None else norms[self._rows(rows)]
 
     def hamming_to_rows(self, query_rows) -> np.ndarray:
         """(N, len(query_rows)) float64 Hamming distances from every row to some of the rows
@@ -313,6 +393,8 @@ class PackedMatrix:
     def column_sums(self, rows=None) -> np.ndarray:
         """Number of 1 bits of each column over ``rows``: (n_bits,) float64."""
         rows = self._rows(rows)
+        if self.backend == "numba":
+            return self.group_sums(np.zeros(len(rows), np.int64), 1, rows)[0].astype(np.float64)
         return self.rmatmul(np.ones((len(rows), 1)), rows)[:, 0]
 
     def unpack_rows(self, rows) -> np.ndarray:
