@@ -32,7 +32,7 @@ def problem(rng):
     return bits, y, NeuralCodes.from_bits(bits, labels=y)
 
 
-@pytest.mark.parametrize("solver", ["kernel", "lbfgs"])
+@pytest.mark.parametrize("solver", ["kernel", "pairs", "lbfgs"])
 def test_ovo_optimum_matches_sklearn(problem, solver):
     bits, y, codes = problem
     x = bits.astype(np.float64)
@@ -155,3 +155,50 @@ def test_kernel_fits_rule():
     assert not kernel_fits(20000, "ovo", n_bits=10**6)  # 3.2 GB Gram matrix > 1 GiB budget
     assert kernel_fits(20000, "ovo", "4GB", n_bits=10**6)
     assert not kernel_fits(2000, "ovo", backend="torch", device="cpu", n_bits=144256)
+
+
+@pytest.mark.parametrize("spread", [1, 2000])  # uint16 above row bases / float32 blocks
+def test_pair_matvec_is_the_block_product(rng, spread):
+    from acthash._packed_numba import pair_matvec
+    from acthash.logreg import _compact
+
+    x = (rng.random((70, 40)) < 0.5).astype(np.float64) * spread
+    g = x @ x.T + 5000.0  # integers, exact in float32; row ranges 40 or 1.6e8
+    v = rng.normal(size=70)
+    blocks = [_compact(np.ascontiguousarray(m, dtype=np.float32))
+              for m in (g[:30, :30], g[:30, 30:], g[30:, 30:])]
+    assert blocks[1][0].dtype == (np.uint16 if spread == 1 else np.float32)
+    np.testing.assert_array_equal(blocks[1][0] + blocks[1][1][:, None], g[:30, 30:])
+    ua, ub = np.empty(30), np.empty(40)
+    pair_matvec(*blocks[0], *blocks[1], *blocks[2], v[:30].copy(), v[30:].copy(), ua, ub)
+    np.testing.assert_allclose(np.concatenate([ua, ub]), g @ v, rtol=1e-12)
+
+
+def test_pair_blocks_spilled_to_disk_give_the_same_model(problem, monkeypatch, tmp_path):
+    import tempfile
+
+    from acthash.errors import ResourceError
+
+    _, y, codes = problem
+    in_memory = fit_logreg_packed(codes, solver="pairs")
+    # room for one pair's blocks but not for every class's: the class blocks go to a
+    # temporary folder, removed afterwards
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    spilled = fit_logreg_packed(codes, solver="pairs", memory_budget="200KB")
+    np.testing.assert_array_equal(spilled.coef, in_memory.coef)
+    np.testing.assert_array_equal(spilled.intercept, in_memory.intercept)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ResourceError, match="raise memory_budget or use solver='lbfgs'"):
+        fit_logreg_packed(codes, solver="pairs", memory_budget="64KB")
+    with pytest.raises(InputError, match="one-vs-one"):
+        fit_logreg_packed(codes, solver="pairs", strategy="ovr")
+
+
+def test_pairs_fit_rule():
+    from acthash.logreg import pairs_fit
+
+    sizes = [6000] * 10  # the full Fashion-MNIST training split
+    assert pairs_fit(sizes, 144256)  # ResNet-20 codes: 432 MB of pair blocks
+    assert not pairs_fit(sizes, 1000)  # short codes: the passes over the bits are cheaper
+    assert not pairs_fit([30000, 30000], 10**6)  # 14.4 GB of blocks for the one pair
+    assert pairs_fit([30000, 30000], 10**6, "32GB")  # and 7.5 GB of packed rows

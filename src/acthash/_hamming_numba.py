@@ -129,68 +129,77 @@ def _share_add(best_d, best_c, extra, a, k, s, c):
                 extra[a, m] = 0
 
 
+#: bytes of ``b`` rows one sweep of :func:`distance_tile` keeps hot (fits a core's L2 beside
+#: the four rows of ``a`` it pairs them with)
+_B_CHUNK_BYTES = 1 << 20
+
+
 @njit(parallel=True, cache=True)
 def distance_tile(a, rows, b, out):
     """out[r, j] = Hamming distance of rows a[rows[r]] and b[j]; a (Na, W), b (Nb, W)
     uint64, rows (n,) int64, out (n, Nb) int32. Register blocks of four rows of ``a`` by two
-    rows of ``b``: each word loaded serves four or two popcounts."""
+    rows of ``b`` (each word loaded serves four or two popcounts), the rows of ``b`` in
+    chunks of about 1 MiB that every block of ``a`` sweeps while they stay in L2."""
     na = rows.shape[0]
     w = a.shape[1]
     nb = b.shape[0]
     n_quads = (na + 3) // 4
-    for t in prange(n_quads):
-        i = 4 * t
-        if i + 4 <= na:
-            i0 = rows[i]
-            i1 = rows[i + 1]
-            i2 = rows[i + 2]
-            i3 = rows[i + 3]
-            for j in range(0, nb - 1, 2):
-                s0 = np.uint64(0)
-                s1 = np.uint64(0)
-                s2 = np.uint64(0)
-                s3 = np.uint64(0)
-                r0 = np.uint64(0)
-                r1 = np.uint64(0)
-                r2 = np.uint64(0)
-                r3 = np.uint64(0)
-                for m in range(w):
-                    y = b[j, m]
-                    z = b[j + 1, m]
-                    a0 = a[i0, m]
-                    a1 = a[i1, m]
-                    a2 = a[i2, m]
-                    a3 = a[i3, m]
-                    s0 += _popcount64(a0 ^ y)
-                    s1 += _popcount64(a1 ^ y)
-                    s2 += _popcount64(a2 ^ y)
-                    s3 += _popcount64(a3 ^ y)
-                    r0 += _popcount64(a0 ^ z)
-                    r1 += _popcount64(a1 ^ z)
-                    r2 += _popcount64(a2 ^ z)
-                    r3 += _popcount64(a3 ^ z)
-                out[i, j] = np.int32(s0)
-                out[i + 1, j] = np.int32(s1)
-                out[i + 2, j] = np.int32(s2)
-                out[i + 3, j] = np.int32(s3)
-                out[i, j + 1] = np.int32(r0)
-                out[i + 1, j + 1] = np.int32(r1)
-                out[i + 2, j + 1] = np.int32(r2)
-                out[i + 3, j + 1] = np.int32(r3)
-            if nb % 2:
-                j = nb - 1
-                for x in range(i, i + 4):
-                    s = np.uint64(0)
+    chunk = max(2, (_B_CHUNK_BYTES // (8 * max(1, w))) // 2 * 2)
+    for j0 in range(0, nb, chunk):
+        j1 = min(nb, j0 + chunk)
+        for t in prange(n_quads):
+            i = 4 * t
+            if i + 4 <= na:
+                i0 = rows[i]
+                i1 = rows[i + 1]
+                i2 = rows[i + 2]
+                i3 = rows[i + 3]
+                for j in range(j0, j1 - 1, 2):
+                    s0 = np.uint64(0)
+                    s1 = np.uint64(0)
+                    s2 = np.uint64(0)
+                    s3 = np.uint64(0)
+                    r0 = np.uint64(0)
+                    r1 = np.uint64(0)
+                    r2 = np.uint64(0)
+                    r3 = np.uint64(0)
                     for m in range(w):
-                        s += _popcount64(a[rows[x], m] ^ b[j, m])
-                    out[x, j] = np.int32(s)
-        else:
-            for x in range(i, na):
-                for j in range(nb):
-                    s = np.uint64(0)
-                    for m in range(w):
-                        s += _popcount64(a[rows[x], m] ^ b[j, m])
-                    out[x, j] = np.int32(s)
+                        y = b[j, m]
+                        z = b[j + 1, m]
+                        a0 = a[i0, m]
+                        a1 = a[i1, m]
+                        a2 = a[i2, m]
+                        a3 = a[i3, m]
+                        s0 += _popcount64(a0 ^ y)
+                        s1 += _popcount64(a1 ^ y)
+                        s2 += _popcount64(a2 ^ y)
+                        s3 += _popcount64(a3 ^ y)
+                        r0 += _popcount64(a0 ^ z)
+                        r1 += _popcount64(a1 ^ z)
+                        r2 += _popcount64(a2 ^ z)
+                        r3 += _popcount64(a3 ^ z)
+                    out[i, j] = np.int32(s0)
+                    out[i + 1, j] = np.int32(s1)
+                    out[i + 2, j] = np.int32(s2)
+                    out[i + 3, j] = np.int32(s3)
+                    out[i, j + 1] = np.int32(r0)
+                    out[i + 1, j + 1] = np.int32(r1)
+                    out[i + 2, j + 1] = np.int32(r2)
+                    out[i + 3, j + 1] = np.int32(r3)
+                if (j1 - j0) % 2:
+                    j = j1 - 1
+                    for x in range(i, i + 4):
+                        s = np.uint64(0)
+                        for m in range(w):
+                            s += _popcount64(a[rows[x], m] ^ b[j, m])
+                        out[x, j] = np.int32(s)
+            else:
+                for x in range(i, na):
+                    for j in range(j0, j1):
+                        s = np.uint64(0)
+                        for m in range(w):
+                            s += _popcount64(a[rows[x], m] ^ b[j, m])
+                        out[x, j] = np.int32(s)
 
 
 @njit(parallel=True, cache=True)

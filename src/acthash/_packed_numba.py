@@ -206,3 +206,52 @@ def pack_planes(values, n_planes, out):
                 bit = (np.uint64(values[64 * w + k]) >> pp) & np.uint64(1)
                 word |= bit << np.uint64(8 * (k // 8) + 7 - (k % 8))
             out[p, w] = word
+
+
+#: fixed number of row shares of :func:`pair_matvec` (results do not depend on the threads)
+_MATVEC_PARTS = 16
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def pair_matvec(a, abase, b, bbase, d, dbase, va, vb, ua, ub):
+    """The product of the symmetric block matrix ``[[A, B], [B.T, D]]`` with ``[va; vb]``:
+    ``ua = A @ va + B @ vb``, ``ub = B.T @ va + D @ vb``, where each block is stored as
+    ``M[i, j] = base[i] + m[i, j]`` (m uint16 or float32 (rows, cols), base (rows,) float64:
+    exact integers in a quarter or half of float64's bytes), reading each block once and
+    accumulating in float64. va, ua (na,), vb, ub (nb,) float64; ua, ub overwritten.
+    ``B.T @ va`` is summed over fixed shares of the rows, so the result does not depend on
+    the number of threads; ``fastmath`` lets the compiler vectorize the sums (a fixed order
+    per compiled kernel, so runs repeat bit for bit)."""
+    na = a.shape[0]
+    nb = d.shape[0]
+    sa = 0.0
+    for j in range(na):
+        sa += va[j]
+    sb = 0.0
+    for j in range(nb):
+        sb += vb[j]
+    bva = 0.0
+    for i in range(na):
+        bva += bbase[i] * va[i]
+    parts = _MATVEC_PARTS
+    partial = np.zeros((parts, nb))
+    for t in prange(parts):
+        lo = t * na // parts
+        hi = (t + 1) * na // parts
+        for i in range(lo, hi):
+            s = 0.0
+            for j in range(na):
+                s += np.float64(a[i, j]) * va[j]
+            x = va[i]
+            for j in range(nb):
+                bij = np.float64(b[i, j])
+                s += bij * vb[j]
+                partial[t, j] += bij * x
+            ua[i] = s + abase[i] * sa + bbase[i] * sb
+    for j in prange(nb):
+        s = 0.0
+        for i in range(nb):
+            s += np.float64(d[j, i]) * vb[i]
+        for t in range(parts):
+            s += partial[t, j]
+        ub[j] = s + dbase[j] * sb + bva

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from acthash.codes import as_codes
-from acthash.errors import InputError
+from acthash.errors import InputError, ResourceError
 from acthash.packed import PackedMatrix, parse_memory_budget
 
-__all__ = ["PackedLogisticRegression", "fit_logreg_packed", "kernel_logreg_predict"]
+__all__ = ["PackedLogisticRegression", "fit_logreg_packed", "kernel_fits", "kernel_logreg_predict",
+           "pairs_fit"]
 
 _FTOL = 64 * np.finfo(float).eps
 
@@ -320,8 +321,216 @@ def _newton_kernel(gram: np.ndarray, t: np.ndarray, C: float, *, tol: float,
     return alpha, b, it
 
 
+def _span_lbfgs(matvec, t: np.ndarray, C: float, *, tol: float, max_iter: int,
+                history: int):
+    """One binary problem by L-BFGS in the span of its centred rows, from their Gram matrix.
+
+    ``matvec(v)`` gives ``G @ v`` for the (n, n) Gram matrix ``G = X X^T`` of the problem's
+    rows; targets ``t`` (n,) in {0, 1}. The features are centred (``x - mu``, ``mu`` the
+    rows' mean, the intercept absorbing ``w . mu``: the same optimum, far better conditioned)
+    and ``w = (X - mu)^T alpha``, so every iterate, gradient and L-BFGS pair of the primal
+    problem (the (1/n)-scaled objective of the module docstring) is a coefficient vector
+    with its centred-Gram product, and primal inner products are ``u^T G_c v``: the iterates
+    are primal L-BFGS's, at one product with ``G`` per iteration. Stops when the Euclidean
+    norm of the primal gradient (which bounds its largest entry, scikit-learn's test) is at
+    most ``tol``, or the objective stops decreasing. Returns (alpha (n,), b, iterations) of
+    the uncentred model ``w = X^T alpha``, scores ``X w + b``."""
+    n = len(t)
+    m = matvec(np.ones(n)) / n  # x_i . mu
+    cm = float(m.mean())  # mu . mu
+
+    def centred(v):
+        sv = v.sum()
+        return matvec(v) - m * sv - (m @ v) + cm * sv
+
+    def inner(u, v):  # vectors [coefficients (n), intercept, centred-Gram product (n)]
+        return float(u[:n] @ v[n + 1 :] + u[n] * v[n])
+
+    def value(z):
+        alpha, b, ka = z[:n], z[n], z[n + 1 :]
+        s = ka + b
+        f = float((_log1pexp(s) - t * s).sum() + 0.5 / C * (alpha @ ka)) / n
+        r = _sigmoid(s) - t
+        return f, (r + alpha / C) / n, r.sum() / n
+
+    def gradient(gam, gb):
+        return np.concatenate([gam, [gb], centred(gam)])
+
+    z = np.zeros(2 * n + 1)
+    f, gam, gb = value(z)
+    g = gradient(gam, gb)
+    s_hist, y_hist = [], []
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
+        gnorm = np.sqrt(max(inner(g, g), 0.0))
+        if gnorm <= tol:
+            it -= 1
+            break
+        q = -g
+        alphas = []
+        for sv, yv in zip(reversed(s_hist), reversed(y_hist), strict=True):
+            a = inner(sv, q) / inner(sv, yv)
+            alphas.append(a)
+            q = q - a * yv
+        scale = (inner(s_hist[-1], y_hist[-1]) / inner(y_hist[-1], y_hist[-1])
+                 if s_hist else 1.0 / gnorm)
+        d = q * scale
+        for (sv, yv), a in zip(zip(s_hist, y_hist, strict=True), reversed(alphas), strict=True):
+            d = d + (a - inner(yv, d) / inner(sv, yv)) * sv
+        slope = inner(g, d)
+        if slope >= 0:  # not a descent direction: restart from steepest descent
+            s_hist, y_hist = [], []
+            d, slope = -g / gnorm, -gnorm
+        step, ok = 1.0, False
+        for _ in range(40):
+            z_new = z + step * d
+            f_new, gam, gb = value(z_new)
+            if f_new <= f + 1e-4 * step * slope:
+                ok = True
+                break
+            step *= 0.5
+        if not ok:  # no decrease at machine precision: converged
+            break
+        g_new = gradient(gam, gb)
+        sv, yv = z_new - z, g_new - g
+        if inner(sv, yv) > 1e-12 * inner(yv, yv):
+            s_hist.append(sv)
+            y_hist.append(yv)
+            if len(s_hist) > history:
+                s_hist.pop(0)
+                y_hist.pop(0)
+        rel = (f - f_new) / max(abs(f), abs(f_new), 1.0)
+        z, f, g = z_new, f_new, g_new
+        if rel <= _FTOL:
+            break
+    alpha, b = z[:n], z[n]
+    # w = (X - mu)^T alpha = X^T (alpha - mean(alpha)); b_uncentred = b - w . mu
+    return alpha - alpha.mean(), float(b - alpha @ (m - cm)), it
+
+
+def _compact(block: np.ndarray):
+    """A float32 block of integers as ``(m, base)`` with ``block[i, j] = base[i] + m[i, j]``:
+    m uint16 when every row's range fits (half the bytes of float32, so half the memory
+    traffic of each product), else the float32 block itself with zero bases."""
+    base = block.min(axis=1).astype(np.float64) if block.size else np.zeros(len(block))
+    if block.size and float((block.max(axis=1) - base).max()) < 65536:
+        return (block - base[:, None].astype(np.float32)).astype(np.uint16), base
+    return block, np.zeros(len(block))
+
+
+def _pair_blocks_bytes(class_sizes, n_bytes: int) -> int:
+    """Working memory of the "pairs" solver: the float32 blocks of the largest pair and the
+    packed rows of its two classes."""
+    big = sorted(class_sizes)[-2:]
+    return 4 * (big[0] + big[1]) ** 2 + n_bytes * (big[0] + big[1])
+
+
+class _DiagonalBlocks:
+    """The Gram matrices of the rows of each class (:func:`_compact`), computed once, kept in
+    memory when they fit ``budget`` (after the pair's working set) and otherwise spilled to a
+    temporary folder (``TMPDIR``), removed on exit."""
+
+    def __init__(self, packed, by_class, budget: int, n_bytes: int):
+        import tempfile
+
+        self.packed, self.by_class = packed, by_class
+        sizes = [len(r) for r in by_class]
+        total = sum(4 * s * s for s in sizes)
+        self.in_memory = total + _pair_blocks_bytes(sizes, n_bytes) <= budget
+        self.blocks: dict = {}
+        self._tmp = None if self.in_memory else tempfile.TemporaryDirectory(
+            prefix="acthash-gram-")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.blocks.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def rows(self, c: int) -> np.ndarray:
+        return np.take(self.packed, self.by_class[c], axis=0)
+
+    def get(self, c: int) -> np.ndarray:
+        from pathlib import Path
+
+        from acthash.errors import ResourceError
+        from acthash.hamming import gram_matrix
+
+        if c in self.blocks:
+            return self.blocks[c]
+        path = None if self.in_memory else Path(self._tmp.name) / f"class{c}.npz"
+        if path is not None and path.exists():
+            with np.load(path) as f:
+                return f["m"], f["base"]
+        block = _compact(gram_matrix(self.rows(c), dtype=np.float32, memory_budget=32 << 20))
+        if path is None:
+            self.blocks[c] = block
+        else:
+            try:
+                np.savez(path, m=block[0], base=block[1])
+            except OSError as e:
+                raise ResourceError(
+                    f"cannot spill the Gram blocks to {path.parent} ({e}); free disk space "
+                    "there, point TMPDIR at a larger disk, or raise memory_budget to keep "
+                    "them in memory") from e
+        return block
+
+
+def _fit_pairs(codes, yi, k, C, tol, max_iter, history, budget):
+    """One-vs-one problems, each by :func:`_span_lbfgs` on the Gram blocks of its two classes
+    (exact integers in uint16 above a per-row base, or float32; products accumulated in
+    float64, :func:`acthash._packed_numba.pair_matvec`): the diagonal blocks are
+    computed once (:class:`_DiagonalBlocks`), the cross block of each pair when it comes.
+    Returns (weights (N, P), intercepts (P,), pairs, iterations (P,))."""
+    from acthash._packed_numba import pair_matvec
+    from acthash.hamming import gram_matrix
+
+    packed = codes.packed
+    by_class = [np.flatnonzero(yi == c) for c in range(k)]
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    weights = np.zeros((len(yi), len(pairs)))
+    intercept = np.zeros(len(pairs))
+    iters = np.zeros(len(pairs), dtype=np.int64)
+    with _DiagonalBlocks(packed, by_class, budget, codes.n_bytes) as diag:
+        for p, (i, j) in enumerate(pairs):
+            ra, rb = by_class[i], by_class[j]
+            a, d = diag.get(i), diag.get(j)
+            b = _compact(gram_matrix(diag.rows(i), diag.rows(j), dtype=np.float32,
+                                     memory_budget=32 << 20))
+            na = len(ra)
+
+            def matvec(v, a=a, b=b, d=d, na=na):
+                ua, ub = np.empty(na), np.empty(len(v) - na)
+                pair_matvec(*a, *b, *d, np.ascontiguousarray(v[:na]),
+                            np.ascontiguousarray(v[na:]), ua, ub)
+                return np.concatenate([ua, ub])
+
+            t = np.concatenate([np.zeros(na), np.ones(len(rb))])  # positive class j
+            alpha, bias, it = _span_lbfgs(matvec, t, C, tol=tol, max_iter=max_iter,
+                                          history=history)
+            weights[ra, p], weights[rb, p] = alpha[:na], alpha[na:]
+            intercept[p], iters[p] = bias, it
+            del a, b, d
+    return weights, intercept, pairs, iters
+
+
+def pairs_fit(class_sizes, n_bits: int, memory_budget=None) -> bool:
+    """Whether ``solver="auto"`` takes the "pairs" solver for one-vs-one problems (when the
+    full Gram matrix of :func:`kernel_fits` does not fit): the working set of the largest
+    pair within the budget, and at most 64 codes per byte of code (its L-BFGS iterations
+    cost one pass over the pair's Gram blocks, ``4 n_pair^2`` bytes, against a pass over the
+    bits, ``n_pair * n_bytes`` look-ups, and the Gram blocks themselves
+    ``N^2 / 2`` popcounts of the code's words)."""
+    n_bytes = (n_bits + 7) // 8
+    return (len(class_sizes) >= 2
+            and _pair_blocks_bytes(class_sizes, n_bytes) <= parse_memory_budget(memory_budget)
+            and sum(class_sizes) <= 64 * n_bytes)
+
+
 #: logistic-regression solvers of :func:`fit_logreg_packed`
-SOLVERS = ("auto", "kernel", "lbfgs")
+SOLVERS = ("auto", "kernel", "pairs", "lbfgs")
 
 
 def _kernel_problems(gram, yi, k, eff, C, tol, max_iter):
@@ -446,7 +655,8 @@ def fit_logreg_packed(codes, labels=None, *, C: float = 1.0, strategy: str = "ov
     if len(classes) < 2:
         raise InputError("logistic regression needs at least two classes in the training labels")
     if solver not in SOLVERS:
-        raise InputError(f"unknown solver {solver!r}; use 'auto', 'kernel' or 'lbfgs'")
+        raise InputError(f"unknown solver {solver!r}; use 'auto', 'kernel', 'pairs' or "
+                         "'lbfgs'")
     budget = parse_memory_budget(memory_budget)
     mat = PackedMatrix(codes.packed, codes.n_bits, backend=backend, device=device,
                        memory_budget=budget)
@@ -454,8 +664,29 @@ def fit_logreg_packed(codes, labels=None, *, C: float = 1.0, strategy: str = "ov
     eff = "ovo" if strategy == "ovo" or k == 2 and strategy == "multinomial" else strategy
     n = len(codes)
     if solver == "auto":
-        solver = "kernel" if kernel_fits(n, eff, budget, mat.backend, device,
-                                         n_bits=codes.n_bits) else "lbfgs"
+        if kernel_fits(n, eff, budget, mat.backend, device, n_bits=codes.n_bits):
+            solver = "kernel"
+        elif eff == "ovo" and mat.backend == "numba" and pairs_fit(
+                np.bincount(yi, minlength=k), codes.n_bits, budget):
+            solver = "pairs"
+        else:
+            solver = "lbfgs"
+    if solver == "pairs":
+        if eff != "ovo":
+            raise InputError("the pairs solver fits one-vs-one problems; use strategy='ovo', "
+                             "or solver='kernel' / 'lbfgs'")
+        if mat.backend != "numba":
+            raise InputError("the pairs solver runs on the CPU (numba backend); use "
+                             "solver='lbfgs' with backend='torch'")
+        need = _pair_blocks_bytes(np.bincount(yi, minlength=k), codes.n_bytes)
+        if need > budget:
+            raise ResourceError(
+                f"the Gram blocks of the largest pair of classes need {need} bytes, more "
+                f"than memory_budget={budget}; raise memory_budget or use solver='lbfgs'")
+        weights, intercept, pairs, iters = _fit_pairs(codes, yi, k, C, tol, max_iter,
+                                                      history, budget)
+        coef = mat.rmatmul(weights, dense=True).T.copy()  # X^T alpha, in 64 MiB dense blocks
+        return PackedLogisticRegression(classes, "ovo", coef, intercept, pairs, iters, 2)
     if solver == "kernel":
         if eff == "multinomial":
             raise InputError("the kernel solver fits binary problems; use strategy='ovo' or "
