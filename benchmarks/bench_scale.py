@@ -17,7 +17,9 @@ ResNet-20 trained one epoch (on all 60 000 images, or ``--n-train``, or reuse th
 case's model with ``--model-from DIR/model.pt``); every property (redundancy, K-Means,
 9-NN with leave-one-out train score, one-vs-one logistic regression, on train and test)
 from the memory-mapped files, each in its own process, with seconds, CPU seconds and peak
-memory, training excluded.
+memory, training excluded. The leave-one-out 9-NN and the logistic regression run in one
+stage that shares the training codes' Gram blocks (``acthash.gram.ClassGram``), as
+``encoding_properties`` does.
 
 Both report the k-NN kernel's rate against the machine's popcount limit measured in the
 same process (``hamming.popcount_rate``). Results are printed and written to
@@ -175,6 +177,18 @@ def st_prop(work: Path, name: str) -> None:
     elif name == "logreg":
         a, b = P.logreg_accuracy(tr, None, te, None, return_train=True)
         out = {"logreg_train": a, "logreg_test": b}
+    elif name == "knn_loo_logreg":
+        # what encoding_properties does when both take the Gram-block paths: one ClassGram
+        # of the training codes serves the leave-one-out 9-NN and the per-pair LR
+        from acthash.gram import ClassGram
+
+        _, yi = np.unique(np.asarray(tr.labels), return_inverse=True)
+        with ClassGram(tr, yi, keep="all") as gram:
+            knn = P.knn_loo_accuracy(tr, k=9, gram=gram)
+            t_knn = time.perf_counter() - t
+            a, b = P.logreg_accuracy(tr, None, te, None, return_train=True, gram=gram)
+        out = {"knn_train": knn, "logreg_train": a, "logreg_test": b,
+               "knn_loo_s": t_knn, "logreg_s": time.perf_counter() - t - t_knn}
     else:
         raise SystemExit(f"unknown property {name}")
     emit({**out, "seconds": time.perf_counter() - t})
@@ -251,6 +265,8 @@ def st_same(work: Path, n: int) -> None:
 
 
 PROPERTIES = ["redundancy", "kmeans_test", "knn_test", "knn_loo", "logreg", "kmeans_train"]
+#: the full case: the leave-one-out 9-NN and the logistic regression share their Gram blocks
+FULL_PROPERTIES = ["redundancy", "kmeans_test", "knn_test", "knn_loo_logreg", "kmeans_train"]
 STAGES = {"train": st_train, "capture": st_capture, "knn_rate": st_knn_rate, "prop": st_prop,
           "kmeans": st_kmeans, "logreg": st_logreg, "same": st_same,
           "kmeans_same_init": st_kmeans_same_init}
@@ -314,7 +330,7 @@ def run_case(case: str, work: Path, subset: int, width_mult: float, n_train: int
     res["knn_rate"] = stage(work, "knn_rate")
     save()
     res["properties"] = {}
-    for name in PROPERTIES:
+    for name in PROPERTIES if case == "small" else FULL_PROPERTIES:
         res["properties"][name] = stage(work, "prop", name)
         save()
     props = res["properties"].values()

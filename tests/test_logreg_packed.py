@@ -160,7 +160,7 @@ def test_kernel_fits_rule():
 @pytest.mark.parametrize("spread", [1, 2000])  # uint16 above row bases / float32 blocks
 def test_pair_matvec_is_the_block_product(rng, spread):
     from acthash._packed_numba import pair_matvec
-    from acthash.logreg import _compact
+    from acthash.gram import compact_block as _compact
 
     x = (rng.random((70, 40)) < 0.5).astype(np.float64) * spread
     g = x @ x.T + 5000.0  # integers, exact in float32; row ranges 40 or 1.6e8

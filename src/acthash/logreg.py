@@ -408,97 +408,30 @@ def _span_lbfgs(matvec, t: np.ndarray, C: float, *, tol: float, max_iter: int,
     return alpha - alpha.mean(), float(b - alpha @ (m - cm)), it
 
 
-def _compact(block: np.ndarray):
-    """A float32 block of integers as ``(m, base)`` with ``block[i, j] = base[i] + m[i, j]``:
-    m uint16 when every row's range fits (half the bytes of float32, so half the memory
-    traffic of each product), else the float32 block itself with zero bases."""
-    base = block.min(axis=1).astype(np.float64) if block.size else np.zeros(len(block))
-    if block.size and float((block.max(axis=1) - base).max()) < 65536:
-        return (block - base[:, None].astype(np.float32)).astype(np.uint16), base
-    return block, np.zeros(len(block))
-
-
-def _pair_blocks_bytes(class_sizes, n_bytes: int) -> int:
-    """Working memory of the "pairs" solver: the float32 blocks of the largest pair and the
-    packed rows of its two classes."""
-    big = sorted(class_sizes)[-2:]
-    return 4 * (big[0] + big[1]) ** 2 + n_bytes * (big[0] + big[1])
-
-
-class _DiagonalBlocks:
-    """The Gram matrices of the rows of each class (:func:`_compact`), computed once, kept in
-    memory when they fit ``budget`` (after the pair's working set) and otherwise spilled to a
-    temporary folder (``TMPDIR``), removed on exit."""
-
-    def __init__(self, packed, by_class, budget: int, n_bytes: int):
-        import tempfile
-
-        self.packed, self.by_class = packed, by_class
-        sizes = [len(r) for r in by_class]
-        total = sum(4 * s * s for s in sizes)
-        self.in_memory = total + _pair_blocks_bytes(sizes, n_bytes) <= budget
-        self.blocks: dict = {}
-        self._tmp = None if self.in_memory else tempfile.TemporaryDirectory(
-            prefix="acthash-gram-")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.blocks.clear()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-
-    def rows(self, c: int) -> np.ndarray:
-        return np.take(self.packed, self.by_class[c], axis=0)
-
-    def get(self, c: int) -> np.ndarray:
-        from pathlib import Path
-
-        from acthash.errors import ResourceError
-        from acthash.hamming import gram_matrix
-
-        if c in self.blocks:
-            return self.blocks[c]
-        path = None if self.in_memory else Path(self._tmp.name) / f"class{c}.npz"
-        if path is not None and path.exists():
-            with np.load(path) as f:
-                return f["m"], f["base"]
-        block = _compact(gram_matrix(self.rows(c), dtype=np.float32, memory_budget=32 << 20))
-        if path is None:
-            self.blocks[c] = block
-        else:
-            try:
-                np.savez(path, m=block[0], base=block[1])
-            except OSError as e:
-                raise ResourceError(
-                    f"cannot spill the Gram blocks to {path.parent} ({e}); free disk space "
-                    "there, point TMPDIR at a larger disk, or raise memory_budget to keep "
-                    "them in memory") from e
-        return block
-
-
-def _fit_pairs(codes, yi, k, C, tol, max_iter, history, budget):
+def _fit_pairs(codes, yi, k, C, tol, max_iter, history, budget, gram=None):
     """One-vs-one problems, each by :func:`_span_lbfgs` on the Gram blocks of its two classes
-    (exact integers in uint16 above a per-row base, or float32; products accumulated in
-    float64, :func:`acthash._packed_numba.pair_matvec`): the diagonal blocks are
-    computed once (:class:`_DiagonalBlocks`), the cross block of each pair when it comes.
-    Returns (weights (N, P), intercepts (P,), pairs, iterations (P,))."""
+    (:class:`acthash.gram.ClassGram`: exact integers, uint16 above per-row bases; products
+    accumulated in float64, :func:`acthash._packed_numba.pair_matvec`): the blocks of each
+    class with itself are computed once, the cross block of a pair when the pair comes (or
+    all are read from ``gram``, built on the same codes and labels, e.g. shared with the
+    leave-one-out k-NN). Returns (weights (N, P), intercepts (P,), pairs, iterations (P,))."""
     from acthash._packed_numba import pair_matvec
-    from acthash.hamming import gram_matrix
+    from acthash.gram import ClassGram
 
-    packed = codes.packed
-    by_class = [np.flatnonzero(yi == c) for c in range(k)]
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
     weights = np.zeros((len(yi), len(pairs)))
     intercept = np.zeros(len(pairs))
     iters = np.zeros(len(pairs), dtype=np.int64)
-    with _DiagonalBlocks(packed, by_class, budget, codes.n_bytes) as diag:
+    own = gram is None
+    if own:
+        gram = ClassGram(codes, yi, memory_budget=budget, keep="diagonal")
+    elif len(gram.labels) != len(yi) or not np.array_equal(gram.labels, yi):
+        raise InputError("the Gram blocks were built on other codes or labels; build the "
+                         "ClassGram from the training codes and their class indices")
+    try:
         for p, (i, j) in enumerate(pairs):
-            ra, rb = by_class[i], by_class[j]
-            a, d = diag.get(i), diag.get(j)
-            b = _compact(gram_matrix(diag.rows(i), diag.rows(j), dtype=np.float32,
-                                     memory_budget=32 << 20))
+            ra, rb = gram.by_class[i], gram.by_class[j]
+            a, b, d = gram.block(i, i), gram.block(i, j), gram.block(j, j)
             na = len(ra)
 
             def matvec(v, a=a, b=b, d=d, na=na):
@@ -513,6 +446,9 @@ def _fit_pairs(codes, yi, k, C, tol, max_iter, history, budget):
             weights[ra, p], weights[rb, p] = alpha[:na], alpha[na:]
             intercept[p], iters[p] = bias, it
             del a, b, d
+    finally:
+        if own:
+            gram.close()
     return weights, intercept, pairs, iters
 
 
@@ -523,9 +459,11 @@ def pairs_fit(class_sizes, n_bits: int, memory_budget=None) -> bool:
     cost one pass over the pair's Gram blocks, ``4 n_pair^2`` bytes, against a pass over the
     bits, ``n_pair * n_bytes`` look-ups, and the Gram blocks themselves
     ``N^2 / 2`` popcounts of the code's words)."""
+    from acthash.gram import pair_working_bytes
+
     n_bytes = (n_bits + 7) // 8
     return (len(class_sizes) >= 2
-            and _pair_blocks_bytes(class_sizes, n_bytes) <= parse_memory_budget(memory_budget)
+            and pair_working_bytes(class_sizes, n_bytes) <= parse_memory_budget(memory_budget)
             and sum(class_sizes) <= 64 * n_bytes)
 
 
@@ -622,7 +560,7 @@ def kernel_logreg_predict(train_codes, labels, test_codes, *, C: float = 1.0,
 def fit_logreg_packed(codes, labels=None, *, C: float = 1.0, strategy: str = "ovo",
                       tol: float = 1e-4, max_iter: int = 1000, history: int = 10,
                       backend: str = "auto", device=None, memory_budget=None,
-                      solver: str = "auto") -> PackedLogisticRegression:
+                      solver: str = "auto", gram=None) -> PackedLogisticRegression:
     """Fit L2 logistic regression (see the module docstring) on packed codes.
 
     codes : NeuralCodes (labels taken from them when ``labels`` is None) or packed rows
@@ -638,6 +576,13 @@ def fit_logreg_packed(codes, labels=None, *, C: float = 1.0, strategy: str = "ov
         tightly), or "auto": "kernel" on the CPU when the Gram matrix fits
         ``memory_budget``, the strategy is binary and the codes are long (at most one
         training code per byte of code, :func:`kernel_fits`), else "lbfgs".
+        "pairs" (one-vs-one): per pair, L-BFGS in the span of its centred rows on the Gram
+        blocks of its two classes (:func:`_span_lbfgs`, :class:`acthash.gram.ClassGram`);
+        "auto" takes it, when the kernel solver does not apply, for at most 64 codes per
+        byte of code and the largest pair's blocks within the budget (:func:`pairs_fit`).
+    gram : a :class:`acthash.gram.ClassGram` of these codes and their class indices (in
+        the order of ``np.unique(labels)``) for the "pairs" solver to read its blocks from
+        (e.g. shared with :func:`acthash.properties.knn_loo_predict`).
     """
     codes = as_codes(codes)
     if labels is None:
@@ -678,13 +623,15 @@ def fit_logreg_packed(codes, labels=None, *, C: float = 1.0, strategy: str = "ov
         if mat.backend != "numba":
             raise InputError("the pairs solver runs on the CPU (numba backend); use "
                              "solver='lbfgs' with backend='torch'")
-        need = _pair_blocks_bytes(np.bincount(yi, minlength=k), codes.n_bytes)
+        from acthash.gram import pair_working_bytes
+
+        need = pair_working_bytes(np.bincount(yi, minlength=k), codes.n_bytes)
         if need > budget:
             raise ResourceError(
                 f"the Gram blocks of the largest pair of classes need {need} bytes, more "
                 f"than memory_budget={budget}; raise memory_budget or use solver='lbfgs'")
         weights, intercept, pairs, iters = _fit_pairs(codes, yi, k, C, tol, max_iter,
-                                                      history, budget)
+                                                      history, budget, gram)
         coef = mat.rmatmul(weights, dense=True).T.copy()  # X^T alpha, in 64 MiB dense blocks
         return PackedLogisticRegression(classes, "ovo", coef, intercept, pairs, iters, 2)
     if solver == "kernel":

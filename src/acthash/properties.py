@@ -399,15 +399,18 @@ def knn_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, k: 
 
 
 def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
-                    ties: str = "share", device=None, memory_budget=None) -> np.ndarray:
+                    ties: str = "share", device=None, memory_budget=None,
+                    gram=None) -> np.ndarray:
     """Leave-one-out Hamming k-NN predictions: each example voted on by its k nearest others,
     with the same tie rule as :func:`knn_predict`.
 
     ``"share"``: the k-th distance among the others, per-class counts without the example
     itself; with backend "auto"/"numba" one pass that compares each pair of codes once
-    (:func:`acthash.hamming.share_counts_loo`). ``"sklearn"``: scikit-learn's ``kneighbors()`` without a query (k + 1 neighbours
-    of each training code, itself removed — or, when more than k + 1 exact duplicates hide
-    it, the first of them)."""
+    (:func:`acthash.hamming.share_counts_loo`), or, given ``gram`` (a
+    :class:`acthash.gram.ClassGram` of these codes and labels), the same counts read off its
+    Gram blocks (:func:`acthash.gram.loo_share_counts`). ``"sklearn"``: scikit-learn's
+    ``kneighbors()`` without a query (k + 1 neighbours of each training code, itself removed
+    — or, when more than k + 1 exact duplicates hide it, the first of them)."""
     _check_ties(ties)
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
@@ -424,6 +427,14 @@ def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
         keep[no_self, 0] = False
         neighbours = idx[keep].reshape(n, k)
         return classes[_vote(yi[neighbours], len(classes))]
+    if gram is not None:
+        from acthash.gram import loo_share_counts
+
+        if not np.array_equal(gram.labels, yi):
+            raise InputError("the Gram blocks were built on other codes or labels; build the "
+                             "ClassGram from these codes and their class indices")
+        less, equal = loo_share_counts(gram, k)
+        return classes[_share_vote(less, equal, k)]
     if _one_pass(backend, device):
         from acthash.hamming import share_counts_loo
 
@@ -443,12 +454,13 @@ def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
 
 
 def knn_loo_accuracy(codes, labels=None, *, k: int = 9, backend: str = "auto",
-                     ties: str = "share", device=None, memory_budget=None) -> float:
+                     ties: str = "share", device=None, memory_budget=None,
+                     gram=None) -> float:
     """Leave-one-out Hamming k-NN accuracy (see :func:`knn_loo_predict`)."""
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
     pred = knn_loo_predict(codes, labels, k=k, backend=backend, ties=ties, device=device,
-                           memory_budget=memory_budget)
+                           memory_budget=memory_budget, gram=gram)
     return float(np.mean(pred == labels))
 
 
@@ -481,7 +493,7 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, strategy: str, max_iter:
 def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, C: float = 1.0,
                     strategy: str = "ovo", max_iter: int = 1000, seed: int = 0,
                     solver: str = "lbfgs", dtype="float32", return_train: bool = False,
-                    backend: str = "auto", memory_budget=None, device=None):
+                    backend: str = "auto", memory_budget=None, device=None, gram=None):
     """Accuracy of logistic regression on the code bits.
 
     L2 penalty, C = 1, one-vs-one by default (``strategy``: "ovo", "ovr" or "multinomial"),
@@ -495,7 +507,8 @@ def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, 
     codes: Newton's method in kernel form on the Gram matrix when it fits the budget, on the
     CPU, else full-batch L-BFGS over chunks; bounded memory, CPU or CUDA); see
     ``_use_sklearn``. A solver other than lbfgs (e.g. the original's liblinear) always runs
-    in scikit-learn.
+    in scikit-learn. ``gram``: a :class:`acthash.gram.ClassGram` of the training codes for
+    the per-pair solver to read its Gram blocks from (see :func:`encoding_properties`).
     """
     train = as_codes(train_codes)
     y_train = _labels_for(train, y_train, "training labels")
@@ -517,7 +530,7 @@ def logreg_accuracy(train_codes, y_train=None, test_codes=None, y_test=None, *, 
             return test_acc
         opts = {"backend": _streamed(backend), "device": device, "memory_budget": memory_budget}
         model = fit_logreg_packed(train, y_train, C=C, strategy=strategy, max_iter=max_iter,
-                                  **opts)
+                                  gram=gram, **opts)
         test_acc = float(np.mean(model.predict(test, **opts) == y_test))
         if return_train:
             return float(np.mean(model.predict(train, **opts) == y_train)), test_acc
@@ -738,9 +751,54 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
     if knn_kw["backend"] == "torch":  # the torch distances of the tie rule run on ``device``
         knn_kw["backend"] = "auto"
         knn_kw["device"] = device if device is not None else "cpu"
+    gram = _shared_gram(train, y_train, test, k, ties, knn_kw, train_scores, solver, strategy,
+                        backend, memory_budget, device)
+    try:
+        _knn_and_logreg(rec, train, y_train, test, y_test, k, knn_kw, train_scores, skip,
+                        clock, gram, logreg_C, strategy, lr_seed, solver, conv, stream)
+    finally:
+        if gram is not None:
+            gram.close()
+    if too_small:
+        warnings.warn("split too small, reported as NaN: " + "; ".join(too_small),
+                      SmallDataWarning, stacklevel=2)
+    for split, outputs, y in (("train", train_outputs, y_train), ("test", test_outputs, y_test)):
+        if outputs is not None:
+            s = network_scores(outputs, y)
+            rec[f"net_loss_{split}"] = s["loss"]
+            rec[f"net_acc_{split}"] = s["accuracy"]
+    return rec
+
+
+def _shared_gram(train, y_train, test, k, ties, knn_kw, train_scores, solver, strategy,
+                 backend, memory_budget, device):
+    """A :class:`acthash.gram.ClassGram` of the training codes when both the leave-one-out
+    k-NN (share rule, one numba pass) and the logistic regression (the per-pair solver) will
+    run on them: the Gram blocks then serve both, so their popcounts are paid once."""
+    from acthash.gram import ClassGram
+    from acthash.logreg import kernel_fits, pairs_fit
+
+    if not (train_scores and test is not None and len(train) > k and ties == "share"
+            and knn_kw["backend"] in ("auto", "numba") and knn_kw["device"] is None
+            and _one_pass(knn_kw["backend"], None) and solver == "lbfgs" and strategy == "ovo"
+            and device is None and backend in ("auto", "numba")):
+        return None
+    _, yi, _ = _encode(y_train)
+    sizes = np.bincount(yi)
+    if (len(sizes) < 2 or _use_sklearn(train, backend, memory_budget, device)
+            or kernel_fits(len(train), "ovo", memory_budget, "numba", None, n_bits=train.n_bits)
+            or not pairs_fit(sizes, train.n_bits, memory_budget)):
+        return None
+    return ClassGram(train, yi, memory_budget=memory_budget, keep="all")
+
+
+def _knn_and_logreg(rec, train, y_train, test, y_test, k, knn_kw, train_scores, skip, clock,
+                    gram, logreg_C, strategy, lr_seed, solver, conv, stream):
+    """The k-NN and logistic-regression entries of :func:`encoding_properties`."""
     t0 = time.perf_counter()
     if train_scores:
-        rec["knn_train"] = (knn_loo_accuracy(train, y_train, **knn_kw) if len(train) > k
+        rec["knn_train"] = (knn_loo_accuracy(train, y_train, gram=gram, **knn_kw)
+                            if len(train) > k
                             else skip("knn_train", f"leave-one-out needs more than k={k} "
                                       f"training codes, got {len(train)}"))
     if test is not None:
@@ -761,19 +819,10 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
                      **stream}
             if train_scores:
                 rec["logreg_train"], rec["logreg_test"] = logreg_accuracy(
-                    train, y_train, test, y_test, return_train=True, **lr_kw)
+                    train, y_train, test, y_test, return_train=True, gram=gram, **lr_kw)
             else:
                 rec["logreg_test"] = logreg_accuracy(train, y_train, test, y_test, **lr_kw)
     clock["logreg"] += time.perf_counter() - t0
-    if too_small:
-        warnings.warn("split too small, reported as NaN: " + "; ".join(too_small),
-                      SmallDataWarning, stacklevel=2)
-    for split, outputs, y in (("train", train_outputs, y_train), ("test", test_outputs, y_test)):
-        if outputs is not None:
-            s = network_scores(outputs, y)
-            rec[f"net_loss_{split}"] = s["loss"]
-            rec[f"net_acc_{split}"] = s["accuracy"]
-    return rec
 
 
 def dead_unit_fractions(codes, prefix: str = "dead_units") -> dict:
