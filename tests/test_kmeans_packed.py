@@ -183,7 +183,7 @@ def test_auto_takes_the_gram_path_for_long_codes_only(rng, monkeypatch):
     calls = []
     real = km._kmeans_gram
     monkeypatch.setattr(km, "_kmeans_gram", lambda *a: calls.append(1) or real(*a))
-    long_bits, _ = clustered(rng, n=200, d=2000)   # 250 bytes: 200 codes <= 4 per byte
+    long_bits, _ = clustered(rng, n=200, d=8000)   # 1 000 bytes: 3 bytes or more per code
     short_bits, _ = clustered(rng, n=200, d=20)    # 3 bytes: the byte tables are cheaper
     kmeans_packed(NeuralCodes.from_bits(long_bits), 5, n_init=2)
     assert calls == [1]
@@ -193,11 +193,13 @@ def test_auto_takes_the_gram_path_for_long_codes_only(rng, monkeypatch):
     monkeypatch.setattr(km.PackedMatrix, "_min_bytes", lambda self: 1)
     kmeans_packed(NeuralCodes.from_bits(long_bits), 5, n_init=2, memory_budget=budget)
     assert calls == [1]
-    # off the Gram path the CPU takes the bit planes
+    # off the Gram path the CPU takes the bit planes for long codes, the tables for short
     lloyd_planes = []
     real_lloyd = km._lloyd
     monkeypatch.setattr(km, "_lloyd", lambda *a, **kw: lloyd_planes.append(kw["planes"])
                         or real_lloyd(*a, **kw))
+    mid_bits, _ = clustered(rng, n=700, d=8000)  # 1 000 bytes, 0.7 codes per byte
+    kmeans_packed(NeuralCodes.from_bits(mid_bits), 5, n_init=1)
     kmeans_packed(NeuralCodes.from_bits(short_bits), 5, n_init=1)
     kmeans_packed(NeuralCodes.from_bits(short_bits), 5, n_init=1, backend="torch")
-    assert lloyd_planes == [True, False]
+    assert lloyd_planes == [True, False, False] and calls == [1]

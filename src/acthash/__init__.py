@@ -10,8 +10,11 @@ Subpackages: :mod:`acthash.data` (datasets), :mod:`acthash.models` (model zoo),
 :mod:`acthash.train` (training loop with checkpoints), :mod:`acthash.errors` (every user-facing
 error), and the companion measurements :mod:`acthash.regions` (exact linear regions),
 :mod:`acthash.ntk` (empirical NTK), :mod:`acthash.binary` (latent binary encoding) and
-:mod:`acthash.retrieval` (hash encoders and retrieval metrics), and :mod:`acthash.hamming`
-(Hamming k-NN, the one-pass tie-rule counts and the Gram matrix of packed codes). The property functions and the capture API are importable from the top level.
+:mod:`acthash.retrieval` (hash encoders and retrieval metrics), :mod:`acthash.hamming`
+(Hamming k-NN, the one-pass tie-rule counts and the Gram matrix of packed codes) and
+:mod:`acthash.gram` (Gram blocks by class, shared by the leave-one-out k-NN and the
+per-pair logistic regression). The property functions and the capture API are importable
+from the top level.
 """
 
 from importlib.metadata import PackageNotFoundError
@@ -26,6 +29,7 @@ from acthash import (  # noqa: E402
     binary,
     data,
     errors,
+    gram,
     hamming,
     models,
     ntk,
@@ -61,6 +65,7 @@ __all__ = [
     "__version__",
     "ActhashError",
     "binary",
+    "gram",
     "hamming",
     "ntk",
     "regions",

@@ -282,9 +282,15 @@ def _lloyd_gram(gram, norms, seed_rows, max_iter, tol):
     return labels, weights, counts, inertia, n_iter
 
 
-#: "auto" takes the Gram path up to this many codes per byte of code: an iteration costs
-#: N^2 K there and N * n_bytes * K table look-ups on the bits (measured crossover about 4)
-_GRAM_ROWS_PER_BYTE = 4
+#: "auto" takes the Gram path up to one code per this many bytes of code: an iteration costs
+#: an (N, N) @ (N, K) product there, against popcounts of the (code, centre) pairs Elkan's
+#: bounds leave on the bits (measured: the Gram path 7.4x faster at 0.11 codes per byte,
+#: the planes 2.1x faster at 0.55)
+_GRAM_BYTES_PER_ROW = 3
+#: "auto" takes the byte tables instead of the bit planes for codes of at most this many
+#: bytes, whose tables stay in cache (measured: tables 1.1-1.8x faster at 125-250 bytes,
+#: planes 3.2x faster at 1 000)
+_TABLE_MAX_BYTES = 512
 
 #: K-Means solvers of :func:`kmeans_packed`
 SOLVERS = ("auto", "gram", "planes", "tables")
@@ -305,10 +311,11 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
         iterations on the packed bits with the centres as integer column sums and ``x.c``
         from bit-plane popcounts (exact; CPU); "tables" on the packed bits with byte lookup
         tables of the float centres (CPU, ``backend="numba"``) or chunked matmuls on a
-        torch device (``backend="torch"``); "auto" takes "gram" on the CPU when the Gram
-        matrix fits ``memory_budget`` and the codes are long (N at most 4 per byte of code,
-        where it is the faster), else "planes" on the CPU and "tables" on a torch device.
-        All give the same clustering up to the rounding of the distances.
+        torch device (``backend="torch"``); "auto" takes, on the CPU, "gram" when the Gram
+        matrix fits ``memory_budget`` and there are at least 3 bytes of code per code,
+        "tables" for codes of at most 512 bytes, else "planes" (measured crossovers,
+        ``benchmarks/bench_solvers.py``), and "tables" on a torch device. All give the same
+        clustering up to the rounding of the distances.
     """
     codes = as_codes(codes)
     n = len(codes)
@@ -333,8 +340,10 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
     if solver == "auto":
         if mat.backend != "numba":
             solver = "tables"
-        elif 8 * n * n <= budget and n <= _GRAM_ROWS_PER_BYTE * mat.n_bytes:
+        elif 8 * n * n <= budget and n * _GRAM_BYTES_PER_ROW <= mat.n_bytes:
             solver = "gram"
+        elif mat.n_bytes <= _TABLE_MAX_BYTES:
+            solver = "tables"
         else:
             solver = "planes"
     if solver == "gram":
