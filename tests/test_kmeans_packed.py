@@ -117,20 +117,22 @@ def test_gram_plane_and_table_solvers_give_the_same_kmeans(rng):
         kmeans_packed(codes, 5, solver="planes", backend="torch")
 
 
-@pytest.mark.parametrize("dense_rows", [0, 10**9])  # byte tables, dense blocks
-def test_reproducible_and_identical_memory_mapped(rng, tmp_path, monkeypatch, dense_rows):
+@pytest.mark.parametrize("solver,dense_rows", [("tables", 0), ("tables", 10**9),
+                                               ("planes", 0)])  # byte tables, dense blocks
+def test_reproducible_and_identical_memory_mapped(rng, tmp_path, monkeypatch, solver,
+                                                  dense_rows):
     monkeypatch.setattr(packed_module, "_DENSE_ROWS", dense_rows)
-    bits, y = clustered(rng, n=300)
+    bits, y = clustered(rng, n=300, d=192)  # whole 64-bit words: planes read in place
     codes = NeuralCodes.from_bits(bits, labels=y)
     codes.save(tmp_path / "c.ahc")
     mapped = NeuralCodes.load(tmp_path / "c.ahc", mmap=True)
     assert isinstance(mapped.packed, np.memmap)
-    a = kmeans_packed(codes, 5, seed=3)
-    b = kmeans_packed(mapped, 5, seed=3)
+    a = kmeans_packed(codes, 5, seed=3, solver=solver)
+    b = kmeans_packed(mapped, 5, seed=3, solver=solver)
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.centers, b.centers)
     assert a.inertia == b.inertia
-    c = kmeans_packed(codes, 5, seed=4)
+    c = kmeans_packed(codes, 5, seed=4, solver=solver)
     assert c.best_init >= 0 and c.inertia == pytest.approx(a.inertia, rel=0.05)
 
 
