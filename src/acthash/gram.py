@@ -102,6 +102,14 @@ class ClassGram:
             self._tmp.cleanup()
             self._tmp = None
 
+    def check_labels(self, labels) -> None:
+        """Raise :class:`~acthash.errors.InputError` unless the blocks were built on these
+        class indices (the consumers' rows must be the same codes)."""
+        labels = np.asarray(labels)
+        if labels.shape != self.labels.shape or not np.array_equal(labels, self.labels):
+            raise InputError("the Gram blocks were built on other codes or labels; build the "
+                             "ClassGram from these codes and their class indices")
+
     def rows(self, c: int) -> np.ndarray:
         """(n_c, B) packed rows of class c (a copy)."""
         return np.take(self.packed, self.by_class[c], axis=0)

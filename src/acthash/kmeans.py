@@ -157,7 +157,6 @@ def _lloyd(mat, norms, centers, max_iter, tol, *, planes: bool = False):
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     strict = False
     n_iter = 0
-    hi, lo = 1 + _SAFE, 1 - _SAFE
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         full = counts > 0
         rep, cnt = sums.copy(), np.where(full, counts, 1.0)
@@ -181,7 +180,7 @@ def _lloyd(mat, norms, centers, max_iter, tol, *, planes: bool = False):
                                         0.0))
         np.fill_diagonal(half, np.inf)
 
-        todo = np.flatnonzero(upper * hi >= half[labels].min(axis=1) * lo)
+        todo = np.flatnonzero(upper * (1 + _SAFE) >= half[labels].min(axis=1) * (1 - _SAFE))
         todo = todo[_candidates(upper, lower, half, labels, todo).any(axis=1)]
         new_labels = labels.copy()
         if len(todo) and not planes:  # the table product gives every centre at once

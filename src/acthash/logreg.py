@@ -12,8 +12,11 @@ binary problem per pair of classes (i < j, target 1 for class j) on the rows of 
 classes and predicts as scikit-learn's ``OneVsOneClassifier`` (votes, ties broken by the
 summed confidences); ``"ovr"`` one binary problem per class on all rows.
 
-Solver: L-BFGS (memory ``history``, backtracking Armijo line search) run on all the binary
-problems at once, so that every pass over the codes serves every problem still running:
+Solvers (``solver=``): "kernel" (Newton's method per problem on the Gram matrix of the
+codes, :func:`_newton_kernel`), "pairs" (one-vs-one: L-BFGS per pair in the span of its
+centred rows on the Gram blocks of its two classes, :func:`_span_lbfgs`) and "lbfgs", the
+fallback described here: L-BFGS (memory ``history``, backtracking Armijo line search) run on
+all the binary problems at once, so that every pass over the codes serves every problem still running:
 scores ``X @ W`` and gradients ``X.T @ R`` come from
 :class:`~acthash.packed.PackedMatrix` (byte lookup tables on the CPU, chunked float32
 matmuls with ``backend="torch"``). It stops, as scipy's L-BFGS-B in scikit-learn, when the
@@ -425,9 +428,8 @@ def _fit_pairs(codes, yi, k, C, tol, max_iter, history, budget, gram=None):
     own = gram is None
     if own:
         gram = ClassGram(codes, yi, memory_budget=budget, keep="diagonal")
-    elif len(gram.labels) != len(yi) or not np.array_equal(gram.labels, yi):
-        raise InputError("the Gram blocks were built on other codes or labels; build the "
-                         "ClassGram from the training codes and their class indices")
+    else:
+        gram.check_labels(yi)
     try:
         for p, (i, j) in enumerate(pairs):
             ra, rb = gram.by_class[i], gram.by_class[j]
@@ -569,17 +571,17 @@ def fit_logreg_packed(codes, labels=None, *, C: float = 1.0, strategy: str = "ov
     tol : largest gradient entry of the (1/n-scaled) objective at convergence
     memory_budget : bytes (or "2GB") of working memory for the products; the L-BFGS history
         (``2 * history`` float32 copies of the parameters) comes on top.
-    solver : "lbfgs" (the batched L-BFGS on the packed bits described above), "kernel"
+    solver : "lbfgs" (the batched L-BFGS on the packed bits described above); "kernel"
         (binary problems, "ovo"/"ovr": the Gram matrix ``X X^T`` of the codes from
         popcounts, ``8 N^2`` bytes, then Newton's method per problem in the span of its
         rows, :func:`_newton_kernel`; converged to ``tol * 1e-3``, so the same optimum more
-        tightly), or "auto": "kernel" on the CPU when the Gram matrix fits
-        ``memory_budget``, the strategy is binary and the codes are long (at most one
-        training code per byte of code, :func:`kernel_fits`), else "lbfgs".
-        "pairs" (one-vs-one): per pair, L-BFGS in the span of its centred rows on the Gram
-        blocks of its two classes (:func:`_span_lbfgs`, :class:`acthash.gram.ClassGram`);
-        "auto" takes it, when the kernel solver does not apply, for at most 64 codes per
-        byte of code and the largest pair's blocks within the budget (:func:`pairs_fit`).
+        tightly); "pairs" (one-vs-one: per pair, L-BFGS in the span of its centred rows on
+        the Gram blocks of its two classes, :func:`_span_lbfgs`,
+        :class:`acthash.gram.ClassGram`); or "auto": on the CPU "kernel" when the Gram
+        matrix fits ``memory_budget``, the strategy is binary and there is at most one
+        training code per byte of code (:func:`kernel_fits`), else "pairs" for one-vs-one
+        with the largest pair's blocks within the budget and at most 64 codes per byte of
+        code (:func:`pairs_fit`), else "lbfgs".
     gram : a :class:`acthash.gram.ClassGram` of these codes and their class indices (in
         the order of ``np.unique(labels)``) for the "pairs" solver to read its blocks from
         (e.g. shared with :func:`acthash.properties.knn_loo_predict`).

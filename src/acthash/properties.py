@@ -430,9 +430,7 @@ def knn_loo_predict(codes, labels=None, *, k: int = 9, backend: str = "auto",
     if gram is not None:
         from acthash.gram import loo_share_counts
 
-        if not np.array_equal(gram.labels, yi):
-            raise InputError("the Gram blocks were built on other codes or labels; build the "
-                             "ClassGram from these codes and their class indices")
+        gram.check_labels(yi)
         less, equal = loo_share_counts(gram, k)
         return classes[_share_vote(less, equal, k)]
     if _one_pass(backend, device):
@@ -779,9 +777,8 @@ def _shared_gram(train, y_train, test, k, ties, knn_kw, train_scores, solver, st
     from acthash.logreg import kernel_fits, pairs_fit
 
     if not (train_scores and test is not None and len(train) > k and ties == "share"
-            and knn_kw["backend"] in ("auto", "numba") and knn_kw["device"] is None
-            and _one_pass(knn_kw["backend"], None) and solver == "lbfgs" and strategy == "ovo"
-            and device is None and backend in ("auto", "numba")):
+            and _one_pass(knn_kw["backend"], knn_kw["device"]) and solver == "lbfgs"
+            and strategy == "ovo" and device is None and backend in ("auto", "numba")):
         return None
     _, yi, _ = _encode(y_train)
     sizes = np.bincount(yi)
