@@ -4,7 +4,9 @@ K-Means (``kmeans_packed``, ``n_init=10``) with ``solver="gram"``, ``"planes"`` 
 ``"tables"``, and one-vs-one logistic regression (``fit_logreg_packed``) with
 ``solver="kernel"``, ``"pairs"`` and ``"lbfgs"``, on clustered random codes of several
 lengths (10 classes, 35 % of the bits flipped from the class prototype). Prints the seconds
-of each and the fastest; the ``solver="auto"`` rules come from these crossovers. ``--codes FILE.ahc --n N`` adds the first N codes of a real capture.
+of each and the fastest; the ``solver="auto"`` rules come from these crossovers. With
+``--codes`` it also times the Gram kernel for three tile sizes (the 8 MiB cap of
+``acthash.hamming``). ``--codes FILE.ahc --n N`` adds the first N codes of a real capture.
 """
 
 from __future__ import annotations
@@ -55,6 +57,28 @@ def compare(name: str, codes: NeuralCodes, skip=()) -> None:
           flush=True)
 
 
+def tile_rates(codes: NeuralCodes, n: int = 4000) -> None:
+    """The Gram kernel's rate on the first ``n`` codes for tiles of 32, 8 (the default cap)
+    and 4 MiB of packed rows, best of 2 each, and the ratio to the 32 MiB tiles."""
+    from acthash import hamming
+
+    rows = np.ascontiguousarray(codes.packed[:n])
+    words = n * (n - 1) / 2 * ((rows.shape[1] + 7) // 8)
+    hamming.gram_matrix(rows[:100], dtype=np.float32)  # compile
+    default = hamming._TILE_BYTES
+    rates = {}
+    try:
+        for mib in (32, 8, 4):
+            hamming._TILE_BYTES = mib << 20
+            rates[mib] = words / min(seconds(lambda b=mib << 20: hamming.gram_matrix(
+                rows, dtype=np.float32, memory_budget=b)) for _ in range(2))
+    finally:
+        hamming._TILE_BYTES = default
+    print(f"Gram kernel on {n} codes: " + ", ".join(
+        f"{mib} MiB tiles {r:.3g} words/s ({r / rates[32]:.2f}x)" for mib, r in rates.items()),
+        flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--codes", default=None, help="a captured .ahc file (with labels)")
@@ -65,8 +89,9 @@ def main() -> None:
         compare(f"random {n} x {bits} bits", clustered(n, bits))
     if a.codes:
         # (the table K-Means and L-BFGS take minutes here: skipped with --fast)
-        compare(f"{a.codes} [:{a.n}]", NeuralCodes.load(a.codes, mmap=True)[: a.n],
-                skip=("tables", "lbfgs") if a.fast else ())
+        codes = NeuralCodes.load(a.codes, mmap=True)
+        tile_rates(codes)
+        compare(f"{a.codes} [:{a.n}]", codes[: a.n], skip=("tables", "lbfgs") if a.fast else ())
 
 
 if __name__ == "__main__":

@@ -334,8 +334,8 @@ def class_counts(database, labels, queries, radius, n_classes: int | None = None
 #: most rows of one side of a distance tile
 _TILE_ROWS = 1024
 #: most bytes of packed rows in the two blocks of one distance tile: 8 MiB (232 rows a side
-#: of 144 256-bit codes) keeps a tile in cache on a busy machine, where 32 MiB ran up to
-#: twice as slow
+#: of 144 256-bit codes); within a tile the kernel sweeps L2-sized chunks, which is what keeps
+#: large tiles fast on a machine whose last-level cache is shared (BENCHMARKS.md)
 _TILE_BYTES = 8 << 20
 
 
