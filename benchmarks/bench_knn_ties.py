@@ -18,7 +18,7 @@ import numpy as np
 
 from acthash import NeuralCodes
 from acthash import properties as P
-from acthash.hamming import hamming_knn
+from acthash.ops.hamming import hamming_knn
 
 
 def _best(fn, repeat=3):

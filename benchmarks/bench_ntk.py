@@ -35,7 +35,7 @@ def worker(args) -> None:
 
     sys.path.insert(0, str(HERE.parent / "src"))
     from acthash.models import MLP
-    from acthash.ntk import ntk
+    from acthash.spectrum.ntk import ntk
 
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)

@@ -137,7 +137,7 @@ def worker(args) -> None:
     import torch
 
     sys.path.insert(0, str(ROOT / "src"))
-    from acthash.ntk import ntk
+    from acthash.spectrum.ntk import ntk
 
     torch.set_num_threads(1)
     spec = json.loads(args.spec)
@@ -169,7 +169,7 @@ def sweep(args) -> None:
     import torch
 
     sys.path.insert(0, str(ROOT / "src"))
-    from acthash.ntk import ntk
+    from acthash.spectrum.ntk import ntk
 
     torch.set_num_threads(1)
     print("\n| model | N | auto picks | auto s | fastest | fastest s | auto / fastest |")

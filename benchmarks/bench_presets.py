@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from acthash.presets import PRESETS, preset
+from acthash.runs.presets import PRESETS, preset
 
 TARGET_S = 600.0
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from acthash import data as datasets
+from acthash.geometry.regions import regions_between, sampled_regions_between
 from acthash.models import MLP
-from acthash.regions import regions_between, sampled_regions_between
 from acthash.train import TrainConfig, seed_everything, train
 
 

@@ -48,7 +48,7 @@ def sklearn_map(q, db, y_q, y_db, n_queries: int) -> tuple[np.ndarray, float]:
     """The baseline: per query, numpy distances and average_precision_score."""
     from sklearn.metrics import average_precision_score
 
-    from acthash.hamming import hamming_distances
+    from acthash.ops.hamming import hamming_distances
 
     n = len(db)
     tiebreak = np.arange(n, dtype=np.float64)

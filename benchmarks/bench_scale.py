@@ -18,7 +18,7 @@ case's model with ``--model-from DIR/model.pt``); every property (redundancy, K-
 9-NN with leave-one-out train score, one-vs-one logistic regression, on train and test)
 from the memory-mapped files, each in its own process, with seconds, CPU seconds and peak
 memory, training excluded. The leave-one-out 9-NN and the logistic regression run in one
-stage that shares the training codes' Gram blocks (``acthash.gram.ClassGram``), as
+stage that shares the training codes' Gram blocks (``acthash.ops.gram.ClassGram``), as
 ``encoding_properties`` does.
 
 Both report the k-NN kernel's rate against the machine's popcount limit measured in the
@@ -131,7 +131,7 @@ def _codes(work: Path, n: int | None, split: str, mmap: bool = True):
 
 def st_knn_rate(work: Path) -> None:
     """The k-NN kernel's rate (test queries against training codes) and the popcount limit."""
-    from acthash.hamming import hamming_knn, popcount_rate, share_counts
+    from acthash.ops.hamming import hamming_knn, popcount_rate, share_counts
 
     tr, te = _codes(work, None, "train"), _codes(work, None, "test")
     rate = popcount_rate(2.0)
@@ -180,7 +180,7 @@ def st_prop(work: Path, name: str) -> None:
     elif name == "knn_loo_logreg":
         # what encoding_properties does when both take the Gram-block paths: one ClassGram
         # of the training codes serves the leave-one-out 9-NN and the per-pair LR
-        from acthash.gram import ClassGram
+        from acthash.ops.gram import ClassGram
 
         _, yi = np.unique(np.asarray(tr.labels), return_inverse=True)
         with ClassGram(tr, yi, keep="all") as gram:
@@ -208,8 +208,8 @@ def st_kmeans_same_init(work: Path, n: int) -> None:
     (acthash's, restart by restart): inertia and accuracy of every restart and of the best."""
     from sklearn.cluster import KMeans
 
-    from acthash.hamming import gram_matrix
-    from acthash.kmeans import _lloyd_gram, _plusplus_rows
+    from acthash.ops.hamming import gram_matrix
+    from acthash.ops.kmeans import _lloyd_gram, _plusplus_rows
     from acthash.properties import cluster_accuracy
 
     c = _codes(work, n, "train")

@@ -6,7 +6,7 @@ K-Means (``kmeans_packed``, ``n_init=10``) with ``solver="gram"``, ``"planes"`` 
 lengths (10 classes, 35 % of the bits flipped from the class prototype). Prints the seconds
 of each and the fastest; the ``solver="auto"`` rules come from these crossovers. With
 ``--codes`` it also times the Gram kernel for three tile sizes (the 8 MiB cap of
-``acthash.hamming``). ``--codes FILE.ahc --n N`` adds the first N codes of a real capture.
+``acthash.ops.hamming``). ``--codes FILE.ahc --n N`` adds the first N codes of a real capture.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from acthash import NeuralCodes
-from acthash.kmeans import kmeans_packed
-from acthash.logreg import fit_logreg_packed
+from acthash.ops.kmeans import kmeans_packed
+from acthash.ops.logreg import fit_logreg_packed
 
 
 def clustered(n: int, bits: int, seed: int = 0) -> NeuralCodes:

@@ -22,7 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from acthash.sweep import SweepConfig, run_sweep  # noqa: E402
+from acthash.runs.sweep import SweepConfig, run_sweep  # noqa: E402
 
 
 def main() -> None:

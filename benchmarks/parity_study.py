@@ -25,8 +25,8 @@ import torch
 
 import acthash
 from acthash import properties as P
-from acthash.hamming import hamming_knn
 from acthash.models import MLP, build_model
+from acthash.ops.hamming import hamming_knn
 from acthash.train import TrainConfig, seed_everything, train
 
 

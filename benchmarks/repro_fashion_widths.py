@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from acthash._io import write_table
-from acthash.experiment import RunConfig, run_experiment
+from acthash._utils.io import write_table
+from acthash.runs.experiment import RunConfig, run_experiment
 
 # the original MNIST figures (science.md section 1), test set, 1-hidden-layer MLPs
 ORIGINAL_MNIST = {

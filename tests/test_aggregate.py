@@ -13,8 +13,8 @@ from sklearn.multiclass import OneVsOneClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from torch import nn
 
-from acthash import aggregate as A
 from acthash import properties as P
+from acthash.core import aggregate as A
 from acthash.errors import InputError, NoReluUnitError
 
 

@@ -37,7 +37,8 @@ def _fresh_python(code: str) -> subprocess.CompletedProcess:
 def test_import_acthash_gives_the_documented_api():
     for name in acthash.__all__:
         assert hasattr(acthash, name), name
-    for sub in ("data", "models", "train", "errors", "binary", "ntk", "regions", "retrieval"):
+    for sub in ("data", "models", "train", "errors", "binary", "spectrum", "geometry", "retrieval",
+                "lsh", "ops", "core", "properties", "runs", "presentation", "studies"):
         assert sub in acthash.__all__
     assert callable(acthash.data.load) and callable(acthash.train.train)
     assert acthash.models.MLP is not None
@@ -74,10 +75,10 @@ def test_plotting_never_switches_the_backend_and_skips_the_training_stack():
         import sys
         import matplotlib
         matplotlib.use("pdf")
-        import acthash.plots, acthash.phase, acthash.report, acthash.results
+        import acthash.presentation.plots, acthash.presentation.phase, acthash.presentation.report, acthash.runs.results
         import acthash.studies.lsh_plots, acthash.studies.spectrum_plots
         assert matplotlib.get_backend() == "pdf", matplotlib.get_backend()
-        heavy = [m for m in ("acthash.sweep", "acthash.experiment") if m in sys.modules]
+        heavy = [m for m in ("acthash.runs.sweep", "acthash.runs.experiment") if m in sys.modules]
         assert not heavy, heavy
         print("ok")
     """)
@@ -90,7 +91,7 @@ def test_figure_functions_draw_into_given_axes():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from acthash.plots import QUANTITIES, plot_factor
+    from acthash.presentation.plots import QUANTITIES, plot_factor
 
     df = pd.DataFrame({"width": [4, 8, 4, 8], "seed": [0, 0, 1, 1], "k": 5,
                        **{f"{q}_{s}": [0.1, 0.2, 0.3, 0.4] for q, _ in QUANTITIES
@@ -106,7 +107,7 @@ def test_figure_functions_draw_into_given_axes():
 
 
 def test_run_directory_names_are_one_sanitised_component(tmp_path):
-    from acthash._run import new_run_dir, safe_name
+    from acthash._utils.run import new_run_dir, safe_name
 
     assert safe_name("csv:/data/my table.csv") == "csv_data_my_table.csv"
     a = new_run_dir(tmp_path, "regions", "csv:/x/y.csv", "s0")
@@ -122,7 +123,7 @@ def test_save_figure_writes_png_and_svg_atomically(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from acthash._run import save_figure
+    from acthash._utils.run import save_figure
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
@@ -137,7 +138,7 @@ def test_save_figure_writes_png_and_svg_atomically(tmp_path):
 
 
 def test_configs_reject_unknown_keys_and_bad_values():
-    from acthash.experiment import RunConfig
+    from acthash.runs.experiment import RunConfig
     from acthash.studies.lsh import LSHConfig
     from acthash.studies.regions import RegionsConfig
     from acthash.studies.spectrum import SpectrumConfig
@@ -153,15 +154,15 @@ def test_configs_reject_unknown_keys_and_bad_values():
     with pytest.raises(errors.ConfigError, match="lr"):
         dataclasses.replace(RegionsConfig(), lr=0.0)  # validated on replace too
     # the training block is declared once: the run and the regions study share its fields
-    from acthash._config import TrainFields
+    from acthash._utils.config import TrainFields
 
     shared = {f.name for f in dataclasses.fields(TrainFields)}
     assert shared <= RunConfig.field_names() and shared <= RegionsConfig.field_names()
 
 
 def test_unknown_model_options_are_rejected():
-    from acthash.experiment import RunConfig
     from acthash.models import build_model
+    from acthash.runs.experiment import RunConfig
 
     with pytest.raises(errors.ConfigError, match="resnet20.*width"):
         RunConfig(model="resnet20", width=50).model_kwargs()
@@ -194,8 +195,8 @@ def _command(path: list[str]):
 
 
 @pytest.mark.parametrize("path, cls, composite", [
-    (["run"], "acthash.experiment:RunConfig", set()),
-    (["layers"], "acthash.experiment:RunConfig", set()),
+    (["run"], "acthash.runs.experiment:RunConfig", set()),
+    (["layers"], "acthash.runs.experiment:RunConfig", set()),
     (["study", "regions"], "acthash.studies.regions:RegionsConfig", set()),
     (["study", "lsh"], "acthash.studies.lsh:LSHConfig", set()),
     (["study", "spectrum"], "acthash.studies.spectrum:SpectrumConfig", set()),
@@ -275,7 +276,7 @@ TINY = {"name": "tiny", "factor": "width",
 
 
 def test_a_locked_sweep_directory_is_not_computed_twice(tmp_path):
-    from acthash.sweep import run_sweep, sweep_lock
+    from acthash.runs.sweep import run_sweep, sweep_lock
 
     with sweep_lock(tmp_path):
         with pytest.raises(errors.SweepLockedError, match=r"pid \d+"):
@@ -286,8 +287,8 @@ def test_a_locked_sweep_directory_is_not_computed_twice(tmp_path):
 
 
 def test_results_are_consolidated_once_and_readable_while_running(tmp_path, monkeypatch):
-    from acthash.results import ResultStore, load_results
-    from acthash.sweep import run_sweep
+    from acthash.runs.results import ResultStore, load_results
+    from acthash.runs.sweep import run_sweep
 
     calls = []
     original = ResultStore.consolidate
@@ -305,7 +306,7 @@ def test_results_are_consolidated_once_and_readable_while_running(tmp_path, monk
 
 
 def test_phase_thresholds_come_from_the_sweep_file(tmp_path):
-    from acthash.phase import PhaseThresholds
+    from acthash.presentation.phase import PhaseThresholds
 
     (tmp_path / "sweep.json").write_text(json.dumps({"phase": {"under": 0.3}}))
     t = PhaseThresholds.for_results(tmp_path)

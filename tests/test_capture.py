@@ -232,7 +232,7 @@ def test_bad_inputs_give_clear_errors():
 
 
 def test_device_side_packing_matches_numpy(rng):
-    from acthash.capture import pack_bits_torch
+    from acthash.core.capture import pack_bits_torch
 
     for n_bits in (1, 8, 13, 64, 100):
         bits = rng.integers(0, 2, size=(17, n_bits)).astype(bool)

@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from acthash._io import write_json, write_table
-from acthash.claims import CLAIMS, ClaimCriteria, evaluate_claims, sweep_roles
+from acthash._utils.io import write_json, write_table
 from acthash.errors import EXIT_USER_ERROR, InputError, MissingFileError
+from acthash.presentation.claims import CLAIMS, ClaimCriteria, evaluate_claims, sweep_roles
 
 ACC = ("kmeans_test", "knn_test", "logreg_test")
 MEASURES = ("redundancy_", "kmeans_", "knn_", "logreg_")
@@ -179,7 +179,7 @@ def test_random_inputs_above_chance_do_not_hold(tmp_path):
 
 
 def test_matched_chance_of_kmeans():
-    from acthash.claims import matched_chance
+    from acthash.presentation.claims import matched_chance
 
     # 2 examples, 2 classes: random clusters are {0,0},{1,1} (acc 1/2) or {0,1},{1,0} (acc 1)
     assert matched_chance(2, 2, draws=4000) == pytest.approx(0.75, abs=0.02)
@@ -223,8 +223,8 @@ def test_cli_and_report_show_the_claims_on_a_real_sweep(tmp_path):
     from typer.testing import CliRunner
 
     from acthash.cli import app
-    from acthash.report import build_report
-    from acthash.sweep import run_sweep
+    from acthash.presentation.report import build_report
+    from acthash.runs.sweep import run_sweep
 
     cfg = {"name": "model-size", "factor": "width",
            "base": {"dataset": "digits", "epochs": 2, "checkpoints": [2], "kmeans_n_init": 1,

@@ -58,7 +58,7 @@ def test_run_csv_with_label_column_and_cnn_width_mult(tmp_path):
     assert cfg["model_options"] == {"width_mult": 0.25} and cfg["dataset_options"] == {"seed": 1}
     metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert len(metrics) == 1
-    from acthash.codes import NeuralCodes
+    from acthash.core.codes import NeuralCodes
 
     codes = NeuralCodes.load(tmp_path / "c" / "codes" / "epoch_0001_test.ahc")
     # the last block's two ReLUs: 16 channels (64 x 0.25) at 2x2 positions each (8 -> 4 -> 2)

@@ -96,7 +96,7 @@ def test_labels_are_validated():
 def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     import os
 
-    from acthash._io import write_json
+    from acthash._utils.io import write_json
 
     path = write_json(tmp_path / "x.json", {"a": 1})
     mask = os.umask(0)

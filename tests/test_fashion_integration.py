@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from acthash.cli import app
-from acthash.codes import NeuralCodes
+from acthash.core.codes import NeuralCodes
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = [

@@ -8,8 +8,8 @@ import pytest
 import acthash.properties as properties
 from acthash import NeuralCodes
 from acthash.errors import InputError
-from acthash.gram import ClassGram, loo_share_counts
-from acthash.hamming import share_counts_loo
+from acthash.ops.gram import ClassGram, loo_share_counts
+from acthash.ops.hamming import share_counts_loo
 
 
 def clustered(rng, n=300, d=160, k=3, flip=0.3):

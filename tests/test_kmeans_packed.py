@@ -6,11 +6,11 @@ import torch
 from sklearn.cluster import KMeans
 
 from acthash import NeuralCodes
-from acthash import packed as packed_module
 from acthash.errors import InputError
-from acthash.hamming import gram_matrix
-from acthash.kmeans import _lloyd, _lloyd_gram, kmeans_packed
-from acthash.packed import PackedMatrix
+from acthash.ops import packed as packed_module
+from acthash.ops.hamming import gram_matrix
+from acthash.ops.kmeans import _lloyd, _lloyd_gram, kmeans_packed
+from acthash.ops.packed import PackedMatrix
 from acthash.properties import cluster_accuracy, kmeans_scores
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -180,7 +180,7 @@ def test_cuda_matches_cpu(rng):
 
 
 def test_auto_takes_the_gram_path_for_long_codes_only(rng, monkeypatch):
-    import acthash.kmeans as km
+    import acthash.ops.kmeans as km
 
     calls = []
     real = km._kmeans_gram

@@ -7,9 +7,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
 
 from acthash import NeuralCodes
-from acthash import packed as packed_module
 from acthash.errors import InputError
-from acthash.logreg import PackedLogisticRegression, fit_logreg_packed
+from acthash.ops import packed as packed_module
+from acthash.ops.logreg import PackedLogisticRegression, fit_logreg_packed
 from acthash.properties import logreg_accuracy
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -133,7 +133,7 @@ def test_cuda_matches_cpu(problem):
 def test_kernel_predictions_equal_the_fitted_models(rng, k, strategy):
     """Scores from the Gram matrices (no coefficients formed) give the labels the fitted
     model's coefficients give, on training and test codes."""
-    from acthash.logreg import kernel_logreg_predict
+    from acthash.ops.logreg import kernel_logreg_predict
 
     bits, y = noisy_codes(rng, n=500, k=k)
     codes = NeuralCodes.from_bits(bits)
@@ -147,7 +147,7 @@ def test_kernel_predictions_equal_the_fitted_models(rng, k, strategy):
 
 
 def test_kernel_fits_rule():
-    from acthash.logreg import kernel_fits
+    from acthash.ops.logreg import kernel_fits
 
     assert kernel_fits(2000, "ovo", n_bits=144256)
     assert not kernel_fits(2000, "ovo", n_bits=1000)  # short codes: L-BFGS passes are cheaper
@@ -159,8 +159,8 @@ def test_kernel_fits_rule():
 
 @pytest.mark.parametrize("spread", [1, 2000])  # uint16 above row bases / float32 blocks
 def test_pair_matvec_is_the_block_product(rng, spread):
-    from acthash._packed_numba import pair_matvec
-    from acthash.gram import compact_block as _compact
+    from acthash._kernels.packed import pair_matvec
+    from acthash.ops.gram import compact_block as _compact
 
     x = (rng.random((70, 40)) < 0.5).astype(np.float64) * spread
     g = x @ x.T + 5000.0  # integers, exact in float32; row ranges 40 or 1.6e8
@@ -195,7 +195,7 @@ def test_pair_blocks_spilled_to_disk_give_the_same_model(problem, monkeypatch, t
 
 
 def test_pairs_fit_rule():
-    from acthash.logreg import pairs_fit
+    from acthash.ops.logreg import pairs_fit
 
     sizes = [6000] * 10  # the full Fashion-MNIST training split
     assert pairs_fit(sizes, 144256)  # ResNet-20 codes: 432 MB of pair blocks

@@ -30,7 +30,7 @@ def test_one_shot_on_well_separated_manifolds_is_near_one():
     net = MLP(32, 128, 10, depth=2).eval()
     assert one_shot_accuracy(representation(net, x_s), y_s, representation(net, x_q),
                              y_q) >= 0.95
-    from acthash.capture import neural_codes
+    from acthash.core.capture import neural_codes
 
     cs, cq = neural_codes(net, torch.as_tensor(x_s)), neural_codes(net, torch.as_tensor(x_q))
     assert one_shot_accuracy(cs, y_s, cq, y_q, metric="hamming") >= 0.9

@@ -8,7 +8,13 @@ import torch
 
 from acthash import data
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
-from acthash.experiment import RunConfig, derived_seed, prepare_data, run_experiment, training_rows
+from acthash.runs.experiment import (
+    RunConfig,
+    derived_seed,
+    prepare_data,
+    run_experiment,
+    training_rows,
+)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.1, 0.25, 0.5, 1.0])

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from acthash.capture import neural_codes
+from acthash.core.capture import neural_codes
 from acthash.errors import InputError
 from acthash.models import VGG, ResNet, build_model
 
@@ -106,7 +106,7 @@ def test_user_builder_from_import_path(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="cannot import model builder"):
         build_model("my_models:missing", (1, 8, 8), 3)
     # the same path works end to end through a run
-    from acthash.experiment import RunConfig, run_experiment
+    from acthash.runs.experiment import RunConfig, run_experiment
 
     res = run_experiment(RunConfig(model="my_models:tiny", width=5, epochs=1, sample_size=100,
                                    kmeans_n_init=1), write=False)

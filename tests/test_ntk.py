@@ -7,7 +7,7 @@ from torch import nn
 
 from acthash.errors import ResourceError
 from acthash.models import MLP
-from acthash.ntk import choose_method, ntk
+from acthash.spectrum.ntk import choose_method, ntk
 
 METHODS = ["structured", "jacobian", "ntk-vp"]
 

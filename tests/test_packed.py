@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from acthash import NeuralCodes
-from acthash import packed as packed_module
+from acthash._utils.budget import parse_memory_budget
 from acthash.errors import InputError, ResourceError
-from acthash.packed import PackedMatrix, parse_memory_budget
+from acthash.ops import packed as packed_module
+from acthash.ops.packed import PackedMatrix
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -16,7 +16,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from acthash import NeuralCodes, encoding_properties
 from acthash import properties as P
 from acthash.errors import InputError, SmallDataWarning
-from acthash.hamming import (
+from acthash.ops.hamming import (
     available_backends,
     class_counts,
     hamming_distances,
@@ -357,7 +357,7 @@ def test_sweep_figures_carry_the_kmeans_seed_spread():
     matplotlib.use("Agg")
     import pandas as pd
 
-    from acthash.plots import aggregate, plot_factor
+    from acthash.presentation.plots import aggregate, plot_factor
 
     rows = [{"width": w, "seed": s, "kmeans_test": 0.5 + 0.1 * s, "kmeans_std_test": sd,
              "knn_test": 0.7} for w in (4, 8) for s, sd in ((0, 0.03), (1, 0.04))]

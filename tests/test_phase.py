@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import QuadMesh  # noqa: E402
 
-from acthash.phase import PhaseThresholds, classify, phase_chart, phase_charts  # noqa: E402
+from acthash.presentation.phase import PhaseThresholds, classify, phase_chart, phase_charts  # noqa: E402
 
 
 def _table(points, seeds=(0, 1), spread=0.0):

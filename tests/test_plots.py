@@ -13,7 +13,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from acthash.plots import QUANTITIES, aggregate, infer_factor, plot_factor, plot_results  # noqa: E402
+from acthash.presentation.plots import (  # noqa: E402
+    QUANTITIES,
+    aggregate,
+    infer_factor,
+    plot_factor,
+    plot_results,
+)
 
 PANEL_TITLES = ["redundancy ratio", "K-Means accuracy (Hungarian)", "k-NN accuracy (Hamming)",
                 "logistic regression accuracy", "network accuracy", "dead units (never active, train)"]
@@ -96,8 +102,8 @@ def test_plot_results_writes_png_and_svg(tmp_path):
 
 @pytest.mark.slow
 def test_report_of_a_real_sweep(tmp_path):
-    from acthash.report import build_report
-    from acthash.sweep import run_sweep
+    from acthash.presentation.report import build_report
+    from acthash.runs.sweep import run_sweep
 
     cfg = {"name": "rep", "factor": "width",
            "base": {"epochs": 1, "checkpoints": [0, 1], "kmeans_n_init": 1,

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from acthash.codes import LayerSpan, NeuralCodes
+from acthash.core.codes import LayerSpan, NeuralCodes
 from acthash.errors import InputError
-from acthash.experiment import RunConfig, run_experiment
-from acthash.presets import NEAREST, PRESETS, RECIPES, preset, recipe_for
 from acthash.properties import dead_unit_fractions
-from acthash.sweep import SweepConfig, run_sweep
+from acthash.runs.experiment import RunConfig, run_experiment
+from acthash.runs.presets import NEAREST, PRESETS, RECIPES, preset, recipe_for
+from acthash.runs.sweep import SweepConfig, run_sweep
 from acthash.train import TrainConfig, _lr_at
 
 # ------------------------------------------------------------------ recipes
@@ -147,8 +147,8 @@ def test_every_run_records_dead_units_per_layer():
     for col in ("dead_units_train", "dead_units_train_l1", "dead_units_train_l2"):
         assert col in m.columns and m[col].between(0, 1).all()
     # an independent count on the first layer at the last checkpoint
-    from acthash.capture import capture
-    from acthash.experiment import prepare_data
+    from acthash.core.capture import capture
+    from acthash.runs.experiment import prepare_data
 
     _, _, (x, _, _, _), _ = prepare_data(RunConfig())
     pre = res.model.features[1](res.model.features[0](x))
@@ -160,7 +160,7 @@ def test_every_run_records_dead_units_per_layer():
 def test_figures_get_a_dead_units_panel_only_when_the_results_hold_it():
     import pandas as pd
 
-    from acthash.plots import plot_factor
+    from acthash.presentation.plots import plot_factor
 
     rows = pd.DataFrame({"width": [4, 8, 4, 8], "seed": [0, 0, 1, 1],
                          "redundancy_train": [0.9, 0.1, 0.8, 0.2],

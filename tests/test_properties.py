@@ -9,7 +9,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from acthash import NeuralCodes, encoding_properties, properties_table
 from acthash import properties as P
-from acthash.hamming import available_backends, hamming_distances, hamming_knn
+from acthash.ops.hamming import available_backends, hamming_distances, hamming_knn
 
 
 def _random_bits(rng, n, d):

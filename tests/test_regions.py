@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from acthash.capture import neural_codes
-from acthash.regions import (
+from acthash.core.capture import neural_codes
+from acthash.geometry.regions import (
     NotPiecewiseLinearError,
     preactivations,
     region_segment,

@@ -11,10 +11,10 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import average_precision_score
 
 from acthash import neural_codes
-from acthash.codes import NeuralCodes
+from acthash.core.codes import NeuralCodes
 from acthash.errors import InputError
-from acthash.hamming import hamming_distances, hamming_knn
 from acthash.models import MLP
+from acthash.ops.hamming import hamming_distances, hamming_knn
 from acthash.retrieval import (
     ITQ,
     BinaryIndex,

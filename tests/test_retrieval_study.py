@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 import acthash
 from acthash.cli import app
 from acthash.errors import ConfigError
-from acthash.experiment import load_checkpoint
 from acthash.retrieval import mean_average_precision
+from acthash.runs.experiment import load_checkpoint
 from acthash.studies.retrieval import RetrievalStudyConfig, map_table, run_retrieval_study
 
 

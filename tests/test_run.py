@@ -12,8 +12,8 @@ import acthash
 from acthash import CorruptFileError, NeuralCodes
 from acthash.cli import app
 from acthash.errors import EXIT_USER_ERROR
-from acthash.experiment import RunConfig, load_checkpoint, run_experiment
 from acthash.models import MLP
+from acthash.runs.experiment import RunConfig, load_checkpoint, run_experiment
 
 SMALL = dict(width=16, epochs=2, checkpoints=[0, 2], kmeans_n_init=2)
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from acthash import aggregate_codes, data
 from acthash.cli import app
-from acthash.experiment import load_checkpoint, training_rows
+from acthash.runs.experiment import load_checkpoint, training_rows
 
 CNN = ["--model", "vgg11", "--width-mult", "0.125", "--sample-size", "200", "--epochs", "1",
        "--layers", r"features\.(2|6)$", "--kmeans-n-init", "1", "--no-progress"]
@@ -30,7 +30,7 @@ def test_cli_run_aggregate_and_original_convention(tmp_path):
     assert cfg["codes"] == "both" and cfg["convention"] == "original"
     # the saved aggregate codes are those of the saved model on the training rows
     saved = np.load(out / "codes" / "epoch_0001_train_aggregate.npy")
-    from acthash.experiment import RunConfig
+    from acthash.runs.experiment import RunConfig
 
     run_cfg = RunConfig.from_dict(cfg)
     ds = data.load(run_cfg.dataset, **run_cfg.dataset_options)

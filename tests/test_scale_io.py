@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from acthash import NeuralCodes, neural_codes
-from acthash import codes as codes_module
+from acthash.core import codes as codes_module
 from acthash.errors import InputError, ResourceError
-from acthash.hamming import available_backends, hamming_distances, hamming_knn
 from acthash.models import MLP
+from acthash.ops.hamming import available_backends, hamming_distances, hamming_knn
 from acthash.properties import encoding_properties, knn_loo_accuracy
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -137,7 +137,7 @@ def test_encoding_properties_streamed_and_timed(rng):
 
 @pytest.mark.slow
 def test_run_records_timings_and_codes_on_disk_change_nothing(tmp_path):
-    from acthash.experiment import RunConfig, run_experiment
+    from acthash.runs.experiment import RunConfig, run_experiment
 
     base = {"dataset": "digits", "width": 24, "epochs": 1, "checkpoints": [1],
             "sample_size": 200, "property_backend": "numba", "kmeans_n_init": 2,

@@ -163,7 +163,7 @@ def test_per_logit_kernel_measures_average_the_logits():
     """Per-logit records equal the mean over logits of each logit's own measures."""
     import copy
 
-    from acthash.ntk import ntk
+    from acthash.spectrum.ntk import ntk
 
     torch.manual_seed(5)
     x = torch.randn(25, 4)

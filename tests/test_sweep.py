@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from acthash.errors import EXIT_USER_ERROR
-from acthash.experiment import RunConfig
-from acthash.sweep import (
+from acthash.runs.experiment import RunConfig
+from acthash.runs.sweep import (
     PRESETS,
     ResultStore,
     SweepConfig,
@@ -168,12 +168,12 @@ def test_serial_sweep_table(serial_sweep):
 
 
 def test_model_cache_is_hit_on_rerun(serial_sweep, tmp_path, monkeypatch):
-    import acthash.experiment
+    import acthash.runs.experiment
 
     def no_training(*a, **k):
         raise AssertionError("a cached cell was trained again")
 
-    monkeypatch.setattr(acthash.experiment, "run_experiment", no_training)
+    monkeypatch.setattr(acthash.runs.experiment, "run_experiment", no_training)
     res = run_sweep(TINY, tmp_path / "other", cache_dir=serial_sweep.sweep_dir / "cache",
                     progress=False)
     assert sorted(res.cache_hits) == sorted(res.computed) and len(res.computed) == 4
@@ -194,7 +194,7 @@ def test_result_store_never_duplicates(tmp_path, serial_sweep):
 
 _KILL_SCRIPT = textwrap.dedent("""
     import sys
-    from acthash.sweep import run_sweep
+    from acthash.runs.sweep import run_sweep
     cfg = {cfg!r}
     run_sweep(cfg, sys.argv[1], progress=False)
 """)
@@ -276,7 +276,7 @@ def test_cli_sweep_dry_run_and_errors(tmp_path):
 
 
 def test_example_sweep_file_parses():
-    from acthash.phase import PhaseThresholds
+    from acthash.presentation.phase import PhaseThresholds
 
     cfg = SweepConfig.from_file(Path(__file__).resolve().parents[1] / "examples"
                                 / "sweep_digits.yaml")
@@ -287,7 +287,7 @@ def test_example_sweep_file_parses():
 
 
 def test_ray_requests_gpus_when_the_cluster_has_them():
-    from acthash.sweep.executors import _ray_gpus_per_cell
+    from acthash.runs.sweep.executors import _ray_gpus_per_cell
 
     class FakeRay:
         def __init__(self, res):

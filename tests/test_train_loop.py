@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from acthash import data
-from acthash.codes import NeuralCodes
-from acthash.experiment import RunConfig, load_checkpoint, make_model, run_experiment
+from acthash.core.codes import NeuralCodes
 from acthash.models import MLP
+from acthash.runs.experiment import RunConfig, load_checkpoint, make_model, run_experiment
 from acthash.train import TrainConfig, _lr_at, seed_everything, train
 
 

@@ -6,17 +6,23 @@
 >>> codes = acthash.neural_codes(model, ds.x_train, labels=ds.y_train)
 >>> acthash.redundancy_ratio(codes)
 
-Subpackages: :mod:`acthash.data` (datasets), :mod:`acthash.models` (model zoo),
-:mod:`acthash.train` (training loop with checkpoints), :mod:`acthash.errors` (every user-facing
-error), and the companion measurements :mod:`acthash.regions` (exact linear regions),
-:mod:`acthash.ntk` (empirical NTK), :mod:`acthash.binary` (latent binary encoding) and
-:mod:`acthash.retrieval` (hash encoders and retrieval metrics), :mod:`acthash.hamming`
-(Hamming k-NN, the one-pass tie-rule counts and the Gram matrix of packed codes) and
-:mod:`acthash.gram` (Gram blocks by class, shared by the leave-one-out k-NN and the
-per-pair logistic regression). The property functions and the capture API are importable
-from the top level.
+The folders, in the order data flows: :mod:`acthash.data` (datasets), :mod:`acthash.models`
+(model zoo and registry), :mod:`acthash.train` (training loop with checkpoints),
+:mod:`acthash.core` (the activation recorder, capture, :class:`NeuralCodes`, aggregate codes),
+:mod:`acthash.ops` (algebra on packed codes: Hamming k-NN, Gram blocks, K-Means and logistic
+solvers), :mod:`acthash.properties` (the encoding properties and their catalog),
+:mod:`acthash.runs` (one run, presets, sweeps, the result store), :mod:`acthash.presentation`
+(figures, phase chart, claims, report); the companion sciences :mod:`acthash.geometry` (exact
+linear regions), :mod:`acthash.spectrum` (empirical NTK), :mod:`acthash.lsh`,
+:mod:`acthash.binary` (latent binary encoding) and :mod:`acthash.retrieval` (hash encoders and
+retrieval metrics); :mod:`acthash.studies` (study drivers) and :mod:`acthash.errors` (every
+user-facing error). The property functions and the capture API are importable from the top
+level. Everything is loaded on first use, so ``import acthash`` is cheap.
 """
 
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
@@ -25,89 +31,67 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0+unknown"
 
-from acthash import (  # noqa: E402
-    binary,
-    data,
-    errors,
-    gram,
-    hamming,
-    models,
-    ntk,
-    regions,
-    retrieval,
-    train,
-)
-from acthash.aggregate import AggregateCodes, aggregate_codes, aggregate_properties  # noqa: E402
-from acthash.capture import Capture, capture, list_layers, neural_codes  # noqa: E402
-from acthash.codes import LayerSpan, NeuralCodes  # noqa: E402
-from acthash.errors import (  # noqa: E402
-    ActhashError,
-    CorruptFileError,
-    DatasetNotFoundError,
-    InputError,
-    NoReluUnitError,
-)
-from acthash.kmeans import kmeans_packed  # noqa: E402
-from acthash.logreg import fit_logreg_packed  # noqa: E402
-from acthash.properties import (  # noqa: E402
-    dead_unit_fractions,
-    encoding_properties,
-    kmeans_accuracy,
-    knn_accuracy,
-    knn_loo_accuracy,
-    logreg_accuracy,
-    network_scores,
-    properties_table,
-    redundancy_ratio,
-)
+#: public name -> module that defines it (loaded on first access)
+_ATTRIBUTES = {
+    "ActhashError": "acthash.errors",
+    "CorruptFileError": "acthash.errors",
+    "DatasetNotFoundError": "acthash.errors",
+    "InputError": "acthash.errors",
+    "NoReluUnitError": "acthash.errors",
+    "AggregateCodes": "acthash.core.aggregate",
+    "aggregate_codes": "acthash.core.aggregate",
+    "Capture": "acthash.core.capture",
+    "capture": "acthash.core.capture",
+    "list_layers": "acthash.core.capture",
+    "neural_codes": "acthash.core.capture",
+    "LayerSpan": "acthash.core.codes",
+    "NeuralCodes": "acthash.core.codes",
+    "kmeans_packed": "acthash.ops.kmeans",
+    "fit_logreg_packed": "acthash.ops.logreg",
+    "aggregate_properties": "acthash.core.aggregate",
+    "dead_unit_fractions": "acthash.properties",
+    "encoding_properties": "acthash.properties",
+    "kmeans_accuracy": "acthash.properties",
+    "kmeans_scores": "acthash.properties",
+    "knn_accuracy": "acthash.properties",
+    "knn_loo_accuracy": "acthash.properties",
+    "logreg_accuracy": "acthash.properties",
+    "network_scores": "acthash.properties",
+    "properties_table": "acthash.properties",
+    "redundancy_ratio": "acthash.properties",
+    "memory_budget": "acthash._utils.budget",
+    "load_checkpoint": "acthash.runs.experiment",
+}
 
-__all__ = [
-    "__version__",
-    "ActhashError",
-    "binary",
-    "gram",
-    "hamming",
-    "ntk",
-    "regions",
-    "retrieval",
-    "AggregateCodes",
-    "Capture",
-    "CorruptFileError",
-    "DatasetNotFoundError",
-    "InputError",
-    "LayerSpan",
-    "NeuralCodes",
-    "NoReluUnitError",
-    "aggregate_codes",
-    "aggregate_properties",
-    "capture",
-    "data",
-    "dead_unit_fractions",
-    "encoding_properties",
-    "errors",
-    "fit_logreg_packed",
-    "kmeans_accuracy",
-    "kmeans_packed",
-    "knn_accuracy",
-    "knn_loo_accuracy",
-    "list_layers",
-    "logreg_accuracy",
-    "models",
-    "network_scores",
-    "neural_codes",
-    "properties_table",
-    "redundancy_ratio",
-    "run",
-    "train",
-]
+_SUBMODULES = ("binary", "core", "data", "errors", "geometry", "lsh", "models", "ops",
+               "presentation", "properties", "retrieval", "runs", "spectrum", "studies",
+               "train")
+
+__all__ = sorted([*_ATTRIBUTES, *_SUBMODULES, "__version__", "run"])
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"acthash.{name}")
+    elif name in _ATTRIBUTES:
+        module = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    else:
+        raise AttributeError(f"module 'acthash' has no attribute {name!r}")
+    globals()[name] = module  # cache: __getattr__ is called once per name
+    return module
+
+
+def __dir__():
+    return __all__
 
 
 def run(config=None, **kwargs):
     """Python mirror of ``acthash run``: ``acthash.run(width=100, epochs=20, ...)``.
 
-    Accepts a :class:`acthash.experiment.RunConfig` or its fields as keywords; returns a RunResult.
+    Accepts a :class:`acthash.runs.experiment.RunConfig` or its fields as keywords; returns a
+    RunResult.
     """
-    from acthash.experiment import RunConfig, run_experiment
+    from acthash.runs.experiment import RunConfig, run_experiment
 
     run_kwargs = {k: kwargs.pop(k) for k in ("out_dir", "runs_root", "write", "progress")
                   if k in kwargs}

@@ -243,7 +243,7 @@ def print_timings(metrics) -> None:
     console.print(table)
 
 
-from acthash.experiment import RunConfig  # noqa: E402  (defaults of `acthash run`)
+from acthash.runs.experiment import RunConfig  # noqa: E402  (defaults of `acthash run`)
 
 _RUN = RunConfig()
 
@@ -329,7 +329,7 @@ def run(
 ) -> None:
     """Train a model, capture its neural codes and print their encoding properties."""
     params = dict(locals())
-    from acthash.experiment import run_experiment
+    from acthash.runs.experiment import run_experiment
 
     cfg = _config(RunConfig, params,
                   dataset_options=_dataset_options(data_dir, dataset_option, label=label_column),
@@ -357,7 +357,7 @@ def layers(
     """List the ReLU-like layers a model's code is made of (names, shapes, bit spans)."""
     params = dict(locals())
     from acthash import data as datasets
-    from acthash.capture import list_layers
+    from acthash.core.capture import list_layers
     from acthash.models import build_model
     from acthash.train import resolve_device
 
@@ -419,8 +419,8 @@ def sweep(
         help="Show a progress bar (cells done/total, ETA).")] = True,
 ) -> None:
     """Run a grid of experiments; a rerun computes only the missing cells."""
-    from acthash.presets import preset as make_preset
-    from acthash.sweep import SweepConfig, run_sweep
+    from acthash.runs.presets import preset as make_preset
+    from acthash.runs.sweep import SweepConfig, run_sweep
 
     if (config is None) == (preset is None):
         raise typer.BadParameter("give either a sweep file CONFIG or --preset NAME")
@@ -473,7 +473,7 @@ def plot(
         help="Figure folder (default <sweep>/figures).")] = None,
 ) -> None:
     """Figures: encoding properties vs the factor, mean ± std over seeds (PNG + SVG)."""
-    from acthash.plots import plot_results
+    from acthash.presentation.plots import plot_results
 
     for p in plot_results(results, out, factor=factor, hue=hue):
         console.print(f"wrote {p}")
@@ -500,8 +500,8 @@ def phase_chart(
 
     Thresholds: the options, else the first sweep's `phase:` settings, else the defaults.
     """
-    from acthash.phase import PhaseThresholds, phase_charts
-    from acthash.results import sweep_dir_of
+    from acthash.presentation.phase import PhaseThresholds, phase_charts
+    from acthash.runs.results import sweep_dir_of
 
     t = PhaseThresholds.for_results(results, under=under, sufficient=sufficient,
                                     plateau_tol=plateau_tol, redundancy=redundancy,
@@ -534,7 +534,7 @@ def report(
         help="HTML file (default <sweep>/report.html).")] = None,
 ) -> None:
     """One self-contained HTML page: figures, tables, config and environment."""
-    from acthash.report import build_report
+    from acthash.presentation.report import build_report
 
     console.print(f"wrote [bold]{build_report(sweep_dir, out)}[/]")
 
@@ -561,8 +561,8 @@ def claims_cmd(
 ) -> None:
     """State each of the paper's findings with an explicit criterion, evaluate it on the
     sweeps' results and print the numbers, a verdict and a one-line reason."""
-    from acthash._io import write_table
-    from acthash.claims import ClaimCriteria, evaluate_claims
+    from acthash._utils.io import write_table
+    from acthash.presentation.claims import ClaimCriteria, evaluate_claims
 
     given = {"zero": zero, "one": one, "rise": rise, "decay": decay, "gain": gain,
              "minor": minor, "chance_margin": chance_margin, "accuracies": accuracies}

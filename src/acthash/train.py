@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from acthash._config import OPTIMIZERS, ConfigDict, TrainFields
-from acthash._run import progress_bar
+from acthash._utils.config import OPTIMIZERS, ConfigDict, TrainFields
+from acthash._utils.run import progress_bar
 from acthash.errors import DivergenceError, InputError
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "seed_everything", "resolve_device"]
@@ -43,7 +43,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 @dataclass
 class TrainConfig(TrainFields, ConfigDict):
-    """Optimization settings: the shared :class:`~acthash._config.TrainFields` (defaults follow
+    """Optimization settings: the shared :class:`~acthash._utils.config.TrainFields` (defaults follow
     the original study: Adam, lr 1e-2, batch 64; ``schedule="step"`` is its x0.1 every 20
     epochs; ``lr_gamma`` is the decay factor of the step and multistep schedules) plus
     ``restore_best`` (after early stopping,

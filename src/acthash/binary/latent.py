@@ -190,7 +190,7 @@ def same_encoding_fraction(z, predicted, *, threshold: float = 0.0,
 def within_class_redundancy(codes, labels) -> float:
     """Mean over classes of the redundancy ratio of the codes of that class (1 − distinct
     codes / class size); near 1 when each class shares a few codes."""
-    from acthash.codes import as_codes
+    from acthash.core.codes import as_codes
     from acthash.properties import redundancy_ratio
 
     codes = as_codes(codes)
@@ -202,7 +202,7 @@ def hash_view(z_train, y_train, z_test, y_test, *, threshold: float = 0.0, **kwa
     """Encoding properties (He et al.) of the binary code z > threshold, plus
     ``within_class_redundancy_{train,test}``. ``kwargs`` go to
     :func:`acthash.properties.encoding_properties` (k, seed, kmeans_n_init, ...)."""
-    from acthash.codes import NeuralCodes
+    from acthash.core.codes import NeuralCodes
     from acthash.properties import encoding_properties
 
     z_train, z_test = as_numpy(z_train, "z_train"), as_numpy(z_test, "z_test")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from acthash._run import progress_bar
+from acthash._utils.run import progress_bar
 from acthash.errors import InputError
 
 

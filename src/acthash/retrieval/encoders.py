@@ -1,6 +1,6 @@
 """Hash encoders with a bit budget: ``fit(database)`` learns the encoder's state from the
 database alone (no labels), ``encode(x)`` maps any inputs to packed codes
-(:class:`~acthash.codes.NeuralCodes`), ``save(path)`` / :func:`load_encoder` keep the state, so
+(:class:`~acthash.core.codes.NeuralCodes`), ``save(path)`` / :func:`load_encoder` keep the state, so
 codes of new queries come from the fitted encoder.
 
 =====================  ====================================================================
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from acthash._io import atomic_path
-from acthash.capture import neural_codes
-from acthash.codes import NeuralCodes
+from acthash._utils.io import atomic_path
+from acthash.core.capture import neural_codes
+from acthash.core.codes import NeuralCodes
 from acthash.errors import CorruptFileError, InputError, MissingFileError
 
 __all__ = ["HashEncoder", "NeuralCodeEncoder", "SignRandomProjection", "PCAHash", "ITQ",
@@ -413,7 +413,7 @@ class NeuralCodeEncoder(HashEncoder):
     model : any nn.Module with ReLU-like units (its weights are fixed by ``fit``: the
         encoder records their fingerprint and refuses a changed model)
     n_bits : None for every captured unit, else the number of units kept
-    layers : None (all layers) or a layer selection of :func:`acthash.capture` (regex or list)
+    layers : None (all layers) or a layer selection of :func:`acthash.core.capture` (regex or list)
     select : how ``n_bits`` units are chosen from the database's codes, without labels:
         "entropy" (highest bit entropy −p log p − (1−p) log(1−p), p = share of database rows
         where the unit fires; ties to the earlier unit), "decorrelated" (greedy: the most

@@ -2,7 +2,7 @@
 
 Every query ranks the whole database by Hamming distance; an item is *relevant* when it has
 the query's class. Ties in distance are broken by **database index** (the item stored first
-ranks first, the rule of :mod:`acthash.hamming`). Because codes of b bits have only b + 1
+ranks first, the rule of :mod:`acthash.ops.hamming`). Because codes of b bits have only b + 1
 distances, ties are common; each measure is therefore also given as its **tie-aware expected
 value**: the mean over all orders of the items inside each tie group, all equally likely
 (McSherry & Najork, 2008), computed in closed form from the per-distance counts.
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from acthash.codes import NeuralCodes
+from acthash.core.codes import NeuralCodes
 from acthash.errors import InputError, MissingDependencyError
-from acthash.hamming import HAVE_NUMBA, hamming_distances
+from acthash.ops.hamming import HAVE_NUMBA, hamming_distances
 
 __all__ = ["DEFAULT_KS", "RankingStats", "ranking_stats", "mean_average_precision",
            "expected_average_precision", "retrieval_summary"]
@@ -179,8 +179,8 @@ def ranking_stats(query, database, query_labels=None, database_labels=None, *,
         if not HAVE_NUMBA:
             raise MissingDependencyError("numba is not installed: pip install numba, or use "
                                          "backend='numpy'")
-        from acthash._hamming_numba import as_words
-        from acthash.retrieval._rank_numba import rank_stats_words
+        from acthash._kernels.hamming import as_words
+        from acthash._kernels.rank import rank_stats_words
 
         ap, hits, hist_n, hist_r = rank_stats_words(
             as_words(db), as_words(q), dl, ql, n_rel, np.asarray(ks, np.int64), n_bits)

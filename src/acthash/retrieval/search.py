@@ -1,7 +1,7 @@
 """Hamming search at scale: exact ranking with acthash's kernel, and faiss binary indexes.
 
 =========  ==========================================================================
-``exact``  :func:`acthash.hamming.hamming_knn` (compiled popcount kernel), order (distance,
+``exact``  :func:`acthash.ops.hamming.hamming_knn` (compiled popcount kernel), order (distance,
            index)
 ``flat``   ``faiss.IndexBinaryFlat``: exact brute force
 ``hnsw``   ``faiss.IndexBinaryHNSW`` (M links per node, ``efSearch`` candidates): approximate
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from acthash.errors import ConfigError, InputError, MissingDependencyError
-from acthash.hamming import HAVE_FAISS, _as_packed, hamming_knn
+from acthash.ops.hamming import HAVE_FAISS, _as_packed, hamming_knn
 
 __all__ = ["INDEX_KINDS", "BinaryIndex", "recall_at_k", "search_benchmark"]
 

@@ -41,8 +41,8 @@ import torch
 from torch import nn
 
 from acthash import binary
-from acthash._config import OPTIMIZERS, SCHEDULES, ConfigDict
-from acthash._run import (
+from acthash._utils.config import OPTIMIZERS, SCHEDULES, ConfigDict
+from acthash._utils.run import (
     atomic_path,
     progress_bar,
     save_figure,

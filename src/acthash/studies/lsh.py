@@ -38,12 +38,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from acthash._config import ConfigDict, TrainFields
-from acthash._run import progress_bar, save_torch, start_run_dir, write_json, write_table
+from acthash._utils.config import ConfigDict, TrainFields
+from acthash._utils.run import progress_bar, save_torch, start_run_dir, write_json, write_table
 from acthash.data.manifolds import ManifoldGenerator
 from acthash.errors import ConfigError, InputError
-from acthash.models import MLP
-from acthash.studies.lsh_measures import (
+from acthash.lsh.measures import (
     REPRESENTATIONS,
     episode,
     invariance_table,
@@ -54,6 +53,7 @@ from acthash.studies.lsh_measures import (
     srp_hash,
     summarize_one_shot,
 )
+from acthash.models import MLP
 from acthash.studies.lsh_plots import plot_invariance, plot_lsh_curve, plot_one_shot
 from acthash.train import evaluate, seed_everything, train
 
@@ -77,7 +77,7 @@ __all__ = [
 class LSHConfig(TrainFields, ConfigDict):
     """Settings of the LSH study (defaults: a CPU-scale run of a few minutes).
 
-    Training fields come from :class:`~acthash._config.TrainFields` (the classifier is an MLP
+    Training fields come from :class:`~acthash._utils.config.TrainFields` (the classifier is an MLP
     of ``depth`` hidden layers of ``width`` units; Adam, lr 1e-3 here). ``real_*`` fields
     set the held-out-class one-shot on a real dataset (``real_dataset=None`` skips it).
     """

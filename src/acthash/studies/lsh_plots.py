@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from acthash._run import save_figure
+from acthash._utils.run import save_figure
 
 __all__ = ["plot_lsh_curve", "plot_one_shot", "plot_invariance"]
 

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from acthash._config import ConfigDict, DataFields, ModelFields, TrainFields
-from acthash._run import save_figure, start_run_dir, write_table
+from acthash._utils.config import ConfigDict, DataFields, ModelFields, TrainFields
+from acthash._utils.run import save_figure, start_run_dir, write_table
 from acthash.errors import ConfigError
-from acthash.regions import region_segment, regions_between
+from acthash.geometry.regions import region_segment, regions_between
 
 __all__ = ["RegionsConfig", "RegionsResult", "run_regions_study", "directions"]
 

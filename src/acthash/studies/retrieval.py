@@ -38,8 +38,8 @@ import pandas as pd
 import torch
 
 from acthash import data as datasets
-from acthash._config import ConfigDict
-from acthash._run import (
+from acthash._utils.config import ConfigDict
+from acthash._utils.run import (
     progress_bar,
     save_figure,
     save_torch,
@@ -47,7 +47,7 @@ from acthash._run import (
     write_json,
     write_table,
 )
-from acthash.capture import neural_codes
+from acthash.core.capture import neural_codes
 from acthash.data.manipulate import subsample
 from acthash.errors import ConfigError, InputError, MissingFileError
 from acthash.models import build_model
@@ -157,7 +157,7 @@ def _sample(n: int, size: int | None, seed: int) -> np.ndarray:
 def _model_for(cfg: RetrievalStudyConfig, name: str, ds, x_db, y_db, seed: int, device):
     """(model, description): loaded from the run directory, or trained on the database."""
     if name in cfg.runs:
-        from acthash.experiment import load_checkpoint
+        from acthash.runs.experiment import load_checkpoint
 
         path = Path(cfg.runs[name]) / "model.pt"
         if not path.exists():

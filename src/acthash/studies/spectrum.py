@@ -1,7 +1,7 @@
 """Neural spectrum alignment (Kopitkov & Indelman): the empirical NTK over training.
 
 While a network trains (full batch), at chosen steps t the Gram matrix G_t of the
-gradient-similarity kernel over the N training points (:func:`acthash.ntk.ntk`, float64)
+gradient-similarity kernel over the N training points (:func:`acthash.spectrum.ntk.ntk`, float64)
 is eigen-decomposed, G_t = Σ λᵢ vᵢ vᵢᵀ (λ descending), and recorded:
 
 - the top eigenvalues λ₁..λ_m;
@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from acthash._config import ConfigDict
-from acthash._run import (
+from acthash._utils.config import ConfigDict
+from acthash._utils.run import (
     atomic_path,
     progress_bar,
     save_array,
@@ -48,7 +48,7 @@ from acthash._run import (
     write_table,
 )
 from acthash.errors import ConfigError, DivergenceError, InputError, MissingFileError
-from acthash.ntk import ntk
+from acthash.spectrum.ntk import ntk
 
 __all__ = ["SpectrumConfig", "SpectrumTrace", "SpectrumStudy", "energy_fraction",
            "kernel_alignment", "eig_desc", "track_spectrum", "load_image_task",

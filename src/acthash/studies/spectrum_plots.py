@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acthash._run import save_figure
+from acthash._utils.run import save_figure
 
 __all__ = ["plot_study", "plot_spectra", "plot_energy", "plot_alignment", "plot_eigvec_images",
            "plot_summary"]

@@ -1,0 +1,1 @@
+"""Compiled (numba) kernels, private to acthash: Hamming tiles, packed products, ranking."""
