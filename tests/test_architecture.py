@@ -315,3 +315,85 @@ def test_phase_thresholds_come_from_the_sweep_file(tmp_path):
     (tmp_path / "sweep.json").write_text(json.dumps({"phase": {"nope": 1}}))
     with pytest.raises(errors.ConfigError, match="nope"):
         PhaseThresholds.for_results(tmp_path)
+
+
+# ---------------------------------------------------------------------------- layering
+
+
+def _import_graph():
+    """Every ``acthash`` import in the package, module level or inside a function:
+    ``{module: [(imported module, imported name or None), ...]}``."""
+    import ast
+
+    root = Path(SRC, "acthash")
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = graph.setdefault(name, [])
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, base] if base else up)
+                if not base.startswith("acthash"):
+                    continue
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    edges.append((sub, None) if sub in modules else (base, alias.name))
+            elif isinstance(node, ast.Import):
+                edges += [(a.name, None) for a in node.names if a.name.startswith("acthash.")]
+    return modules, graph
+
+
+def _folder(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_no_import_cycle_inside_the_package():
+    """Function-level imports count too: a cycle dodged by a late import is still a cycle."""
+    modules, graph = _import_graph()
+    succ = {m: sorted({t for t, _ in graph[m] if t in modules and t != m}) for m in modules}
+    index, low, stack, on, cycles = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in succ[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    sys.setrecursionlimit(10_000)
+    for m in sorted(modules):
+        if m not in index:
+            visit(m)
+    assert not cycles, cycles
+
+
+def test_no_private_name_is_imported_across_folders():
+    _, graph = _import_graph()
+    hits = [f"{m} imports {name} from {target}" for m, edges in graph.items()
+            for target, name in edges
+            if name and name.startswith("_") and not name.startswith("__")
+            and _folder(m) != _folder(target)]
+    assert not hits, hits

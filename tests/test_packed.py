@@ -133,3 +133,25 @@ def test_device_out_of_memory_names_the_fix(data, monkeypatch):
         m.matmul(np.zeros((83, 2)))
     with pytest.raises(ResourceError, match="device='cpu'"):
         m.rmatmul(np.zeros((211, 2)))
+
+
+def test_one_global_memory_budget_is_the_default_of_every_routine(data):
+    import acthash
+    from acthash._utils.budget import DEFAULT_MEMORY_BUDGET, get_memory_budget
+
+    _, codes = data
+    assert parse_memory_budget(None) == DEFAULT_MEMORY_BUDGET == 1 << 30
+    with acthash.memory_budget("64MB") as b:
+        assert b == 64 << 20 and parse_memory_budget(None) == 64 << 20
+        assert PackedMatrix(codes.packed, codes.n_bits).memory_budget == 64 << 20
+        # an explicit budget still wins inside the context
+        assert PackedMatrix(codes.packed, codes.n_bits, memory_budget="2MB").memory_budget == 2 << 20
+        with pytest.raises(ResourceError, match="memory_budget"):
+            with acthash.memory_budget("1KB"):  # nested, and restored on error
+                PackedMatrix(codes.packed, codes.n_bits, backend="numba")
+        assert get_memory_budget() == 64 << 20
+    assert get_memory_budget() == DEFAULT_MEMORY_BUDGET
+    with pytest.raises(InputError, match="512MB"):
+        with acthash.memory_budget("lots"):
+            pass
+    assert get_memory_budget() == DEFAULT_MEMORY_BUDGET

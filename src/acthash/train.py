@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from acthash._utils.config import OPTIMIZERS, ConfigDict, TrainFields
+from acthash._utils.config import OPTIMIZERS, TrainConfig, TrainFields  # noqa: F401  (TrainConfig: re-exported)
 from acthash._utils.run import progress_bar
 from acthash.errors import DivergenceError, InputError
 
@@ -39,19 +39,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-@dataclass
-class TrainConfig(TrainFields, ConfigDict):
-    """Optimization settings: the shared :class:`~acthash._utils.config.TrainFields` (defaults follow
-    the original study: Adam, lr 1e-2, batch 64; ``schedule="step"`` is its x0.1 every 20
-    epochs; ``lr_gamma`` is the decay factor of the step and multistep schedules) plus
-    ``restore_best`` (after early stopping,
-    load the best validation state). ``checkpoints`` empty: no checkpoint callbacks."""
-
-    _kind = "training config"
-
-    restore_best: bool = False
 
 
 @dataclass

@@ -44,6 +44,10 @@ __all__ = [
     "neural_codes",
     "list_layers",
     "RELU_LIKE_MODULES",
+    "ACTIVATION_FUNCTIONS",
+    "ActivationRecorder",
+    "install_name_hooks",
+    "no_relu_message",
 ]
 
 # Module classes whose call is one layer; the functional call inside is attributed to them.
@@ -94,7 +98,7 @@ def _build_function_table():
     return table
 
 
-_FUNCTIONS = _build_function_table()
+ACTIVATION_FUNCTIONS = _build_function_table()
 
 # Activation modules that are not ReLU-like, named in the "no ReLU-like unit" error.
 _OTHER_ACTIVATIONS = (
@@ -121,7 +125,7 @@ class _Record:
     bits: torch.Tensor  # (B, n_kinks * U) bool
 
 
-class _Recorder(TorchFunctionMode):
+class ActivationRecorder(TorchFunctionMode):
     """Intercepts ReLU-like calls; computes their bits from the pre-activation.
 
     On the first batch the bits of every call are kept (to learn the layer list). Later
@@ -155,7 +159,7 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        entry = _FUNCTIONS.get(func)
+        entry = ACTIVATION_FUNCTIONS.get(func)
         if entry is not None and args and isinstance(args[0], torch.Tensor):
             x = args[0]
             kind, kinks_of = entry
@@ -199,7 +203,7 @@ _CONTROL_FLOW = (
 )
 
 
-def _install_name_hooks(model: nn.Module, stack: list):
+def install_name_hooks(model: nn.Module, stack: list):
     handles = []
     for name, module in model.named_modules():
 
@@ -237,7 +241,7 @@ def _begin_capture(model: nn.Module, device):
     was_training = model.training
     model.eval()
     stack: list = []
-    handles = _install_name_hooks(model, stack)
+    handles = install_name_hooks(model, stack)
 
     def restore() -> None:
         for h in handles:
@@ -389,12 +393,12 @@ def capture(
                     x = x.to(device)
                 stack.clear()
                 if signature is None:
-                    recorder = _Recorder(stack)
+                    recorder = ActivationRecorder(stack)
                     with recorder:
                         out = model(x)
                     recs = recorder.records
                     if not recs:
-                        raise NoReluUnitError(_no_relu_message(model))
+                        raise NoReluUnitError(no_relu_message(model))
                     signature = len(recs)
                     chosen = _select([r.name for r in recs], layers)
                     pos = 0
@@ -413,7 +417,7 @@ def capture(
                     if buffer is None or buffer.shape[0] != x.shape[0]:
                         buffer = torch.empty((x.shape[0], spans[-1].stop), dtype=torch.bool,
                                              device=device)
-                    recorder = _Recorder(stack, plan, buffer)
+                    recorder = ActivationRecorder(stack, plan, buffer)
                     with recorder:
                         out = model(x)
                     if recorder.calls != signature:
@@ -483,7 +487,7 @@ def list_layers(model: nn.Module, example, layers=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _no_relu_message(model: nn.Module) -> str:
+def no_relu_message(model: nn.Module) -> str:
     others = sorted(
         {type(m).__name__ for m in model.modules() if isinstance(m, _OTHER_ACTIVATIONS)}
     )

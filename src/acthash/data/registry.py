@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from acthash.data.manipulate import random_labels
 from acthash.errors import InputError
 
 
@@ -81,14 +82,8 @@ def register_dataset(name: str, description: str, available: Callable[[], bool] 
     return deco
 
 
-def _ensure_builtin() -> None:
-    # importing the loaders registers them
-    from acthash.data import loaders  # noqa: F401
-
-
 def list_datasets() -> list[dict]:
     """Every registered dataset with whether it is available here and how to get it."""
-    _ensure_builtin()
     return [
         {"name": n, "description": e.description, "available": bool(e.available()),
          "how_to_get": e.how_to_get}
@@ -131,7 +126,6 @@ def load(name: str, *, random_labels: bool = False, random_labels_seed: int = 0,
     replaces the training labels by uniformly random classes (seeded by
     ``random_labels_seed``) on any dataset; test labels stay true.
     """
-    _ensure_builtin()
     prefix, sep, rest = name.partition(":")
     if sep and f"{prefix}:" in _REGISTRY:
         fn = _REGISTRY[f"{prefix}:"].loader
@@ -155,8 +149,6 @@ def load(name: str, *, random_labels: bool = False, random_labels_seed: int = 0,
 def with_random_labels(ds: Dataset, seed: int = 0) -> Dataset:
     """A copy of ``ds`` whose training labels are drawn uniformly from its classes
     (``numpy.random.default_rng(seed)``); inputs and test labels are shared, not copied."""
-    from acthash.data.manipulate import random_labels
-
     y = random_labels(ds.y_train, ds.n_classes, seed=seed)
     info = {**ds.info, "random_labels": {"seed": seed}}
     return Dataset(ds.name, ds.x_train, y, ds.x_test, ds.y_test, list(ds.class_names),

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from acthash._utils.run import progress_bar
-from acthash.core.capture import _FUNCTIONS, _install_name_hooks, _Recorder
+from acthash.core.capture import ACTIVATION_FUNCTIONS, ActivationRecorder, install_name_hooks
 from acthash.errors import InputError, NotPiecewiseLinearError
 
 __all__ = [
@@ -89,7 +89,7 @@ _NON_LINEAR = {
 }
 
 
-class _PreRecorder(_Recorder):
+class _PreRecorder(ActivationRecorder):
     """Records the pre-activation of every ReLU-like call (kept as a functorch tensor so
     forward-mode AD returns its slope), and rejects operations that break piecewise linearity."""
 
@@ -106,7 +106,7 @@ class _PreRecorder(_Recorder):
                 "neural code, so the exact region walk cannot use it; replace it by average "
                 "pooling or " + _SAMPLED_HINT
             )
-        if func in _FUNCTIONS and args and isinstance(args[0], torch.Tensor):
+        if func in ACTIVATION_FUNCTIONS and args and isinstance(args[0], torch.Tensor):
             if self.nonlinear is not None:
                 raise NotPiecewiseLinearError(
                     f"{self.nonlinear} runs before a ReLU-like unit, so pre-activations are "
@@ -161,7 +161,7 @@ class _Linearizer:
 
     def _run(self, x: torch.Tensor):
         stack: list = []
-        handles = _install_name_hooks(self.model, stack)
+        handles = install_name_hooks(self.model, stack)
         rec = _PreRecorder(stack)
         try:
             with rec:
@@ -170,10 +170,10 @@ class _Linearizer:
             for h in handles:
                 h.remove()
         if not rec.pre:
-            from acthash.core.capture import _no_relu_message
+            from acthash.core.capture import no_relu_message
             from acthash.errors import NoReluUnitError
 
-            raise NoReluUnitError(_no_relu_message(self.model))
+            raise NoReluUnitError(no_relu_message(self.model))
         if self.layout is None:
             names = [r.name for r in rec.records]
             kinks = [r.kinks for r in rec.records]

@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover
     _hamming_numba = None
     HAVE_NUMBA = False
 
-__all__ = ["hamming_distances", "hamming_knn", "popcount", "HAVE_FAISS", "HAVE_NUMBA",
+__all__ = ["as_packed", "hamming_distances", "hamming_knn", "popcount", "HAVE_FAISS", "HAVE_NUMBA",
            "available_backends", "class_counts", "hamming_distances_torch",
            "kth_distances_torch", "popcount_rate", "share_counts", "share_counts_loo", "gram_matrix"]
 
@@ -64,7 +64,7 @@ def popcount(a: np.ndarray) -> np.ndarray:
     return _POPCOUNT_TABLE[a]
 
 
-def _as_packed(x) -> np.ndarray:
+def as_packed(x) -> np.ndarray:
     from acthash.core.codes import NeuralCodes
 
     if isinstance(x, NeuralCodes):
@@ -77,7 +77,7 @@ def _as_packed(x) -> np.ndarray:
 
 def hamming_distances(a, b, chunk: int = 1024) -> np.ndarray:
     """(Na, Nb) int32 Hamming distances between packed codes ``a`` and ``b``."""
-    a, b = _as_packed(a), _as_packed(b)
+    a, b = as_packed(a), as_packed(b)
     if a.shape[1] != b.shape[1]:
         raise InputError(f"codes differ in length: {a.shape[1]} vs {b.shape[1]} bytes per row")
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
@@ -198,7 +198,7 @@ def hamming_knn(database, queries, k: int, backend: str = "auto", *, memory_budg
     device : torch device of ``backend="torch"`` (default: CUDA when available).
     The database (NeuralCodes or packed rows, possibly a memory map) is read block by block.
     """
-    db, q = _as_packed(database), _as_packed(queries)
+    db, q = as_packed(database), as_packed(queries)
     if db.shape[1] != q.shape[1]:
         raise InputError(f"codes differ in length: {db.shape[1]} vs {q.shape[1]} bytes per row")
     if not 1 <= k <= db.shape[0]:
@@ -299,7 +299,7 @@ def class_counts(database, labels, queries, radius, n_classes: int | None = None
         counting primitive, so "faiss" counts with the numba/numpy kernel. ``device`` (a torch
         device such as "cuda" or "cpu") counts with torch on that device instead.
     """
-    db, q = _as_packed(database), _as_packed(queries)
+    db, q = as_packed(database), as_packed(queries)
     labels, radius, n_classes = _check_counts_args(db, labels, q, radius, n_classes)
     if device is not None:
         return _class_counts_torch(db, labels, q, radius, n_classes, device)
@@ -407,7 +407,7 @@ def share_counts(database, labels, queries, k: int, n_classes: int | None = None
     memory_budget : bytes (or "512MB") of packed rows held at once (two tile blocks; at most
         8 MiB).
     """
-    db, q = _as_packed(database), _as_packed(queries)
+    db, q = as_packed(database), as_packed(queries)
     labels, n_classes = _check_labels_arg(db, labels, q, n_classes)
     _check_share_args(k, db.shape[0], "the database size")
     state = _share_state(q.shape[0], k, n_classes)
@@ -425,7 +425,7 @@ def share_counts_loo(codes, labels, k: int, n_classes: int | None = None, *,
     distance tile of blocks I <= J updates the codes of both blocks, so the whole count costs
     N (N - 1) / 2 distances. Returns ``(less, equal)``, both (N, n_classes) int64.
     """
-    db = _as_packed(codes)
+    db = as_packed(codes)
     labels, n_classes = _check_labels_arg(db, labels, db, n_classes)
     _check_share_args(k, db.shape[0] - 1, "the number of other codes")
     n = db.shape[0]
@@ -463,11 +463,11 @@ def gram_matrix(codes, other=None, *, memory_budget=None, dtype=np.float64) -> n
     The result takes ``N * M * itemsize`` bytes; the packed rows are read in tiles of at most
     ``min(memory_budget, 8 MiB)`` bytes, so memory-mapped codes work.
     """
-    db = _as_packed(codes)
+    db = as_packed(codes)
     if not HAVE_NUMBA:
         raise MissingDependencyError("numba is not installed: pip install numba")
     if other is not None:
-        return _cross_gram(db, _as_packed(other), memory_budget, dtype)
+        return _cross_gram(db, as_packed(other), memory_budget, dtype)
     n = db.shape[0]
     norms = _row_popcounts(db)
     out = np.empty((n, n), dtype=dtype)
@@ -508,7 +508,7 @@ def hamming_distances_torch(a, b, device="cpu", chunk: int = 8192):
     length below 2**53 bits); the result stays on ``device``."""
     import torch
 
-    a, b = _as_packed(a), _as_packed(b)
+    a, b = as_packed(a), as_packed(b)
     if a.shape[1] != b.shape[1]:
         raise InputError(f"codes differ in length: {a.shape[1]} vs {b.shape[1]} bytes per row")
     dtype = torch.float64
@@ -529,7 +529,7 @@ def kth_distances_torch(database, queries, k: int, device="cpu", chunk: int = 10
     database (k counted from 1, ties included), computed with torch on ``device``."""
     import torch
 
-    db, q = _as_packed(database), _as_packed(queries)
+    db, q = as_packed(database), as_packed(queries)
     if not 1 <= k <= db.shape[0]:
         raise InputError(f"k={k} must be between 1 and the database size {db.shape[0]}")
     out = np.empty(q.shape[0], dtype=np.int64)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from acthash.errors import ConfigError, InputError, MissingDependencyError
-from acthash.ops.hamming import HAVE_FAISS, _as_packed, hamming_knn
+from acthash.ops.hamming import HAVE_FAISS, as_packed, hamming_knn
 
 __all__ = ["INDEX_KINDS", "BinaryIndex", "recall_at_k", "search_benchmark"]
 
@@ -60,7 +60,7 @@ class BinaryIndex:
         return ""
 
     def build(self, database) -> BinaryIndex:
-        db = _as_packed(database)
+        db = as_packed(database)
         if len(db) == 0:
             raise InputError("the database is empty; add at least one code")
         self._db = db
@@ -91,7 +91,7 @@ class BinaryIndex:
         missing neighbours (their distance is then the code length + 1)."""
         if self._db is None:
             raise InputError("the index is empty; call .build(database) first")
-        q = _as_packed(queries)
+        q = as_packed(queries)
         if q.shape[1] != self._db.shape[1]:
             raise InputError(f"query codes have {q.shape[1] * 8} bits, the index "
                              f"{self._db.shape[1] * 8}; encode them with the same encoder")
@@ -122,7 +122,7 @@ def search_benchmark(database, queries, *, k: int = 10,
     ``build_s``, ``search_s`` (best of ``repeats``), ``qps``, ``recall@k`` (identity) and
     ``recall@k_dist`` (distance) against the exact ranking. ``threads`` sets faiss's OpenMP
     threads (None: faiss's default)."""
-    q = _as_packed(queries)
+    q = as_packed(queries)
     if threads is not None and HAVE_FAISS:
         import faiss
 

@@ -35,7 +35,8 @@ from acthash import data as datasets
 from acthash._utils.config import ConfigDict, DataFields, ModelFields, TrainFields
 from acthash._utils.io import save_torch, write_json, write_table
 from acthash._utils.run import environment_info, new_run_dir, save_array
-from acthash.core.aggregate import aggregate_codes, aggregate_properties
+from acthash.core.aggregate import aggregate_codes
+from acthash.properties.aggregate import aggregate_properties
 from acthash.core.capture import capture
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
 from acthash.errors import ConfigError, CorruptFileError, InputError, MissingFileError
