@@ -155,3 +155,22 @@ def test_one_global_memory_budget_is_the_default_of_every_routine(data):
         with acthash.memory_budget("lots"):
             pass
     assert get_memory_budget() == DEFAULT_MEMORY_BUDGET
+
+
+def test_one_device_and_backend_resolver_names_the_fix(monkeypatch):
+    import torch
+
+    from acthash._utils.budget import resolve_backend, resolve_device
+    from acthash.train import resolve_device as train_resolve_device
+
+    assert train_resolve_device is resolve_device  # one implementation
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == resolve_device(None) == torch.device("cpu")
+    with pytest.raises(InputError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    with pytest.raises(InputError, match="CUDA is not available.*'cpu'"):
+        resolve_device("cuda")
+    assert resolve_backend("auto") == ("numba", torch.device("cpu"))  # None: the CPU
+    assert resolve_backend("torch", "cpu") == ("torch", torch.device("cpu"))
+    with pytest.raises(InputError, match="unknown backend 'faiss' for products.*'numba'"):
+        resolve_backend("faiss", what="products")

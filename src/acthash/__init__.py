@@ -23,13 +23,11 @@ level. Everything is loaded on first use, so ``import acthash`` is cheap.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
 
-try:
-    __version__ = _version("acthash")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+unknown"
+from acthash._utils import package_version
+
+__version__ = package_version()
+del package_version
 
 #: public name -> module that defines it (loaded on first access)
 _ATTRIBUTES = {

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from acthash._utils.budget import resolve_device  # noqa: F401  (re-exported)
 from acthash._utils.config import OPTIMIZERS, TrainConfig, TrainFields  # noqa: F401  (TrainConfig: re-exported)
 from acthash._utils.run import progress_bar
 from acthash.errors import DivergenceError, InputError
@@ -33,12 +34,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @dataclass

@@ -42,19 +42,17 @@ def get_memory_budget() -> int:
 
 
 def _parse(budget) -> int:
+    unreadable = InputError(f"cannot read memory budget {budget!r}; write a number of bytes "
+                            "or e.g. '512MB', '2GB'")
     if isinstance(budget, str):
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", budget)
         if not m or m.group(2).lower() not in _UNITS:
-            raise InputError(
-                f"cannot read memory budget {budget!r}; write a number of bytes or e.g. "
-                "'512MB', '2GB'"
-            )
+            raise unreadable
         budget = float(m.group(1)) * _UNITS[m.group(2).lower()]
     try:
         budget = int(budget)
     except (TypeError, ValueError):
-        raise InputError(f"cannot read memory budget {budget!r}; write a number of bytes or "
-                         "e.g. '512MB', '2GB'") from None
+        raise unreadable from None
     if budget <= 0:
         raise InputError(f"memory budget must be positive, got {budget} bytes")
     return budget
@@ -86,14 +84,14 @@ def memory_budget(budget):
         _state.budget = previous
 
 
-def resolve_device(device=None):
-    """A ``torch.device`` from ``None``/"cpu" (the CPU), "auto" (CUDA when available) or any
-    torch device spelling; an unavailable or unknown device raises
+def resolve_device(device="auto"):
+    """A ``torch.device`` from "auto" or ``None`` (CUDA when available, else the CPU) or any
+    torch device spelling; an unknown device, or CUDA in a torch build without it, raises
     :class:`~acthash.errors.InputError` naming the fix."""
     import torch
 
     if device is None or device == "auto":
-        return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
@@ -108,15 +106,17 @@ def resolve_backend(backend: str, device=None, *, allowed=("numba", "torch"),
                     cpu_default: str = "numba", what: str = "this routine"):
     """(backend, torch device) for ``backend`` ("auto" or one of ``allowed``).
 
-    "auto" takes "torch" when ``device`` is an accelerator and ``cpu_default`` otherwise;
-    "torch" without a device runs on the CPU. A backend outside ``allowed`` raises
+    ``device=None`` is the CPU, ``"auto"`` CUDA when available (:func:`resolve_device`).
+    "auto" takes "torch" when the device is an accelerator and ``cpu_default`` otherwise. A backend outside ``allowed`` raises
     :class:`~acthash.errors.InputError` listing the choices; a CPU-only backend on an
     accelerator is refused with the fix.
     """
     if backend != "auto" and backend not in allowed:
         choices = ", ".join(repr(b) for b in ("auto", *allowed))
         raise InputError(f"unknown backend {backend!r} for {what}; use one of {choices}")
-    dev = resolve_device(device)
+    import torch
+
+    dev = torch.device("cpu") if device is None else resolve_device(device)
     if backend == "auto":
         backend = "torch" if dev.type != "cpu" and "torch" in allowed else cpu_default
     if backend != "torch" and dev.type != "cpu":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from acthash._utils import package_version
 from acthash._utils.io import atomic_path, save_torch, write_json, write_table
 
 __all__ = [
@@ -56,15 +57,6 @@ def new_run_dir(root: str | os.PathLike, *parts) -> Path:
     return path
 
 
-def _acthash_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("acthash")
-    except PackageNotFoundError:  # pragma: no cover - a source tree without install
-        return "0.0.0+unknown"
-
-
 def environment_info(seed: int | None = None) -> dict:
     """Versions of acthash, Python and the numerical stack, the machine, and the seed."""
     import pandas as pd
@@ -72,7 +64,7 @@ def environment_info(seed: int | None = None) -> dict:
     import torch
 
     info = {
-        "acthash": _acthash_version(),
+        "acthash": package_version(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
