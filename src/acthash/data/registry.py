@@ -1,4 +1,10 @@
-"""The dataset registry and the in-memory :class:`Dataset` every loader returns."""
+"""The dataset registry and the in-memory :class:`Dataset` every loader returns.
+
+The table only: the built-in loaders (:mod:`~acthash.data.loaders`,
+:mod:`~acthash.data.manifolds`) register into it when :mod:`acthash.data` is imported, so
+imports go one way (loaders -> registry). Torch is imported by the loaders when they run, so
+the registry can be listed and described without it.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from acthash.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -81,14 +90,8 @@ def register_dataset(name: str, description: str, available: Callable[[], bool] 
     return deco
 
 
-def _ensure_builtin() -> None:
-    # importing the loaders registers them
-    from acthash.data import loaders  # noqa: F401
-
-
 def list_datasets() -> list[dict]:
     """Every registered dataset with whether it is available here and how to get it."""
-    _ensure_builtin()
     return [
         {"name": n, "description": e.description, "available": bool(e.available()),
          "how_to_get": e.how_to_get}
@@ -131,7 +134,6 @@ def load(name: str, *, random_labels: bool = False, random_labels_seed: int = 0,
     replaces the training labels by uniformly random classes (seeded by
     ``random_labels_seed``) on any dataset; test labels stay true.
     """
-    _ensure_builtin()
     prefix, sep, rest = name.partition(":")
     if sep and f"{prefix}:" in _REGISTRY:
         fn = _REGISTRY[f"{prefix}:"].loader
@@ -164,5 +166,8 @@ def with_random_labels(ds: Dataset, seed: int = 0) -> Dataset:
 
 
 def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, ...) float32 inputs and (N,) int64 labels as torch tensors."""
+    import torch
+
     return (torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32),
             torch.as_tensor(np.asarray(y), dtype=torch.long))
