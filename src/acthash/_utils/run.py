@@ -56,16 +56,24 @@ def new_run_dir(root: str | os.PathLike, *parts) -> Path:
     return path
 
 
+def _acthash_version() -> str:
+    """The installed distribution's version (not the package root's, which would import it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("acthash")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without install
+        return "0.0.0+unknown"
+
+
 def environment_info(seed: int | None = None) -> dict:
     """Versions of acthash, Python and the numerical stack, the machine, and the seed."""
     import pandas as pd
     import sklearn
     import torch
 
-    from acthash import __version__
-
     info = {
-        "acthash": __version__,
+        "acthash": _acthash_version(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
