@@ -1,12 +1,11 @@
 """The settings of the companion studies, one dataclass per study, and the constants they
-validate against; torch-free (the study modules re-export them next to their drivers)."""
+validate against; torch-free, numpy only inside methods (the study modules re-export them
+next to their drivers)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from acthash._utils.config import (
     OPTIMIZERS,
@@ -179,6 +178,8 @@ class SpectrumConfig(ConfigDict):
     def record_steps(self) -> list[int]:
         if self.n_records < 2:
             raise ConfigError(f"n_records must be >= 2 (start and end), got {self.n_records}")
+        import numpy as np
+
         s = np.round(np.geomspace(1, self.steps + 1, self.n_records)) - 1
         return sorted({0, self.steps, *[int(v) for v in s]})
 
@@ -297,6 +298,8 @@ class BinaryStudyConfig(ConfigDict):
             raise ConfigError(f"ood_sets lists {dup} twice")
 
     def checkpoint_epochs(self) -> list[int]:
+        import numpy as np
+
         if self.checkpoints:
             eps = set(int(c) for c in self.checkpoints)
         else:
