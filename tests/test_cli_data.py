@@ -63,3 +63,17 @@ def test_run_csv_with_label_column_and_cnn_width_mult(tmp_path):
     codes = NeuralCodes.load(tmp_path / "c" / "codes" / "epoch_0001_test.ahc")
     # the last block's two ReLUs: 16 channels (64 x 0.25) at 2x2 positions each (8 -> 4 -> 2)
     assert codes.n_bits == 2 * 16 * 2 * 2
+
+
+def test_option_defaults_are_the_configs_defaults():
+    """The commands read defaults from the config classes' fields without building them."""
+    import dataclasses
+
+    from acthash.runs.config import RunConfig
+
+    from acthash.cli._options import _defaults
+    from acthash.studies import configs
+
+    for cls in (RunConfig, configs.RegionsConfig, configs.LSHConfig, configs.SpectrumConfig,
+                configs.BinaryStudyConfig, configs.RetrievalStudyConfig):
+        assert vars(_defaults(cls)) == dataclasses.asdict(cls()), cls.__name__

@@ -24,11 +24,6 @@ from __future__ import annotations
 
 import importlib
 
-from acthash._utils import package_version
-
-__version__ = package_version()
-del package_version
-
 #: public name -> module that defines it (loaded on first access)
 _ATTRIBUTES = {
     "ActhashError": "acthash.errors",
@@ -69,15 +64,27 @@ _SUBMODULES = ("binary", "core", "data", "errors", "geometry", "lsh", "models", 
 __all__ = sorted([*_ATTRIBUTES, *_SUBMODULES, "__version__", "run"])
 
 
+def _version() -> str:
+    """The installed distribution's version (``importlib.metadata`` is loaded on first use)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("acthash")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"acthash.{name}")
+    if name == "__version__":
+        value = _version()
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"acthash.{name}")
     elif name in _ATTRIBUTES:
-        module = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+        value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
     else:
         raise AttributeError(f"module 'acthash' has no attribute {name!r}")
-    globals()[name] = module  # cache: __getattr__ is called once per name
-    return module
+    globals()[name] = value  # cache: __getattr__ is called once per name
+    return value
 
 
 def __dir__():

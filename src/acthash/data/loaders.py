@@ -1,11 +1,22 @@
-"""Built-in dataset loaders (each registers itself)."""
+"""Built-in dataset loaders (each registers itself into :mod:`acthash.data.registry`).
+
+Torch and the readers' heavy dependencies are imported when a loader runs, so importing this
+module (to list the datasets) stays light.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from acthash.data.registry import Dataset, as_tensors, register_dataset
-from acthash.errors import InputError
+from acthash.data import readers
+from acthash.data.registry import Dataset, as_tensors, data_root, load, register_dataset
+from acthash.errors import DatasetNotFoundError, InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @register_dataset("digits", "scikit-learn's bundled 8x8 handwritten digits (1 797 images, 10 classes)")
@@ -37,14 +48,6 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
 # Image datasets in their standard formats, generated data, CSV tables, random inputs.
 # --------------------------------------------------------------------------------------------
 
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from acthash.data import readers  # noqa: E402
-from acthash.data.registry import data_root, load  # noqa: E402
-from acthash.errors import DatasetNotFoundError  # noqa: E402
-
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot"]
@@ -66,6 +69,8 @@ def _image_dataset(name, x_tr, y_tr, x_te, y_te, class_names, *, normalize="scal
     normalize: ``scale`` (pixel / 255, in [0, 1]), ``standardize`` (then minus the training
     set's per-channel mean, divided by its std) or ``none`` (raw 0..255 values).
     """
+    import torch
+
     if normalize not in _NORMALIZATIONS:
         raise InputError(f"normalize must be one of {_NORMALIZATIONS}, got {normalize!r}")
     x_tr, y_tr = _first(x_tr, y_tr, n_train, "n_train")
@@ -360,6 +365,8 @@ def load_random(base: str, seed: int = 0, **options) -> Dataset:
     """Dataset ``base`` with every input replaced by i.i.d. uniform noise on
     [min, max] of ``base``'s normalized training inputs (so [0, 1] for scaled images).
     Labels and sizes are ``base``'s; ``seed`` fixes the noise; options go to ``base``."""
+    import torch
+
     real = load(base, **options)
     lo, hi = float(real.x_train.min()), float(real.x_train.max())
     gen = torch.Generator().manual_seed(int(seed))
@@ -375,5 +382,3 @@ def load_random(base: str, seed: int = 0, **options) -> Dataset:
         info={"source": f"uniform noise shaped like {real.name}", "seed": seed,
               "base": real.describe()},
     )
-
-from acthash.data import manifolds as _manifolds  # noqa: E402,F401  (registers "manifolds")

@@ -1,4 +1,10 @@
-"""The dataset registry and the in-memory :class:`Dataset` every loader returns."""
+"""The dataset registry and the in-memory :class:`Dataset` every loader returns.
+
+The table only: the built-in loaders (:mod:`~acthash.data.loaders`,
+:mod:`~acthash.data.manifolds`) register into it when :mod:`acthash.data` is imported, so
+imports go one way (loaders -> registry). Torch is imported by the loaders when they run, so
+the registry can be listed and described without it.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from acthash.data.manipulate import random_labels
 from acthash.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -156,5 +165,8 @@ def with_random_labels(ds: Dataset, seed: int = 0) -> Dataset:
 
 
 def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, ...) float32 inputs and (N,) int64 labels as torch tensors."""
+    import torch
+
     return (torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32),
             torch.as_tensor(np.asarray(y), dtype=torch.long))

@@ -1,4 +1,9 @@
-"""Build models by name from a dataset's input shape and class count."""
+"""The model registry: build models by name from a dataset's input shape and class count.
+
+Parallel to the dataset registry (:mod:`acthash.data.registry`): :func:`register_model`
+adds a builder, :func:`list_models` names them, :func:`build_model` builds one. The table
+imports no torch; each builder imports its model class when it runs.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,22 @@ import importlib
 import inspect
 import math
 from collections.abc import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from acthash.errors import InputError
-from acthash.models.mlp import MLP
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["register_model", "list_models", "build_model", "builder_options"]
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register(name: str):
+def register_model(name: str):
+    """Decorator: register ``builder(input_shape, n_classes, **options) -> nn.Module`` under
+    ``name``."""
+
     def deco(fn):
         _BUILDERS[name] = fn
         return fn
@@ -23,14 +34,20 @@ def register(name: str):
     return deco
 
 
-@register("mlp")
+register = register_model  # the registry's former name
+
+
+@register_model("mlp")
 def _mlp(input_shape, n_classes, width=100, depth=1, widths=None, batchnorm=False,
          activation="relu"):
+    from acthash.models.mlp import MLP
+
     return MLP(math.prod(input_shape), widths if widths else width, n_classes, depth=depth,
                batchnorm=batchnorm, activation=activation)
 
 
 def list_models() -> list[str]:
+    """The registered model names, sorted."""
     return sorted(_BUILDERS)
 
 
@@ -73,6 +90,8 @@ def build_model(name: str, input_shape, n_classes: int, **options) -> nn.Module:
                          f"{', '.join(sorted(accepted)) or 'none'}")
     fn = _builder(name)
     if ":" in name:
+        from torch import nn
+
         model = fn(input_shape=tuple(input_shape), n_classes=n_classes, **options)
         if not isinstance(model, nn.Module):
             raise InputError(f"{name} returned {type(model).__name__}, not an nn.Module")
@@ -94,10 +113,10 @@ def _vgg_builder(config: str):
 
 
 for _cfg in ("vgg11", "vgg13", "vgg16", "vgg19"):
-    register(_cfg)(_vgg_builder(_cfg))
+    register_model(_cfg)(_vgg_builder(_cfg))
 
 
-@register("vgg")
+@register_model("vgg")
 def _vgg(input_shape, n_classes, config="vgg11", width_mult=1.0, activation="relu"):
     from acthash.models.cnn import VGG
 
@@ -117,10 +136,10 @@ def _resnet_builder(depth: int):
 
 
 for _d in (20, 32, 44, 56, 110):
-    register(f"resnet{_d}")(_resnet_builder(_d))
+    register_model(f"resnet{_d}")(_resnet_builder(_d))
 
 
-@register("resnet")
+@register_model("resnet")
 def _resnet(input_shape, n_classes, depth=20, width_mult=1.0, activation="relu"):
     """CIFAR-style ResNet of ``depth`` = 6n+2 layers (``--depth 20``)."""
     from acthash.models.cnn import ResNet
@@ -129,7 +148,7 @@ def _resnet(input_shape, n_classes, depth=20, width_mult=1.0, activation="relu")
                   activation=activation)
 
 
-@register("bottleneck")
+@register_model("bottleneck")
 def _bottleneck(input_shape, n_classes, backbone="mlp", latent_dim=4, penultimate="linear",
                 latent_activation="relu", **backbone_options):
     """A backbone from the registry (its output layer removed) with a bottleneck head."""

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,6 @@ import torch
 from torch import nn
 
 from acthash import binary
-from acthash._utils.config import OPTIMIZERS, SCHEDULES, ConfigDict
 from acthash._utils.run import (
     atomic_path,
     progress_bar,
@@ -52,22 +51,16 @@ from acthash._utils.run import (
     write_table,
 )
 from acthash.data.manipulate import subsample
-from acthash.errors import ConfigError, InputError
+from acthash.errors import InputError
 from acthash.models import build_model
 from acthash.models.bottleneck import CompressionLoss
+from acthash.studies.configs import VARIANTS, BinaryStudyConfig
 from acthash.train import TrainConfig, resolve_device, seed_everything, train
 
 __all__ = ["VARIANTS", "AUTHORS_TRAINING", "BinaryStudyConfig", "BinaryStudyResult",
            "run_binary_study", "latent_metrics", "comparison_table", "conventions_table",
            "ood_table", "shifted_inputs", "TABLE_COLUMNS", "CONVENTION_PAIRS"]
 
-#: variant -> (penultimate kind, compression loss on?)
-VARIANTS: dict[str, tuple[str, bool]] = {
-    "compressed": ("linear", True),
-    "linear": ("linear", False),
-    "nonlinear": ("nonlinear", False),
-    "none": ("none", False),
-}
 
 #: the optimization of the authors' configuration files (CIFAR-10/100; their SVHN file
 #: grows γ by 1.025 per epoch instead): ``BinaryStudyConfig(**AUTHORS_TRAINING, ...)``.
@@ -112,93 +105,6 @@ CONVENTION_PAIRS = [
 ]
 
 _SPLITS = ("train", "test")
-_SCHEDULES = tuple(s for s in SCHEDULES if s != "multistep")  # no milestones here
-_SHIFTS = ("permuted", "uniform")
-
-
-@dataclass
-class BinaryStudyConfig(ConfigDict):
-    """Everything that fixes the study (with the seeds, bit for bit on CPU)."""
-
-    _kind = "study config"
-
-    dataset: str = "digits"
-    dataset_options: dict = field(default_factory=dict)
-    sample_size: int | None = None  # train on a class-balanced random subset of N examples
-    test_size: int | None = None  # evaluate on a class-balanced random subset of the test set
-    backbone: str = "mlp"
-    backbone_options: dict = field(default_factory=lambda: {"width": 100, "depth": 2})
-    latent_dim: int = 4
-    latent_activation: str = "relu"
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    epochs: int = 100
-    lr: float = 1e-3
-    batch_size: int = 64
-    optimizer: str = "adam"  # "adam", "adamw" (the authors') or "sgd"
-    weight_decay: float = 0.0  # the authors: 5e-4 with AdamW
-    lr_schedule: str = "none"  # "none", "step" (StepLR) or "cosine"
-    lr_step_size: int = 50  # StepLR: epochs between decays
-    lr_gamma: float = 0.5  # StepLR: factor per decay
-    gamma0: float = 0.01
-    gamma_ratio: float = 1.06  # growth of γ per epoch (the authors: 1.05 CIFAR, 1.025 SVHN)
-    gamma_cap: float | None = None
-    checkpoints: list[int] = field(default_factory=list)  # empty: 0 and 10 even steps
-    seeds: list[int] = field(default_factory=lambda: [0])  # one model per variant and seed
-    data_seed: int = 0  # fixes the train/test/attack subsets, the same for every seed
-    robustness_size: int | None = 500  # test examples attacked (None: all)
-    deepfool_max_iter: int = 50
-    deepfool_overshoot: float = 0.02
-    attack_eps: float = 0.1  # L∞ radius for FGSM/PGD, in input units
-    pgd_steps: int = 10
-    ood_sets: list[str] = field(default_factory=lambda: list(_SHIFTS))
-    # mixtures are fit on at most this many latent dimensions, those of largest training
-    # variance (the d = 4 bottlenecks use all; the 100-feature "none" model its top 16)
-    bimodality_max_dims: int | None = 16
-    hash_metrics: bool = True
-    figures: bool = True  # write the PNG/SVG figures into the study directory
-    k: int = 9
-    kmeans_n_init: int = 4
-    logreg_strategy: str = "ovo"  # for the hash view: "ovo" (the original), "ovr", "multinomial"
-    device: str = "auto"
-
-    def validate(self) -> None:
-        super().validate()
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants:
-            raise ConfigError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-        if not self.seeds:
-            raise ConfigError("give at least one seed")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
-        bad = [c for c in self.checkpoints if not 0 <= c <= self.epochs]
-        if bad:
-            raise ConfigError(f"checkpoints {bad} lie outside 0..{self.epochs} epochs")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of "
-                              f"{', '.join(OPTIMIZERS)}")
-        if self.lr_schedule not in _SCHEDULES:
-            raise ConfigError(f"unknown lr_schedule {self.lr_schedule!r}; use one of "
-                              f"{', '.join(_SCHEDULES)}")
-        if self.lr_step_size < 1 or not self.lr_gamma > 0:
-            raise ConfigError(f"need lr_step_size >= 1 and lr_gamma > 0, got "
-                              f"{self.lr_step_size} and {self.lr_gamma}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not self.gamma_ratio > 0:
-            raise ConfigError(f"gamma_ratio must be > 0, got {self.gamma_ratio}")
-        if self.bimodality_max_dims is not None and self.bimodality_max_dims < 1:
-            raise ConfigError(f"bimodality_max_dims must be >= 1 (or None for all), got "
-                              f"{self.bimodality_max_dims}")
-        dup = sorted({s for s in self.ood_sets if self.ood_sets.count(s) > 1})
-        if dup:
-            raise ConfigError(f"ood_sets lists {dup} twice")
-
-    def checkpoint_epochs(self) -> list[int]:
-        if self.checkpoints:
-            eps = set(int(c) for c in self.checkpoints)
-        else:
-            eps = set(np.linspace(0, self.epochs, 11).round().astype(int).tolist())
-        return sorted(eps | {self.epochs})
 
 
 @dataclass

@@ -31,17 +31,15 @@ Everything goes into a self-describing run directory (``config.json``,
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from acthash._utils.config import ConfigDict, TrainFields
 from acthash._utils.run import progress_bar, save_torch, start_run_dir, write_json, write_table
-from acthash.data.manifolds import ManifoldGenerator
-from acthash.errors import ConfigError, InputError
+from acthash.errors import InputError
 from acthash.lsh.measures import (
     REPRESENTATIONS,
     episode,
@@ -54,6 +52,7 @@ from acthash.lsh.measures import (
     summarize_one_shot,
 )
 from acthash.models import MLP
+from acthash.studies.configs import LSHConfig
 from acthash.studies.lsh_plots import plot_invariance, plot_lsh_curve, plot_one_shot
 from acthash.train import evaluate, seed_everything, train
 
@@ -71,73 +70,6 @@ __all__ = [
     "summarize_one_shot",
 ]
 
-
-
-@dataclass
-class LSHConfig(TrainFields, ConfigDict):
-    """Settings of the LSH study (defaults: a CPU-scale run of a few minutes).
-
-    Training fields come from :class:`~acthash._utils.config.TrainFields` (the classifier is an MLP
-    of ``depth`` hidden layers of ``width`` units; Adam, lr 1e-3 here). ``real_*`` fields
-    set the held-out-class one-shot on a real dataset (``real_dataset=None`` skips it).
-    """
-
-    _kind = "LSH study config"
-
-    # manifolds (training classes)
-    n_classes: int = 100
-    per_class: int = 100
-    input_dim: int = 64
-    gamma_dim: int = 8
-    theta_dim: int = 4
-    theta_range: float = 2.0
-    generator: str = "relu"
-    generator_hidden: int = 128
-    generator_depth: int = 2
-    noise: float = 0.0
-    # classifier (training fields: TrainFields)
-    width: int = 256
-    depth: int = 2
-    lr: float = 1e-3
-    device: str = "cpu"
-    # LSH curve
-    distances: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
-    n_pairs: int = 400
-    srp_bits: tuple[int, ...] = (4, 8, 16, 32)
-    # invariance vs sensitivity
-    inv_classes: int = 20
-    inv_per_class: int = 10
-    # one-shot
-    n_unseen: tuple[int, ...] = (2, 5, 10, 20, 50)
-    queries_per_class: int = 20
-    repeats: int = 10
-    # real data (None: skip)
-    real_dataset: str | None = "digits"
-    real_dataset_options: dict = field(default_factory=dict)
-    real_train_classes: int | None = None  # the first this many classes; None = half
-    real_max_train: int | None = None
-    real_epochs: int = 20
-
-    def validate(self) -> None:
-        super().validate()
-        if self.n_classes < 2:
-            raise ConfigError("the LSH study needs n_classes >= 2 training manifolds")
-        if min(self.n_unseen, default=2) < 2:
-            raise ConfigError(f"n_unseen values must be >= 2 (one-shot among >= 2 classes), "
-                              f"got {list(self.n_unseen)}")
-        if min(self.distances, default=0) < 0:
-            raise ConfigError("gamma distances must be >= 0")
-        if min(self.srp_bits, default=1) < 1:
-            raise ConfigError("srp_bits must be >= 1")
-        if self.repeats < 1 or self.queries_per_class < 1 or self.n_pairs < 1:
-            raise ConfigError("repeats, queries_per_class and n_pairs must be >= 1")
-        if self.width < 1 or self.depth < 1:
-            raise ConfigError("the classifier needs width >= 1 and depth >= 1")
-
-    def generator_obj(self) -> ManifoldGenerator:
-        return ManifoldGenerator(self.input_dim, self.gamma_dim, self.theta_dim,
-                                 self.generator_hidden, self.generator_depth, self.generator,
-                                 self.seed)
 
 
 @dataclass

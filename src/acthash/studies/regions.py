@@ -24,42 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from acthash._utils.config import ConfigDict, DataFields, ModelFields, TrainFields
 from acthash._utils.run import save_figure, start_run_dir, write_table
-from acthash.errors import ConfigError
 from acthash.geometry.regions import region_segment, regions_between
+from acthash.studies.configs import RegionsConfig
 
 __all__ = ["RegionsConfig", "RegionsResult", "run_regions_study", "directions"]
-
-
-@dataclass
-class RegionsConfig(DataFields, ModelFields, TrainFields, ConfigDict):
-    """Settings of the region study: the shared dataset, model and training blocks, plus
-    ``n_points`` examples per split whose region is measured along ``direction``
-    ("centre": towards the class mean, as in the original; or "random") up to ``t_max`` on
-    each side, and ``n_pairs`` same-/different-class test pairs whose regions are counted.
-    ``checkpoints`` empty: measure at initialization and after the last epoch."""
-
-    _kind = "regions study config"
-
-    sample_size: int | None = None  # train (and pick training points) on the first N
-    n_points: int = 200
-    direction: str = "centre"  # "centre" or "random"
-    t_max: float = 5.0
-    n_pairs: int = 100
-    device: str = "cpu"
-
-    def epochs_to_measure(self) -> list[int]:
-        return sorted(set(self.checkpoints or (0, self.epochs)))
-
-    def validate(self) -> None:
-        super().validate()
-        if self.direction not in ("centre", "center", "random"):
-            raise ConfigError(f"direction must be 'centre' or 'random', got {self.direction!r}")
-        if self.sample_size is not None and self.sample_size < 1:
-            raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")
-        if self.n_points < 1 or self.n_pairs < 0 or self.t_max <= 0:
-            raise ConfigError("n_points must be >= 1, n_pairs >= 0 and t_max > 0")
 
 
 @dataclass

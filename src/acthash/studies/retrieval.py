@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,6 @@ import pandas as pd
 import torch
 
 from acthash import data as datasets
-from acthash._utils.config import ConfigDict
 from acthash._utils.run import (
     progress_bar,
     save_figure,
@@ -62,80 +61,15 @@ from acthash.retrieval.encoders import (
 )
 from acthash.retrieval.metrics import ranking_stats
 from acthash.retrieval.search import search_benchmark
+from acthash.studies.configs import ENCODER_NAMES, RetrievalStudyConfig
 from acthash.train import TrainConfig, resolve_device, seed_everything, train
 
 __all__ = ["ENCODER_NAMES", "RetrievalStudyConfig", "RetrievalStudyResult",
            "run_retrieval_study", "summarize", "map_table", "plot_map_vs_bits",
            "plot_pr_curves"]
 
-#: the encoders of the study, in the order of tables and legends
-ENCODER_NAMES = ("neural", "neural-last", "lsh-raw", "pca-raw", "itq-raw", "sh-raw",
-                 "lsh-feat", "pca-feat", "itq-feat", "sh-feat")
 
 _CLASSICAL = {"lsh": SignRandomProjection, "pca": PCAHash, "itq": ITQ, "sh": SpectralHash}
-
-
-@dataclass
-class RetrievalStudyConfig(ConfigDict):
-    """Everything that fixes the retrieval study (with the seeds, bit for bit on CPU)."""
-
-    _kind = "study config"
-
-    datasets: list[str] = field(default_factory=lambda: ["digits", "fashion-mnist"])
-    dataset_options: dict = field(default_factory=dict)  # dataset name -> load() options
-    bits: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
-    full: bool = True  # also the budget of every unit of the network
-    encoders: list[str] = field(default_factory=lambda: list(ENCODER_NAMES))
-    n_queries: int | None = 1000  # seeded sample of the test set; None: the whole test set
-    n_database: int | None = None  # seeded sample of the training set; None: all of it
-    train_size: int | None = 10000  # class-balanced training sample of the database (None: all)
-    widths: list[int] = field(default_factory=lambda: [256, 128])
-    epochs: int = 10
-    min_steps: int = 1000  # train at least this many optimizer steps (more epochs on small sets)
-    lr: float = 1e-3
-    batch_size: int = 128
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    data_seed: int = 0  # fixes the query, database and training samples for every seed
-    select: str = "entropy"  # unit selection of the neural encoders
-    itq_iter: int = 50
-    itq_fit_size: int | None = 5000  # ITQ's rotation is fitted on this many database rows
-    ks: list[int] = field(default_factory=lambda: [1, 10, 100, 1000])
-    radius: int = 2
-    search: bool = True
-    search_dataset: str | None = None  # None: the dataset with the largest database
-    search_encoder: str = "neural"
-    search_bits: int | None = 256  # None: the full code
-    search_k: int = 10
-    hnsw_m: int = 16
-    ef_search: int = 64
-    nprobe: int = 8
-    runs: dict = field(default_factory=dict)  # dataset -> `acthash run` directory (model.pt)
-    save_encoders: bool = False
-    figures: bool = True
-    device: str = "auto"
-
-    def validate(self) -> None:
-        super().validate()
-        unknown = [e for e in self.encoders if e not in ENCODER_NAMES]
-        if unknown or not self.encoders:
-            raise ConfigError(f"unknown encoders {unknown}; choose from {', '.join(ENCODER_NAMES)}")
-        bad = [b for b in self.bits if not isinstance(b, int) or b < 1]
-        if bad or (not self.bits and not self.full):
-            raise ConfigError(f"bit budgets must be positive integers (got {bad or 'none'}); "
-                              "give e.g. bits=[16, 32, 64] or full=True")
-        if not self.datasets:
-            raise ConfigError("give at least one dataset")
-        if not self.seeds:
-            raise ConfigError("give at least one seed")
-        if self.select not in ("entropy", "decorrelated", "first"):
-            raise ConfigError(f"unknown unit selection {self.select!r}; choose entropy, "
-                              "decorrelated or first")
-        if self.search_encoder not in ENCODER_NAMES:
-            raise ConfigError(f"unknown search encoder {self.search_encoder!r}")
-        stray = sorted(set(self.runs) - set(self.datasets))
-        if stray:
-            raise ConfigError(f"runs are given for {stray}, which are not among the datasets "
-                              f"{self.datasets}; add them to datasets or drop the runs")
 
 
 @dataclass

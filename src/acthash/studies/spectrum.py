@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from acthash._utils.config import ConfigDict
 from acthash._utils.run import (
     atomic_path,
     progress_bar,
@@ -47,15 +46,15 @@ from acthash._utils.run import (
     write_json,
     write_table,
 )
-from acthash.errors import ConfigError, DivergenceError, InputError, MissingFileError
+from acthash.errors import DivergenceError, InputError, MissingFileError
 from acthash.spectrum.ntk import ntk
+from acthash.studies.configs import COMPARISONS, SpectrumConfig
 
 __all__ = ["SpectrumConfig", "SpectrumTrace", "SpectrumStudy", "energy_fraction",
            "kernel_alignment", "eig_desc", "track_spectrum", "load_image_task",
            "run_spectrum_study", "spectrum_variants", "load_spectrum_study", "summary_table",
            "COMPARISONS"]
 
-COMPARISONS = {"depth": (2, 6), "schedule": ("constant", "step"), "optimizer": ("gd", "adam")}
 
 
 # ---------------------------------------------------------------------------------------
@@ -310,76 +309,6 @@ def load_image_task(image: str = "grace_hopper.jpg", grid: int = 32):
 
 # ---------------------------------------------------------------------------------------
 # the study
-
-
-@dataclass
-class SpectrumConfig(ConfigDict):
-    """One spectrum run (``compare`` expands it into variants)."""
-
-    _kind = "spectrum config"
-
-    task: str = "image"  # "image" or a classification dataset name
-    image: str = "grace_hopper.jpg"
-    grid: int = 32  # image task: grid x grid points
-    n_train: int = 500  # classification: class-balanced subset size
-    depth: int = 6  # hidden layers
-    width: int = 64
-    activation: str = "leaky_relu"
-    optimizer: str = "gd"  # "gd" (full batch) or "adam"
-    lr: float = 0.2  # learning rate for gd
-    adam_lr: float = 1e-3  # learning rate for adam
-    schedule: str = "constant"  # "constant" or "step"
-    decay_at: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of steps
-    gamma: float = 0.1
-    steps: int = 3000
-    n_records: int = 16  # recorded steps, log-spaced from 0 to ``steps``
-    ks: list[int] = field(default_factory=lambda: [1, 4, 16, 64, 256])
-    n_eigs: int = 200
-    n_vectors: int = 6
-    slice_points: list[list[float]] = field(
-        default_factory=lambda: [[0.3, 0.5], [0.5, 0.5], [0.7, 0.3]])  # (row, col) fractions
-    loss: str = "auto"  # "auto": mse for image, ce for classification
-    kernel: str = "trace"  # several outputs: "trace" or "per-logit" (averaged measures)
-    method: str = "auto"
-    seed: int = 0
-    compare: list[str] = field(default_factory=list)  # subset of COMPARISONS
-    dataset_options: dict = field(default_factory=dict)  # classification task's loader options
-    device: str = "cpu"  # "auto", "cpu", "cuda", ...
-
-    @property
-    def is_image(self) -> bool:
-        return self.task == "image"
-
-    def resolved_loss(self) -> str:
-        return ("mse" if self.is_image else "ce") if self.loss == "auto" else self.loss
-
-    def record_steps(self) -> list[int]:
-        if self.n_records < 2:
-            raise ConfigError(f"n_records must be >= 2 (start and end), got {self.n_records}")
-        s = np.round(np.geomspace(1, self.steps + 1, self.n_records)) - 1
-        return sorted({0, self.steps, *[int(v) for v in s]})
-
-    def decay_steps(self) -> list[int]:
-        return [int(round(f * self.steps)) for f in self.decay_at]
-
-    def label(self) -> str:
-        return f"d{self.depth}-{self.optimizer}-{self.schedule}"
-
-    def validate(self) -> None:
-        super().validate()
-        bad = [c for c in self.compare if c not in COMPARISONS]
-        if bad:
-            raise ConfigError(f"unknown comparison {bad}; choose from {', '.join(COMPARISONS)}")
-        if self.optimizer not in ("gd", "adam"):
-            raise ConfigError(f"optimizer must be 'gd' or 'adam', got {self.optimizer!r}")
-        if self.schedule not in ("constant", "step"):
-            raise ConfigError(f"schedule must be 'constant' or 'step', got {self.schedule!r}")
-        if self.depth < 1 or self.width < 1 or self.steps < 1:
-            raise ConfigError("depth, width and steps must be positive")
-        if self.kernel not in ("trace", "per-logit"):
-            raise ConfigError(f"kernel must be 'trace' or 'per-logit', got {self.kernel!r}")
-        if not self.ks or min(self.ks) < 1:
-            raise ConfigError(f"ks must be positive integers, got {self.ks}")
 
 
 def spectrum_variants(cfg: SpectrumConfig) -> list[SpectrumConfig]:

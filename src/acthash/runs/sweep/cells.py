@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from acthash._utils.io import write_json
-from acthash.runs.experiment import RunConfig
+from acthash.runs.config import RunConfig
 from acthash.runs.sweep.config import Cell, _canonical
 
 __all__ = ["run_cell", "tidy_rows"]

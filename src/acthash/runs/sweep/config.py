@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from acthash.errors import ConfigError, MissingFileError
-from acthash.runs.experiment import RunConfig
+from acthash.runs.config import RunConfig
 
 __all__ = ["SweepConfig", "Cell", "cell_key", "load_sweep_config", "check_datasets"]
 

@@ -1,0 +1,5 @@
+"""``python -m acthash.cli``: the ``acthash`` command."""
+
+from acthash.cli.app import main
+
+main()

@@ -1,0 +1,137 @@
+"""The option conventions shared by every command: list parsing, ``KEY=VALUE`` options,
+the shared option types, and the builder of a command's config from its parameters."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated
+
+import typer
+
+from acthash.errors import ConfigError
+
+
+def _parse_ints(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _parse_floats(text: str | None) -> list[float]:
+    if not text:
+        return []
+    try:
+        return [float(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _parse_names(text: str | None) -> list[str]:
+    return [t for t in (text or "").replace(" ", "").split(",") if t]
+
+
+def _csv(values) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def parse_key_values(items: list[str]) -> dict:
+    """``["n_test=2000", "normalize=standardize"]`` -> {"n_test": 2000, ...} (YAML scalars)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value) if value else None
+    return out
+
+
+def _dataset_options(data_dir: Path | None, items: list[str], **extra) -> dict:
+    opts = parse_key_values(items)
+    if data_dir:
+        opts["root"] = str(data_dir)
+    opts.update({k: v for k, v in extra.items() if v is not None})
+    return opts
+
+
+def _model_options(width_mult: float | None, items: list[str]) -> dict:
+    opts = parse_key_values(items)
+    if width_mult is not None:
+        opts["width_mult"] = width_mult
+    return opts
+
+
+#: options that steer the command rather than set a config field
+CLI_ONLY = {"data_dir", "dataset_option", "model_option", "width_mult", "label_column", "out",
+            "runs_root", "progress"}
+
+
+def _config(cls, params: dict, **derived):
+    """``cls`` from the command's parameters that are its fields (plus ``derived`` ones)."""
+    names = cls.field_names()
+    unknown = sorted(set(params) - names - CLI_ONLY - set(derived))
+    if unknown:  # a programming error: an option that maps to no field
+        raise ConfigError(f"options {unknown} are not fields of {cls.__name__}")
+    values = {k: v for k, v in params.items() if k in names}
+    values.update(derived)
+    return cls(**values)
+
+
+def _defaults(cls) -> SimpleNamespace:
+    """The field defaults of config class ``cls``, read from the dataclass without building
+    (and validating) an instance, so defining the commands imports none of the modules a
+    config's checks need."""
+    values = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            values[f.name] = f.default_factory()
+    return SimpleNamespace(**values)
+
+
+# ---------------------------------------------------------------------------- shared options
+# Defaults come from the config blocks, so the CLI, the Python API and YAML cannot drift.
+
+Dataset = Annotated[str, typer.Option(help="Dataset name (see `acthash data list`).")]
+DataDir = Annotated[Path | None, typer.Option(
+    help="Directory holding the dataset's files (sets the dataset option root).")]
+DatasetOption = Annotated[list[str], typer.Option(
+    "--dataset-option", "-O",
+    help="Dataset option KEY=VALUE, repeatable (e.g. -O n_test=2000 -O normalize=standardize).")]
+Model = Annotated[str, typer.Option(help="Model name (mlp, vgg11, resnet20, ...), or "
+                                    "package.module:function.")]
+Width = Annotated[int, typer.Option(help="Hidden units per layer (MLP).")]
+Depth = Annotated[int, typer.Option(help="Hidden layers (MLP) or depth (resnet).")]
+Batchnorm = Annotated[bool, typer.Option(help="BatchNorm after each hidden Linear (MLP).")]
+Activation = Annotated[str, typer.Option(
+    help="relu, leaky_relu, prelu, rrelu, relu6 or hardtanh.")]
+WidthMult = Annotated[float | None, typer.Option(
+    help="Channel multiplier of vgg*/resnet* models (1.0 = the standard widths).")]
+ModelOption = Annotated[list[str], typer.Option(
+    "--model-option", "-M", help="Model option KEY=VALUE, repeatable (e.g. -M width_mult=0.5).")]
+Epochs = Annotated[int, typer.Option(help="Training epochs.")]
+Lr = Annotated[float, typer.Option(help="Learning rate.")]
+BatchSize = Annotated[int, typer.Option(help="Mini-batch size.")]
+Optimizer = Annotated[str, typer.Option(help="adam, adamw or sgd (with --momentum).")]
+Momentum = Annotated[float, typer.Option(help="SGD momentum.")]
+WeightDecay = Annotated[float, typer.Option(help="L2 weight decay.")]
+Schedule = Annotated[str, typer.Option(
+    help="none, step (x0.1 every --step-size epochs) or cosine.")]
+StepSize = Annotated[int, typer.Option(help="Epochs between the step schedule's decays.")]
+EarlyStopping = Annotated[int | None, typer.Option(
+    help="Patience (epochs) on the validation loss.")]
+Checkpoints = Annotated[str, typer.Option(
+    help="Epochs to measure at, comma-separated, e.g. 0,1,3,10 (0 = initialization).")]
+Seed = Annotated[int, typer.Option(help="Random seed.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")]
+Out = Annotated[Path | None, typer.Option(help="Output directory (default: a new one under "
+                                          "--runs-root).")]
+RunsRoot = Annotated[Path, typer.Option(help="Where new run directories go.")]
+Progress = Annotated[bool, typer.Option(help="Show progress bars.")]

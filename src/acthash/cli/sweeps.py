@@ -1,0 +1,93 @@
+"""``acthash sweep``: a grid of runs into a resumable sweep directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from acthash.cli._options import _parse_ints
+from acthash.cli._tables import console, err_console
+from acthash.errors import EXIT_USER_ERROR
+
+
+def sweep(
+    config: Annotated[Path | None, typer.Argument(help="Sweep file (.yaml/.yml/.toml).")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="model-size, training-time, sample-size, regularization, label-noise or "
+        "random-data (instead of CONFIG).")] = None,
+    scale: Annotated[str, typer.Option(
+        help="Preset scale: cpu (minutes on 2 cores) or paper.")] = "cpu",
+    dataset: Annotated[str | None, typer.Option(
+        help="Preset dataset (default digits; paper: mnist).")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        help="Seeds, comma-separated (replaces the file's or preset's).")] = None,
+    repeats: Annotated[int | None, typer.Option(
+        help="Seeds 0..N-1 (instead of --seeds).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Sweep directory (default sweeps/<name>).")] = None,
+    executor: Annotated[str, typer.Option(help="serial, process or ray.")] = "serial",
+    workers: Annotated[int, typer.Option(
+        help="Worker processes (process) or local Ray CPUs (ray).")] = 1,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Join a Ray cluster: auto, or ray://host:10001 (default: a local Ray).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="Model cache (default <sweep>/cache).")] = None,
+    threads: Annotated[int, typer.Option(help="torch threads per cell.")] = 1,
+    gpus_per_cell: Annotated[float | None, typer.Option(
+        help="Ray GPUs per cell (default 1 when the cluster has GPUs, else 0).")] = None,
+    wait: Annotated[bool, typer.Option(
+        help="If another process is computing this sweep directory, wait for it.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="List the cells and stop.")] = False,
+    progress: Annotated[bool, typer.Option(
+        help="Show a progress bar (cells done/total, ETA).")] = True,
+) -> None:
+    """Run a grid of experiments; a rerun computes only the missing cells."""
+    from acthash.runs.presets import preset as make_preset
+    from acthash.runs.sweep import SweepConfig, run_sweep
+
+    if (config is None) == (preset is None):
+        raise typer.BadParameter("give either a sweep file CONFIG or --preset NAME")
+    if seeds is not None and repeats is not None:
+        raise typer.BadParameter("give either --seeds or --repeats, not both")
+    cfg = (make_preset(preset, scale=scale, dataset=dataset) if preset
+           else SweepConfig.from_file(config))
+    if seeds is not None or repeats is not None:
+        seed_list = _parse_ints(seeds) if seeds is not None else list(range(repeats))
+        cfg = SweepConfig.from_dict({**cfg.to_dict(), "seeds": seed_list})
+    cells = cfg.cells()
+    sweep_dir = out or Path("sweeps") / cfg.name
+    console.print(f"sweep [bold]{cfg.name}[/]: {len(cells)} cells -> {sweep_dir}")
+    if dry_run:
+        table = Table(title="cells")
+        keys = list(cells[0].params) if cells else []
+        for col in ("#", "key", *keys):
+            table.add_column(col)
+        for c in cells:
+            table.add_row(str(c.index), c.key, *[str(c.params[k]) for k in keys])
+        console.print(table)
+        return
+    result = run_sweep(cfg, sweep_dir, executor=executor, workers=workers,
+                       ray_address=ray_address, cache_dir=cache_dir, threads=threads,
+                       gpus_per_cell=gpus_per_cell, progress=progress, wait=wait)
+    table = Table(title=f"sweep {cfg.name}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for key, v in result.summary().items():
+        table.add_row(key.replace("_", " "), str(v))
+    console.print(table)
+    console.print(f"results: [bold]{sweep_dir / 'results.parquet'}[/]")
+    if result.failed:
+        for key, err in result.failed.items():
+            err_console.print(f"[bold red]cell {key} failed:[/] {err}")
+        err_console.print(f"{len(result.failed)} cell(s) failed (see "
+                          f"{sweep_dir / 'failures.json'}); fix the config and rerun: only "
+                          "missing cells run")
+        raise typer.Exit(code=EXIT_USER_ERROR)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sweep`` to the root command."""
+    app.command()(sweep)
