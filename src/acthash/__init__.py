@@ -38,6 +38,7 @@ _ATTRIBUTES = {
     "DatasetNotFoundError": "acthash.errors",
     "InputError": "acthash.errors",
     "NoReluUnitError": "acthash.errors",
+    "ActivationRecorder": "acthash.core.recorder",
     "AggregateCodes": "acthash.core.aggregate",
     "aggregate_codes": "acthash.core.aggregate",
     "Capture": "acthash.core.capture",
