@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from acthash.errors import ConfigError
 
-__all__ = ["ConfigDict", "DataFields", "ModelFields", "TrainFields", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["ConfigDict", "DataFields", "ModelFields", "TrainFields", "TrainConfig", "OPTIMIZERS",
+           "SCHEDULES"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "step", "multistep", "cosine")
@@ -179,11 +180,22 @@ class TrainFields:
         return sorted({int(c) for c in self.checkpoints}) if self.checkpoints else [self.epochs]
 
     def train_config(self, **extra):
-        """The :class:`acthash.train.TrainConfig` of these fields (``extra``: its own)."""
-        from acthash.train import TrainConfig
-
+        """The :class:`TrainConfig` of these fields (``extra``: its own)."""
         names = {f.name for f in fields(TrainFields)}
         d = {k: getattr(self, k) for k in names}
         d["checkpoints"] = self.checkpoint_epochs()
         d["milestones"] = list(self.milestones)
         return TrainConfig(**d, **extra)
+
+
+@dataclass
+class TrainConfig(TrainFields, ConfigDict):
+    """Settings of :func:`acthash.train.train`: the shared :class:`TrainFields` (defaults
+    follow the original study: Adam, lr 1e-2, batch 64; ``schedule="step"`` is its x0.1
+    every 20 epochs; ``lr_gamma`` is the decay factor of the step and multistep schedules)
+    plus ``restore_best`` (after early stopping, load the best validation state).
+    ``checkpoints`` empty: no checkpoint callbacks."""
+
+    _kind = "training config"
+
+    restore_best: bool = False
