@@ -251,3 +251,40 @@ def test_codes_on_gpu_equal_codes_on_cpu():
     cpu = neural_codes(model, x, batch_size=64)
     gpu = neural_codes(model.cuda(), x, batch_size=64)
     assert gpu.equals(cpu)
+
+
+def test_activation_recorder_reports_calls_and_restores_the_model():
+    from acthash import ActivationRecorder
+
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3), nn.Hardtanh(-0.5, 0.5))
+    model.train()
+    model[2].eval()  # a mixed train/eval state is restored module by module
+    seen = []
+    with ActivationRecorder(model, before=lambda c: seen.append((c.index, c.name, c.kind,
+                                                                 c.n_kinks))) as rec:
+        assert not model.training
+        rec(torch.randn(5, 4))
+        assert rec.calls == 2
+    assert seen == [(0, "1", "relu", 1), (1, "3", "hardtanh", 2)]
+    assert model.training and not model[2].training
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+    def boom(call):
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        with ActivationRecorder(model, before=boom) as rec:
+            rec(torch.randn(5, 4))
+    assert model.training and not model[2].training
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_capture_and_codes_reject_an_unknown_layer_name_alike():
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3), nn.ReLU())
+    x = torch.randn(5, 4)
+    with pytest.raises(InputError, match=r"unknown layer\(s\) \['nope'\]"):
+        neural_codes(model, x, layers=["1", "nope"])
+    codes = neural_codes(model, x)
+    with pytest.raises(InputError, match=r"unknown layer\(s\) \['nope'\]"):
+        codes.select_layers(["1", "nope"])
+    assert codes.select_layers(["3"]).equals(neural_codes(model, x, layers=["3"]))

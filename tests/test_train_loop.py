@@ -8,6 +8,7 @@ import torch
 
 from acthash import data
 from acthash.core.codes import NeuralCodes
+from acthash.errors import InputError
 from acthash.models import MLP
 from acthash.runs.experiment import RunConfig, load_checkpoint, make_model, run_experiment
 from acthash.train import TrainConfig, _lr_at, seed_everything, train
@@ -158,3 +159,22 @@ def test_batchnorm_single_leftover_example_is_skipped():
     m = MLP(6, 8, 3, batchnorm=True)
     res = train(m, x, y, TrainConfig(epochs=2, batch_size=64))
     assert len(res.history) == 2 and np.isfinite(res.history["train_loss"]).all()
+
+
+def test_one_optimizer_and_schedule_builder_serves_training_and_the_spectrum_study():
+    from acthash._utils.config import TrainConfig as ConfigHome
+    from acthash.spectrum.measures import _step_schedule
+    from acthash.train import make_optimizer, make_schedule
+
+    assert ConfigHome is TrainConfig
+    sched = make_schedule(0.1, "multistep", gamma=0.5, milestones=[3, 7])
+    assert [sched(e) for e in (1, 3, 4, 7, 8)] == [0.1, 0.1, 0.05, 0.05, 0.025]
+    # the spectrum study's "step": lr x gamma from each decay step (0-based) on
+    study = _step_schedule(0.2, "step", [10, 20], 0.1)
+    assert [study(s) for s in (0, 9, 10, 19, 20)] == [0.2 * 0.1 ** sum(s >= d for d in (10, 20))
+                                                      for s in (0, 9, 10, 19, 20)]
+    assert _step_schedule(0.2, "constant", [], 0.1)(50) == 0.2
+    opt = make_optimizer(MLP(6, 4, 3).parameters(), "sgd", 0.3)
+    assert opt.defaults["momentum"] == 0.0 and opt.defaults["lr"] == 0.3
+    with pytest.raises(InputError, match="unknown optimizer"):
+        make_optimizer(MLP(6, 4, 3).parameters(), "lbfgs", 0.1)

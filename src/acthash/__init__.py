@@ -31,7 +31,7 @@ _ATTRIBUTES = {
     "DatasetNotFoundError": "acthash.errors",
     "InputError": "acthash.errors",
     "NoReluUnitError": "acthash.errors",
-    "ActivationRecorder": "acthash.core.capture",
+    "ActivationRecorder": "acthash.core.recorder",
     "AggregateCodes": "acthash.core.aggregate",
     "aggregate_codes": "acthash.core.aggregate",
     "Capture": "acthash.core.capture",

@@ -12,7 +12,7 @@ import copy
 import math
 import random
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from acthash._utils.budget import resolve_device  # noqa: F401  (re-exported)
-from acthash._utils.config import OPTIMIZERS, TrainConfig, TrainFields  # noqa: F401  (TrainConfig: re-exported)
+from acthash._utils.config import OPTIMIZERS, SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
 from acthash._utils.run import progress_bar
 from acthash.errors import DivergenceError, InputError
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "seed_everything", "resolve_device"]
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "seed_everything", "resolve_device",
+           "make_optimizer", "make_schedule", "OPTIMIZERS", "SCHEDULES"]
 
 
 def seed_everything(seed: int) -> None:
@@ -44,29 +45,53 @@ class TrainResult:
     best_state: dict | None = None
 
 
+def make_optimizer(params, name: str, lr: float, *, momentum: float = 0.0,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """The optimizer ``name`` of :data:`OPTIMIZERS` ("adam", "adamw", "sgd") over ``params``;
+    ``momentum`` is used by SGD only (0: plain gradient descent)."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise InputError(f"unknown optimizer {name!r}; use one of {OPTIMIZERS}")
+
+
+def make_schedule(lr: float, schedule: str, *, epochs: int = 1, step_size: int = 20,
+                  gamma: float = 0.1, milestones: Sequence[int] = ()) -> Callable[[int], float]:
+    """``epoch -> learning rate`` (epochs 1-based) of a schedule of :data:`SCHEDULES`:
+
+    "none" : ``lr``; "step" : ``lr * gamma ** ((epoch - 1) // step_size)``;
+    "multistep" : ``lr * gamma ** (number of milestones m with epoch > m)``;
+    "cosine" : ``lr / 2 * (1 + cos(pi * (epoch - 1) / epochs))``.
+    """
+    if schedule == "none":
+        return lambda epoch: lr
+    if schedule == "step":
+        return lambda epoch: lr * gamma ** ((epoch - 1) // step_size)
+    if schedule == "multistep":
+        marks = tuple(milestones)
+        return lambda epoch: lr * gamma ** sum(1 for m in marks if epoch > m)
+    if schedule == "cosine":
+        return lambda epoch: 0.5 * lr * (1 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
+    raise InputError(f"unknown schedule {schedule!r}; use 'none', 'step', 'multistep' or "
+                     "'cosine'")
+
+
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay)
-    raise InputError(f"unknown optimizer {cfg.optimizer!r}; use one of {OPTIMIZERS}")
+    return make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+
+
+def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
+    return make_schedule(cfg.lr, cfg.schedule, epochs=cfg.epochs, step_size=cfg.step_size,
+                         gamma=cfg.lr_gamma, milestones=cfg.milestones)
 
 
 def _lr_at(cfg: TrainConfig, epoch: int) -> float:
     """Learning rate used during epoch ``epoch`` (1-based)."""
-    if cfg.schedule == "none":
-        return cfg.lr
-    if cfg.schedule == "step":
-        return cfg.lr * cfg.lr_gamma ** ((epoch - 1) // cfg.step_size)
-    if cfg.schedule == "multistep":
-        return cfg.lr * cfg.lr_gamma ** sum(1 for m in cfg.milestones if epoch > m)
-    if cfg.schedule == "cosine":
-        return 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - 1) / max(cfg.epochs, 1)))
-    raise InputError(f"unknown schedule {cfg.schedule!r}; use 'none', 'step', 'multistep' or "
-                     "'cosine'")
+    return _schedule(cfg)(epoch)
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096):
@@ -131,6 +156,7 @@ def train(
         x_val, y_val = x_val.to(device), y_val.to(device).long()
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     opt = _make_optimizer(model, cfg)
+    lr_at = _schedule(cfg)
     checkpoints = sorted(set(int(c) for c in cfg.checkpoints))
     done: list[int] = []
 
@@ -148,7 +174,7 @@ def train(
                           unit="epoch")
     n = len(x)
     for epoch in epochs:
-        lr = _lr_at(cfg, epoch)
+        lr = lr_at(epoch)
         for group in opt.param_groups:
             group["lr"] = lr
         model.train()

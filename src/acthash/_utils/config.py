@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from acthash.errors import ConfigError
 
-__all__ = ["ConfigDict", "DataFields", "ModelFields", "TrainFields", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["ConfigDict", "DataFields", "ModelFields", "TrainFields", "TrainConfig", "OPTIMIZERS",
+           "SCHEDULES"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "step", "multistep", "cosine")
@@ -189,11 +190,11 @@ class TrainFields:
 
 @dataclass
 class TrainConfig(TrainFields, ConfigDict):
-    """Optimization settings: the shared :class:`TrainFields` (defaults follow
-    the original study: Adam, lr 1e-2, batch 64; ``schedule="step"`` is its x0.1 every 20
-    epochs; ``lr_gamma`` is the decay factor of the step and multistep schedules) plus
-    ``restore_best`` (after early stopping,
-    load the best validation state). ``checkpoints`` empty: no checkpoint callbacks."""
+    """Settings of :func:`acthash.train.train`: the shared :class:`TrainFields` (defaults
+    follow the original study: Adam, lr 1e-2, batch 64; ``schedule="step"`` is its x0.1
+    every 20 epochs; ``lr_gamma`` is the decay factor of the step and multistep schedules)
+    plus ``restore_best`` (after early stopping, load the best validation state).
+    ``checkpoints`` empty: no checkpoint callbacks."""
 
     _kind = "training config"
 

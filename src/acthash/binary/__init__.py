@@ -26,6 +26,8 @@ both formulas.
   :func:`ood_auroc`: Lee et al.'s Mahalanobis out-of-distribution detector.
 - :func:`hash_view`: the code of z > 0 through :func:`acthash.properties.encoding_properties`,
   plus :func:`within_class_redundancy`.
+- :mod:`~acthash.binary.measures`: the study's measurements of one model
+  (:func:`model_metrics`, :func:`shifted_inputs`, :func:`latent_forward`, ...).
 """
 
 from acthash.binary._arrays import CONVENTIONS, as_numpy
@@ -39,6 +41,13 @@ from acthash.binary.latent import (
     latent_histograms,
     same_encoding_fraction,
     within_class_redundancy,
+)
+from acthash.binary.measures import (
+    latent_forward,
+    model_metrics,
+    resize_images,
+    shifted_inputs,
+    split_metrics,
 )
 from acthash.binary.reliability import (
     auroc,
@@ -85,4 +94,9 @@ __all__ = [
     "ood_auroc",
     "within_class_redundancy",
     "hash_view",
+    "latent_forward",
+    "model_metrics",
+    "resize_images",
+    "shifted_inputs",
+    "split_metrics",
 ]

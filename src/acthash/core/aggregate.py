@@ -12,24 +12,19 @@ Their properties (Euclidean k-NN, K-Means, logistic regression) are in
 :mod:`acthash.properties.aggregate`.
 """
 
+
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
-from acthash.core.capture import (
-    ACTIVATION_FUNCTIONS,
-    ActivationRecorder,
-    _begin_capture,
-    _iter_batches,
-    no_relu_message,
-)
+from acthash.core.capture import iter_batches
+from acthash.core.layers import choose_layers
+from acthash.core.recorder import ActivationRecorder, model_device_dtype, no_relu_message
 from acthash.errors import InputError, NoReluUnitError
 
 __all__ = ["AggregateSpan", "AggregateCodes", "aggregate_codes"]
@@ -77,27 +72,16 @@ class AggregateCodes:
                 f"layers={len(self.layers)}{lab})")
 
 
-class _SumRecorder(TorchFunctionMode):
-    """Intercepts ReLU-like calls and keeps the spatial sum of each one's output."""
+class _SumRecorder:
+    """``after`` callback: the spatial sum of each ReLU-like call's output, per channel."""
 
-    _name = ActivationRecorder._name  # same layer names as the binary capture
-
-    def __init__(self, module_stack: list):
-        super().__init__()
-        self.stack = module_stack
-        self.seen: dict[str, int] = {}
+    def __init__(self):
         self.records: list[tuple[str, str, tuple, torch.Tensor | None]] = []
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        entry = ACTIVATION_FUNCTIONS.get(func)
-        if entry is not None and args and isinstance(args[0], torch.Tensor):
-            name, kind = self._name(func, entry[0])
-            o = out.detach()
-            sums = o.sum(dim=tuple(range(2, o.ndim)), dtype=torch.float64) if o.ndim >= 3 else None
-            self.records.append((name, kind, tuple(o.shape[1:]), sums))
-        return out
+    def __call__(self, call, out) -> None:
+        o = out.detach()
+        sums = o.sum(dim=tuple(range(2, o.ndim)), dtype=torch.float64) if o.ndim >= 3 else None
+        self.records.append((call.name, call.kind, tuple(o.shape[1:]), sums))
 
 
 def _choose(records, layers) -> list[int]:
@@ -116,20 +100,12 @@ def _choose(records, layers) -> list[int]:
             raise InputError(f"no ReLU-like layer of this model has spatial dimensions; "
                              f"{flat(0)}")
         return idx
+    idx = choose_layers(names, layers)
     if isinstance(layers, str):
-        rx = re.compile(layers)
-        idx = [i for i, n in enumerate(names) if rx.search(n)]
-        if not idx:
-            raise InputError(f"no layer matches {layers!r}; layers are: {', '.join(names)}")
         kept = [i for i in idx if spatial[i]]
         if not kept:
             raise InputError(flat(idx[0]))
         return kept
-    wanted = list(layers)
-    missing = [w for w in wanted if w not in names]
-    if missing:
-        raise InputError(f"unknown layer(s) {missing}; layers are: {', '.join(names)}")
-    idx = [i for i, n in enumerate(names) if n in set(wanted)]
     for i in idx:
         if not spatial[i]:
             raise InputError(flat(i))
@@ -157,7 +133,9 @@ def aggregate_codes(model: nn.Module, data, *, layers: str | Sequence[str] | Non
     """
     if normalize not in ("range", None):
         raise InputError(f"unknown normalize={normalize!r}; use 'range' or None")
-    device, model_dtype, stack, restore = _begin_capture(model, device)
+    recorder = ActivationRecorder(model)
+    model_device, model_dtype = model_device_dtype(model)
+    device = torch.device(device) if device is not None else model_device
     chosen: list[int] | None = None
     n_calls = 0
     meta: list = []
@@ -165,36 +143,31 @@ def aggregate_codes(model: nn.Module, data, *, layers: str | Sequence[str] | Non
     label_parts: list[np.ndarray] = []
     output_parts: list[torch.Tensor] = []
     n_seen = 0
-    try:
-        with torch.no_grad():
-            for x, y in _iter_batches(data, batch_size):
-                if x.shape[0] == 0:
-                    continue
-                x = x.to(device=device, dtype=model_dtype) if x.is_floating_point() else x.to(device)
-                stack.clear()
-                rec = _SumRecorder(stack)
-                with rec:
-                    out = model(x)
-                if keep_outputs:
-                    o = out[0] if isinstance(out, (tuple, list)) else out
-                    output_parts.append(o.detach().float().cpu())
-                if chosen is None:
-                    if not rec.records:
-                        raise NoReluUnitError(no_relu_message(model))
-                    chosen = _choose(rec.records, layers)
-                    n_calls = len(rec.records)
-                    meta = [rec.records[i][:3] for i in chosen]
-                    parts = [[] for _ in chosen]
-                elif len(rec.records) != n_calls:
-                    raise InputError("this batch went through different ReLU-like layers than "
-                                     "the first batch; aggregate codes need one layer list")
-                for j, i in enumerate(chosen):
-                    parts[j].append(rec.records[i][3].cpu().numpy())
-                if y is not None:
-                    label_parts.append(np.asarray(y.cpu()).reshape(-1))
-                n_seen += x.shape[0]
-    finally:
-        restore()
+    with recorder, torch.no_grad():  # leaving it restores the model (hooks, train/eval)
+        for x, y in iter_batches(data, batch_size):
+            if x.shape[0] == 0:
+                continue
+            x = x.to(device=device, dtype=model_dtype) if x.is_floating_point() else x.to(device)
+            rec = recorder.after = _SumRecorder()
+            out = recorder(x)
+            if keep_outputs:
+                o = out[0] if isinstance(out, (tuple, list)) else out
+                output_parts.append(o.detach().float().cpu())
+            if chosen is None:
+                if not rec.records:
+                    raise NoReluUnitError(no_relu_message(model))
+                chosen = _choose(rec.records, layers)
+                n_calls = len(rec.records)
+                meta = [rec.records[i][:3] for i in chosen]
+                parts = [[] for _ in chosen]
+            elif len(rec.records) != n_calls:
+                raise InputError("this batch went through different ReLU-like layers than "
+                                 "the first batch; aggregate codes need one layer list")
+            for j, i in enumerate(chosen):
+                parts[j].append(rec.records[i][3].cpu().numpy())
+            if y is not None:
+                label_parts.append(np.asarray(y.cpu()).reshape(-1))
+            n_seen += x.shape[0]
     if n_seen == 0:
         raise InputError("no inputs: the data is empty; pass at least one example")
     blocks, spans, pos = [], [], 0
@@ -220,3 +193,4 @@ def aggregate_codes(model: nn.Module, data, *, layers: str | Sequence[str] | Non
             raise InputError(f"labels have shape {labels.shape} but there are {n_seen} inputs")
     outputs = torch.cat(output_parts) if keep_outputs else None
     return AggregateCodes(np.concatenate(blocks, axis=1), tuple(spans), labels, outputs)
+

@@ -1,27 +1,23 @@
-"""Find the ReLU-like units of any ``nn.Module`` and record their activation patterns.
+"""Record the activation patterns (neural codes) of any ``nn.Module``.
 
-Every call of a ReLU-like function during the forward pass is one *layer* of the code, in
-forward order, whether it comes from a module (``nn.ReLU``, ``nn.LeakyReLU``, ``nn.PReLU``,
-``nn.RReLU``, ``nn.ReLU6``, ``nn.Hardtanh``) or from a functional call inside ``forward``
-(``F.relu``, ``torch.relu``, ``Tensor.relu``, their in-place forms, ``F.leaky_relu``,
-``F.prelu``, ``F.rrelu``, ``F.relu6``, ``F.hardtanh``). Calls are intercepted with a
-``TorchFunctionMode`` and the bits are computed from the *input* of the call (the
-pre-activation) before the function runs, so in-place activations are captured correctly.
+Every ReLU-like call of the forward pass is one *layer* of the code, in forward order; the
+calls, their kinks and their layer names come from
+:class:`~acthash.core.recorder.ActivationRecorder`. The bits are computed from the *input*
+of each call (the pre-activation) before the function runs, so in-place activations are
+captured correctly.
 
 Bits: one per unit and kink, 1 where the pre-activation is strictly above the kink. ReLU,
 LeakyReLU, PReLU and RReLU have one kink (at 0); ReLU6 and Hardtanh have two
 (``min_val`` and ``max_val``), stored kink-major: the layer's first ``U`` bits are
 ``x > min_val`` for its ``U`` units, the next ``U`` bits ``x > max_val``.
 
-Layer names: the qualified name of the activation module (``features.2``), or for a
-functional call ``<enclosing module>:<function>`` (``layer1.0:relu``; ``:relu`` in the
-root module's own ``forward``). A module or call met again in the same forward pass gets ``#2``, ``#3``, ... so a
-ResNet that reuses one ``nn.ReLU`` contributes one layer per call.
+Layer names: the activation module's qualified name (``features.2``), or for a functional
+call ``<enclosing module>:<function>`` (``layer1.0:relu``); a name met again in one pass
+gets ``#2``, ``#3``, ... (a ResNet reusing one ``nn.ReLU`` gives one layer per call).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +27,16 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from acthash._utils.run import progress_bar
 from acthash.core.codes import CodesWriter, LayerSpan, NeuralCodes
+from acthash.core.layers import choose_layers
+from acthash.core.recorder import (
+    RELU_LIKE_MODULES,
+    ActivationRecorder,
+    model_device_dtype,
+    no_relu_message,
+)
 from acthash.errors import InputError, NoReluUnitError
 
 __all__ = [
@@ -44,77 +46,9 @@ __all__ = [
     "neural_codes",
     "list_layers",
     "RELU_LIKE_MODULES",
-    "ACTIVATION_FUNCTIONS",
-    "ActivationRecorder",
-    "install_name_hooks",
-    "no_relu_message",
+    "iter_batches",
+    "pack_bits_torch",
 ]
-
-# Module classes whose call is one layer; the functional call inside is attributed to them.
-RELU_LIKE_MODULES: dict[type, str] = {
-    nn.ReLU: "relu",
-    nn.LeakyReLU: "leaky_relu",
-    nn.PReLU: "prelu",
-    nn.RReLU: "rrelu",
-    nn.ReLU6: "relu6",
-    nn.Hardtanh: "hardtanh",
-}
-
-
-def _one_kink(args, kwargs):
-    return (0.0,)
-
-
-def _hardtanh_kinks(args, kwargs):
-    lo = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
-    hi = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
-    return (float(lo), float(hi))
-
-
-def _relu6_kinks(args, kwargs):
-    return (0.0, 6.0)
-
-
-def _build_function_table():
-    table = {}
-
-    def add(fn, kind, kinks):
-        if fn is not None:
-            table[fn] = (kind, kinks)
-
-    for fn in (F.relu, torch.relu, torch.relu_, getattr(F, "relu_", None)):
-        add(fn, "relu", _one_kink)
-    add(torch.Tensor.relu, "relu", _one_kink)
-    add(torch.Tensor.relu_, "relu", _one_kink)
-    for fn in (F.leaky_relu, getattr(F, "leaky_relu_", None)):
-        add(fn, "leaky_relu", _one_kink)
-    for fn in (F.prelu, torch.prelu):
-        add(fn, "prelu", _one_kink)
-    for fn in (F.rrelu, getattr(F, "rrelu_", None), torch.rrelu, torch.rrelu_):
-        add(fn, "rrelu", _one_kink)
-    add(F.relu6, "relu6", _relu6_kinks)
-    for fn in (F.hardtanh, getattr(F, "hardtanh_", None)):
-        add(fn, "hardtanh", _hardtanh_kinks)
-    return table
-
-
-ACTIVATION_FUNCTIONS = _build_function_table()
-
-# Activation modules that are not ReLU-like, named in the "no ReLU-like unit" error.
-_OTHER_ACTIVATIONS = (
-    nn.GELU,
-    nn.SiLU,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.Softplus,
-    nn.Mish,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-)
-
 
 @dataclass
 class _Record:
@@ -125,74 +59,56 @@ class _Record:
     bits: torch.Tensor  # (B, n_kinks * U) bool
 
 
-class ActivationRecorder(TorchFunctionMode):
-    """Intercepts ReLU-like calls; computes their bits from the pre-activation.
+class _FirstPass:
+    """``before`` callback of the first batch: the bits of every call (to learn the layers)."""
 
-    On the first batch the bits of every call are kept (to learn the layer list). Later
-    batches write the bits of selected layers straight into one (B, n_bits) bool buffer,
-    so no concatenation is needed.
-    """
-
-    def __init__(self, module_stack: list, plan: list | None = None,
-                 buffer: torch.Tensor | None = None):
-        super().__init__()
-        self.stack = module_stack
+    def __init__(self):
         self.records: list[_Record] = []
-        self.seen: dict[str, int] = {}
-        self.plan = plan  # per call: (start, n_units) in the buffer, or None if not selected
-        self.buffer = buffer
-        self.host_buffer = (
-            buffer.numpy() if buffer is not None and buffer.device.type == "cpu" else None
-        )
-        self.calls = 0
 
-    def _name(self, func, kind: str) -> tuple[str, str]:
-        owner_name, owner = self.stack[-1] if self.stack else ("", None)
-        if owner is not None and type(owner) in RELU_LIKE_MODULES:
-            name, kind = owner_name, RELU_LIKE_MODULES[type(owner)]
+    def __call__(self, call) -> None:
+        x, kinks = call.x, call.kinks
+        flat = x.detach().reshape(x.shape[0], -1)
+        if len(kinks) == 1:
+            bits = flat > kinks[0]
         else:
-            fname = getattr(func, "__name__", kind).rstrip("_")
-            name = f"{owner_name}:{fname}"
-        count = self.seen.get(name, 0) + 1
-        self.seen[name] = count
-        return (f"{name}#{count}" if count > 1 else name), kind
+            bits = torch.cat([flat > k for k in kinks], dim=1)
+        self.records.append(_Record(call.name, call.kind, tuple(x.shape[1:]), kinks, bits))
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        entry = ACTIVATION_FUNCTIONS.get(func)
-        if entry is not None and args and isinstance(args[0], torch.Tensor):
-            x = args[0]
-            kind, kinks_of = entry
-            kinks = kinks_of(args, kwargs)
-            flat = x.detach().reshape(x.shape[0], -1)
-            if self.plan is not None:
-                i = self.calls
-                self.calls += 1
-                if i >= len(self.plan):
-                    raise InputError(_CONTROL_FLOW)
-                slot = self.plan[i]
-                if slot is not None:
-                    start, units = slot
-                    if flat.shape[1] != units:
-                        raise InputError(_CONTROL_FLOW)
-                    host = self.host_buffer
-                    if host is not None and flat.device.type == "cpu" and flat.dtype in _NUMPY_OK:
-                        flat_np = flat.numpy()  # numpy's strided compare is ~5x torch's here
-                        for j, k in enumerate(kinks):
-                            lo = start + j * units
-                            np.greater(flat_np, k, out=host[:, lo : lo + units])
-                    else:
-                        for j, k in enumerate(kinks):
-                            lo = start + j * units
-                            torch.gt(flat, k, out=self.buffer[:, lo : lo + units])
-            else:
-                name, kind = self._name(func, kind)
-                if len(kinks) == 1:
-                    bits = flat > kinks[0]
-                else:
-                    bits = torch.cat([flat > k for k in kinks], dim=1)
-                self.records.append(_Record(name, kind, tuple(x.shape[1:]), kinks, bits))
-        return func(*args, **kwargs)
+
+class _Writer:
+    """``before`` callback of later batches: the bits of the selected calls go straight into
+    one (B, n_bits) bool buffer, so no concatenation is needed."""
+
+    def __init__(self, plan: list):
+        self.plan = plan  # per call: (start, n_units) in the buffer, or None if not selected
+        self.buffer: torch.Tensor | None = None
+        self.host_buffer = None
+
+    def set_buffer(self, buffer: torch.Tensor) -> None:
+        self.buffer = buffer
+        self.host_buffer = buffer.numpy() if buffer.device.type == "cpu" else None
+
+    def __call__(self, call) -> None:
+        i = call.index
+        if i >= len(self.plan):
+            raise InputError(_CONTROL_FLOW)
+        slot = self.plan[i]
+        if slot is None:
+            return
+        start, units = slot
+        flat = call.x.detach().reshape(call.x.shape[0], -1)
+        if flat.shape[1] != units:
+            raise InputError(_CONTROL_FLOW)
+        host = self.host_buffer
+        if host is not None and flat.device.type == "cpu" and flat.dtype in _NUMPY_OK:
+            flat_np = flat.numpy()  # numpy's strided compare is ~5x torch's here
+            for j, k in enumerate(call.kinks):
+                lo = start + j * units
+                np.greater(flat_np, k, out=host[:, lo : lo + units])
+        else:
+            for j, k in enumerate(call.kinks):
+                lo = start + j * units
+                torch.gt(flat, k, out=self.buffer[:, lo : lo + units])
 
 
 _NUMPY_OK = (torch.float32, torch.float64, torch.float16)
@@ -203,55 +119,7 @@ _CONTROL_FLOW = (
 )
 
 
-def install_name_hooks(model: nn.Module, stack: list):
-    handles = []
-    for name, module in model.named_modules():
-
-        def pre(mod, inputs, _name=name):
-            stack.append((_name, mod))
-
-        def post(mod, inputs, output):
-            if stack:
-                stack.pop()
-
-        handles.append(module.register_forward_pre_hook(pre))
-        handles.append(module.register_forward_hook(post))
-    return handles
-
-
-def _model_device_dtype(model: nn.Module):
-    for p in model.parameters():
-        return p.device, p.dtype
-    for b in model.buffers():
-        return b.device, b.dtype
-    return torch.device("cpu"), torch.get_default_dtype()
-
-
-def _begin_capture(model: nn.Module, device):
-    """Check ``model``, put it in eval mode and install the name hooks.
-
-    Returns ``(device, dtype, stack, restore)``: the device to run on (``device`` or the
-    model's), the model's float dtype, the module-name stack the hooks fill, and a callable
-    that removes the hooks and restores the model's train/eval state.
-    """
-    if not isinstance(model, nn.Module):
-        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    model_device, model_dtype = _model_device_dtype(model)
-    device = torch.device(device) if device is not None else model_device
-    was_training = model.training
-    model.eval()
-    stack: list = []
-    handles = install_name_hooks(model, stack)
-
-    def restore() -> None:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-
-    return device, model_dtype, stack, restore
-
-
-def _iter_batches(data, batch_size: int):
+def iter_batches(data, batch_size: int):
     """Yield (x, y_or_None) batches from a tensor/array, an iterable of batches or a DataLoader."""
     if isinstance(data, np.ndarray):
         data = torch.from_numpy(data)
@@ -303,25 +171,6 @@ def _pack_rows(bits: torch.Tensor) -> np.ndarray:
     return pack_bits_torch(bits).cpu().numpy()
 
 
-def _select(names: list[str], layers) -> list[int]:
-    if layers is None or layers == "all":
-        return list(range(len(names)))
-    if isinstance(layers, str):
-        rx = re.compile(layers)
-        idx = [i for i, n in enumerate(names) if rx.search(n)]
-    else:
-        wanted = list(layers)
-        missing = [w for w in wanted if w not in names]
-        if missing:
-            raise InputError(
-                f"unknown layer(s) {missing}; captured layers are: {', '.join(names)}"
-            )
-        idx = [i for i, n in enumerate(names) if n in set(wanted)]
-    if not idx:
-        raise InputError(f"no captured layer matches {layers!r}; layers are: {', '.join(names)}")
-    return idx
-
-
 @dataclass
 class Capture:
     """Result of :func:`capture`: the codes, and the model outputs when asked for."""
@@ -359,21 +208,22 @@ def capture(
     Each batch is packed as it arrives, so peak memory holds one batch of activations.
     The model's train/eval state is restored afterwards.
     """
-    device, model_dtype, stack, restore = _begin_capture(model, device)
+    recorder = ActivationRecorder(model)
+    model_device, model_dtype = model_device_dtype(model)
+    device = torch.device(device) if device is not None else model_device
     packed_parts: list[np.ndarray] = []
     label_parts: list[np.ndarray] = []
     output_parts: list[torch.Tensor] = []
     signature = None
     spans: list[LayerSpan] = []
     chosen: list[int] = []
-    plan: list = []
-    buffer = None
+    sink: _Writer | None = None
     out_path, writer = out, None
     n_seen = 0
-    batches = progress_bar(_iter_batches(data, batch_size), enabled=progress, desc="capture",
+    batches = progress_bar(iter_batches(data, batch_size), enabled=progress, desc="capture",
                            unit="batch")
-    try:
-        with torch.no_grad():
+    with recorder, torch.no_grad():  # leaving it restores the model (hooks, train/eval)
+        try:
             for x, y in batches:
                 if x.shape[0] == 0:
                     continue
@@ -391,16 +241,14 @@ def capture(
                     x = x.to(device=device, dtype=model_dtype)
                 else:
                     x = x.to(device)
-                stack.clear()
                 if signature is None:
-                    recorder = ActivationRecorder(stack)
-                    with recorder:
-                        out = model(x)
-                    recs = recorder.records
+                    first = recorder.before = _FirstPass()
+                    out = recorder(x)
+                    recs = first.records
                     if not recs:
                         raise NoReluUnitError(no_relu_message(model))
                     signature = len(recs)
-                    chosen = _select([r.name for r in recs], layers)
+                    chosen = choose_layers([r.name for r in recs], layers, noun="captured layer")
                     pos = 0
                     plan = [None] * len(recs)
                     for i in chosen:
@@ -412,17 +260,16 @@ def capture(
                     bits = recs[chosen[0]].bits if len(chosen) == 1 else torch.cat(
                         [recs[i].bits for i in chosen], dim=1
                     )
-                    del recorder, recs
+                    sink = recorder.before = _Writer(plan)
+                    del first, recs
                 else:
-                    if buffer is None or buffer.shape[0] != x.shape[0]:
-                        buffer = torch.empty((x.shape[0], spans[-1].stop), dtype=torch.bool,
-                                             device=device)
-                    recorder = ActivationRecorder(stack, plan, buffer)
-                    with recorder:
-                        out = model(x)
+                    if sink.buffer is None or sink.buffer.shape[0] != x.shape[0]:
+                        sink.set_buffer(torch.empty((x.shape[0], spans[-1].stop),
+                                                    dtype=torch.bool, device=device))
+                    out = recorder(x)
                     if recorder.calls != signature:
                         raise InputError(_CONTROL_FLOW)
-                    bits = buffer
+                    bits = sink.buffer
                 if out_path is None:
                     packed_parts.append(_pack_rows(bits))
                 else:
@@ -435,12 +282,10 @@ def capture(
                 if y is not None:
                     label_parts.append(np.asarray(y.cpu()).reshape(-1))
                 n_seen += x.shape[0]
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    finally:
-        restore()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
     if n_seen == 0:
         raise InputError("no inputs: the data is empty; pass at least one example")
     n_bits = spans[-1].stop
@@ -485,16 +330,3 @@ def list_layers(model: nn.Module, example, layers=None) -> pd.DataFrame:
         for s in codes.layers
     ]
     return pd.DataFrame(rows)
-
-
-def no_relu_message(model: nn.Module) -> str:
-    others = sorted(
-        {type(m).__name__ for m in model.modules() if isinstance(m, _OTHER_ACTIVATIONS)}
-    )
-    found = f" It uses {', '.join(others)}, which are not piecewise linear." if others else ""
-    return (
-        f"{type(model).__name__} has no ReLU-like unit, so it has no neural code.{found} "
-        "acthash captures nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ReLU6, nn.Hardtanh "
-        "and their functional forms (F.relu, torch.relu, Tensor.relu, F.leaky_relu, ...): "
-        "use one of them, or call them inside forward."
-    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import struct
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -21,6 +20,7 @@ import numpy as np
 
 from acthash._utils.io import atomic_path
 from acthash._utils.validate import check_labels
+from acthash.core.layers import choose_layers
 from acthash.errors import CorruptFileError, InputError, MissingFileError, ResourceError
 
 __all__ = ["LayerSpan", "NeuralCodes", "CorruptFileError", "CodesWriter"]
@@ -185,16 +185,7 @@ class NeuralCodes:
 
     def select_layers(self, pattern: str | Sequence[str]) -> NeuralCodes:
         """Codes of the layers whose name matches a regular expression (or is in a list)."""
-        if isinstance(pattern, str):
-            rx = re.compile(pattern)
-            chosen = [s for s in self.layers if rx.search(s.name)]
-        else:
-            wanted = set(pattern)
-            chosen = [s for s in self.layers if s.name in wanted]
-        if not chosen:
-            raise InputError(
-                f"no layer matches {pattern!r}; layers are: {', '.join(self.layer_names())}"
-            )
+        chosen = [self.layers[i] for i in choose_layers(self.layer_names(), pattern)]
         bits = self.unpack()
         cols = np.concatenate([np.arange(s.start, s.stop) for s in chosen])
         spans, pos = [], 0

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from acthash.data.manipulate import random_labels
 from acthash.errors import InputError
 
 if TYPE_CHECKING:
@@ -158,6 +157,8 @@ def load(name: str, *, random_labels: bool = False, random_labels_seed: int = 0,
 def with_random_labels(ds: Dataset, seed: int = 0) -> Dataset:
     """A copy of ``ds`` whose training labels are drawn uniformly from its classes
     (``numpy.random.default_rng(seed)``); inputs and test labels are shared, not copied."""
+    from acthash.data.manipulate import random_labels
+
     y = random_labels(ds.y_train, ds.n_classes, seed=seed)
     info = {**ds.info, "random_labels": {"seed": seed}}
     return Dataset(ds.name, ds.x_train, y, ds.x_test, ds.y_test, list(ds.class_names),

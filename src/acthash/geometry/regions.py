@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from acthash._utils.run import progress_bar
-from acthash.core.capture import ACTIVATION_FUNCTIONS, ActivationRecorder, install_name_hooks
-from acthash.errors import InputError, NotPiecewiseLinearError
+from acthash.core.recorder import ActivationRecorder, no_relu_message
+from acthash.errors import InputError, NoReluUnitError, NotPiecewiseLinearError
 
 __all__ = [
     "NotPiecewiseLinearError",
@@ -89,34 +89,35 @@ _NON_LINEAR = {
 }
 
 
-class _PreRecorder(ActivationRecorder):
-    """Records the pre-activation of every ReLU-like call (kept as a functorch tensor so
-    forward-mode AD returns its slope), and rejects operations that break piecewise linearity."""
+class _PreRecorder:
+    """Callbacks of :class:`~acthash.core.recorder.ActivationRecorder`: keeps the
+    pre-activation of every ReLU-like call (a clone, still a dual/functorch tensor so
+    forward-mode AD returns its slope) and rejects operations that break piecewise linearity."""
 
-    def __init__(self, module_stack):
-        super().__init__(module_stack)
+    def __init__(self):
         self.pre: list[torch.Tensor] = []
+        self.records: list[tuple[str, tuple[float, ...], tuple[int, ...]]] = []  # name, kinks, shape
         self.nonlinear: str | None = None
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+    def before(self, call) -> None:
+        if self.nonlinear is not None:
+            raise NotPiecewiseLinearError(
+                f"{self.nonlinear} runs before a ReLU-like unit, so pre-activations are "
+                f"not linear inside a region; {_SAMPLED_HINT}"
+            )
+        self.pre.append(call.x.clone())
+        self.records.append((call.name, call.kinks, tuple(call.x.shape[1:])))
+
+    def other(self, func) -> None:
         if func in _MAX_POOL:
             raise NotPiecewiseLinearError(
                 "max pooling is piecewise linear, but its switch points are not units of the "
                 "neural code, so the exact region walk cannot use it; replace it by average "
                 "pooling or " + _SAMPLED_HINT
             )
-        if func in ACTIVATION_FUNCTIONS and args and isinstance(args[0], torch.Tensor):
-            if self.nonlinear is not None:
-                raise NotPiecewiseLinearError(
-                    f"{self.nonlinear} runs before a ReLU-like unit, so pre-activations are "
-                    f"not linear inside a region; {_SAMPLED_HINT}"
-                )
-            self.pre.append(args[0].clone())
-        elif func in _NON_LINEAR and self.nonlinear is None:
+        if func in _NON_LINEAR and self.nonlinear is None:
             # anything else (products of activations, ...) is caught by the linearity check
             self.nonlinear = getattr(func, "__name__", str(func))
-        return super().__torch_function__(func, types, args, kwargs)
 
 
 @dataclass
@@ -160,24 +161,16 @@ class _Linearizer:
         self.tol = 1e-7 if dtype == torch.float64 else 1e-3
 
     def _run(self, x: torch.Tensor):
-        stack: list = []
-        handles = install_name_hooks(self.model, stack)
-        rec = _PreRecorder(stack)
-        try:
-            with rec:
-                self.model(x)
-        finally:
-            for h in handles:
-                h.remove()
+        rec = _PreRecorder()
+        with ActivationRecorder(self.model, before=rec.before, other=rec.other,
+                                eval=False) as recorder:
+            recorder(x)
         if not rec.pre:
-            from acthash.core.capture import no_relu_message
-            from acthash.errors import NoReluUnitError
-
             raise NoReluUnitError(no_relu_message(self.model))
         if self.layout is None:
-            names = [r.name for r in rec.records]
-            kinks = [r.kinks for r in rec.records]
-            units = [int(math.prod(r.shape)) for r in rec.records]
+            names = [r[0] for r in rec.records]
+            kinks = [r[1] for r in rec.records]
+            units = [int(math.prod(r[2])) for r in rec.records]
             starts = np.cumsum([0] + [u * len(k) for u, k in zip(units, kinks, strict=True)])
             self.layout = _Layout(names, kinks, units, [int(s) for s in starts[:-1]])
         return [p.reshape(p.shape[0], -1) for p in rec.pre]

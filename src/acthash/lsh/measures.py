@@ -1,5 +1,6 @@
-"""Measurements of the LSH study: representations, SRP hashes, the LSH (collision) curve,
-per-layer invariance vs sensitivity, and one-shot learning of unseen manifolds.
+"""Measurements of the LSH study: representations (:mod:`acthash.lsh.features`), SRP hashes
+(:mod:`acthash.lsh.srp`), the LSH (collision) curve, per-layer invariance vs sensitivity,
+and one-shot learning of unseen manifolds.
 
 Each function is usable on its own with any trained/untrained model pair and a
 :class:`~acthash.data.manifolds.ManifoldGenerator`.
@@ -16,6 +17,8 @@ from acthash._utils.run import progress_bar
 from acthash.core.capture import neural_codes
 from acthash.data.manifolds import ManifoldGenerator
 from acthash.errors import InputError
+from acthash.lsh.features import penultimate_features
+from acthash.lsh.srp import srp_hash
 from acthash.ops.hamming import hamming_knn
 
 __all__ = ["REPRESENTATIONS", "representation", "one_shot_accuracy", "srp_hash", "lsh_curve",
@@ -42,23 +45,11 @@ def _last_linear(model: nn.Module) -> nn.Linear:
     return last
 
 
-@torch.no_grad()
 def representation(model: nn.Module, x, batch_size: int = 4096) -> np.ndarray:
-    """Penultimate representation: the input of the model's last ``nn.Linear`` (N, d)."""
-    head = _last_linear(model)
-    parts: list[torch.Tensor] = []
-    handle = head.register_forward_pre_hook(lambda m, inp: parts.append(inp[0].detach()))
-    was = model.training
-    model.eval()
-    try:
-        x = torch.as_tensor(x)
-        p = next(iter(model.parameters()))
-        for lo in range(0, len(x), batch_size):
-            model(x[lo : lo + batch_size].to(p.device, p.dtype))
-    finally:
-        handle.remove()
-        model.train(was)
-    return torch.cat([t.reshape(t.shape[0], -1) for t in parts]).double().cpu().numpy()
+    """Penultimate representation: the input of the model's last ``nn.Linear`` (N, d)
+    float64 (:func:`acthash.lsh.features.penultimate_features`)."""
+    _last_linear(model)
+    return penultimate_features(model, x, batch_size=batch_size, dtype=torch.float64)
 
 
 def one_shot_accuracy(support, y_support, query, y_query, metric: str = "euclidean") -> float:
@@ -81,14 +72,6 @@ def one_shot_accuracy(support, y_support, query, y_query, metric: str = "euclide
     else:
         raise InputError(f"unknown metric {metric!r}; use 'euclidean' or 'hamming'")
     return float((pred == y_query).mean())
-
-
-def srp_hash(vectors: np.ndarray, n_bits: int, seed: int | list = 0) -> np.ndarray:
-    """Sign-random-projection hash: (N, ceil(n_bits/8)) packed bits of ``vectors @ W > 0``
-    with ``W`` (d, n_bits) standard Gaussian from ``seed``."""
-    vectors = np.asarray(vectors, dtype=np.float64).reshape(len(vectors), -1)
-    w = np.random.default_rng(seed).standard_normal((vectors.shape[1], n_bits))
-    return np.packbits(vectors @ w > 0, axis=1)
 
 
 def _collide(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:

@@ -39,6 +39,8 @@ from acthash._utils.io import atomic_path
 from acthash.core.capture import neural_codes
 from acthash.core.codes import NeuralCodes
 from acthash.errors import CorruptFileError, InputError, MissingFileError
+from acthash.lsh.features import penultimate_features
+from acthash.lsh.srp import srp_matrix
 
 __all__ = ["HashEncoder", "NeuralCodeEncoder", "SignRandomProjection", "PCAHash", "ITQ",
            "SpectralHash", "PCABasis", "ENCODERS", "make_encoder", "load_encoder",
@@ -207,8 +209,9 @@ class _LinearSign(HashEncoder):
 
 
 class SignRandomProjection(_LinearSign):
-    """LSH by signs of random hyperplanes through the database mean: W has i.i.d. N(0, 1)
-    entries drawn from ``numpy.random.default_rng(seed)``; any bit budget."""
+    """LSH by signs of random hyperplanes through the database mean: W is
+    :func:`acthash.lsh.srp.srp_matrix` (i.i.d. N(0, 1) from ``default_rng(seed)``), the
+    hyperplanes of :func:`acthash.lsh.srp_hash`; any bit budget."""
 
     kind = "lsh"
 
@@ -219,8 +222,7 @@ class SignRandomProjection(_LinearSign):
     def fit(self, database) -> SignRandomProjection:
         x = _as_matrix(database, "database")
         self.mean_ = x.mean(axis=0) if self.center else np.zeros(x.shape[1])
-        rng = np.random.default_rng(self.seed)
-        self.projection_ = rng.standard_normal((x.shape[1], self.n_bits))
+        self.projection_ = srp_matrix(x.shape[1], self.n_bits, self.seed)
         self._fitted = True
         return self
 
@@ -539,43 +541,3 @@ def load_encoder(path: str | os.PathLike, model: nn.Module | None = None) -> Has
         enc = ENCODERS[kind](meta["n_bits"], meta["seed"])
     enc._restore(meta, arrays)
     return enc
-
-
-def penultimate_features(model: nn.Module, x, *, batch_size: int = 1024,
-                         device: str | torch.device | None = None) -> np.ndarray:
-    """(N, D) float32 inputs of the model's last ``nn.Linear`` call (the penultimate
-    features of a classifier; D its in_features), computed in eval mode without gradients."""
-    if not any(isinstance(m, nn.Linear) for m in model.modules()):
-        raise InputError("the model has no nn.Linear layer, so it has no penultimate features; "
-                         "pass features computed another way")
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise InputError("x must be a tensor or numpy array of inputs")
-    param = next(model.parameters(), None)
-    dev = torch.device(device) if device is not None else (param.device if param is not None
-                                                           else torch.device("cpu"))
-    dtype = param.dtype if param is not None else torch.float32
-    last: list[torch.Tensor] = []
-
-    def hook(mod, inputs):
-        last[:] = [inputs[0]]
-
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules()
-               if isinstance(m, nn.Linear)]
-    was_training = model.training
-    model.eval()
-    parts = []
-    try:
-        with torch.no_grad():
-            for lo in range(0, len(x), batch_size):
-                last.clear()
-                model(x[lo : lo + batch_size].to(dev, dtype))
-                parts.append(last[0].reshape(last[0].shape[0], -1).float().cpu().numpy())
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    if not parts:
-        raise InputError("x is empty; pass at least one example")
-    return np.concatenate(parts)

@@ -21,13 +21,13 @@ default) regressed from pixel coordinates in [-1, 1]², intensities standardized
 output, squared loss; or any classification dataset name of :mod:`acthash.data`
 (``"digits"``, ...) on a class-balanced subset of ``n_train`` training examples.
 
-:func:`run_spectrum_study` trains one network per variant (depth, learning-rate schedule,
+:mod:`acthash.spectrum.measures` holds these measures and :func:`track_spectrum` (re-exported
+here); this module is the study driver. :func:`run_spectrum_study` trains one network per variant (depth, learning-rate schedule,
 optimizer) and writes a self-describing run directory with tables and figures.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,14 +40,19 @@ from torch import nn
 
 from acthash._utils.run import (
     atomic_path,
-    progress_bar,
     save_array,
     start_run_dir,
     write_json,
     write_table,
 )
-from acthash.errors import DivergenceError, InputError, MissingFileError
-from acthash.spectrum.ntk import ntk
+from acthash.errors import InputError, MissingFileError
+from acthash.spectrum.measures import (
+    SpectrumTrace,
+    eig_desc,
+    energy_fraction,
+    kernel_alignment,
+    track_spectrum,
+)
 from acthash.studies.configs import COMPARISONS, SpectrumConfig
 
 __all__ = ["SpectrumConfig", "SpectrumTrace", "SpectrumStudy", "energy_fraction",
@@ -55,220 +60,6 @@ __all__ = ["SpectrumConfig", "SpectrumTrace", "SpectrumStudy", "energy_fraction"
            "run_spectrum_study", "spectrum_variants", "load_spectrum_study", "summary_table",
            "COMPARISONS"]
 
-
-
-# ---------------------------------------------------------------------------------------
-# measures
-
-
-def eig_desc(g: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (N,) and eigenvectors (N, N) (columns) of a symmetric matrix, λ descending."""
-    g = np.asarray(g, dtype=np.float64)
-    if g.ndim != 2 or g.shape[0] != g.shape[1]:
-        raise InputError(f"expected a square matrix, got shape {g.shape}")
-    w, v = np.linalg.eigh((g + g.T) / 2)
-    return w[::-1].copy(), v[:, ::-1].copy()
-
-
-def energy_fraction(vectors: np.ndarray, phi: np.ndarray, ks: Sequence[int]) -> np.ndarray:
-    """E_k(φ) for each k: share of ‖φ‖² in the span of the first k columns of ``vectors``.
-
-    vectors : (N, m) orthonormal columns, most important first
-    phi : (N,) or (N, C) (the sums then also run over the C columns)
-    Returns (len(ks),) values in [0, 1]; k larger than m counts all m columns.
-    """
-    v = np.asarray(vectors, dtype=np.float64)
-    p = np.asarray(phi, dtype=np.float64).reshape(len(v), -1)
-    total = float((p**2).sum())
-    if total == 0:
-        return np.full(len(ks), np.nan)
-    proj = ((v.T @ p) ** 2).sum(1)  # (m,) energy per eigenvector
-    cum = np.cumsum(proj)
-    out = []
-    for k in ks:
-        if k < 1:
-            raise InputError(f"k must be >= 1, got {k}")
-        out.append(cum[min(k, len(cum)) - 1] / total)
-    return np.asarray(out)
-
-
-def kernel_alignment(g: np.ndarray, y: np.ndarray) -> float:
-    """A = tr(Yᵀ G Y) / (‖G‖_F ‖Y‖_F²); y (N,) or (N, C)."""
-    g = np.asarray(g, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).reshape(len(g), -1)
-    return float(np.einsum("nc,nm,mc->", y, g, y) / (np.linalg.norm(g) * (y**2).sum()))
-
-
-# ---------------------------------------------------------------------------------------
-# tracking one training run
-
-
-@dataclass
-class SpectrumTrace:
-    """What :func:`track_spectrum` recorded.
-
-    records : one row per recorded step (loss, alignment, rel_frob, lambda_max, E columns
-        ``E{k}_{target,output,residual}``)
-    eigenvalues : long table (step, index (1-based), eigenvalue)
-    history : one row per step (step, lr, loss)
-    arrays : ``vectors_{first,last}`` (N, n_vectors), ``slices_{first,last}``
-        (len(slice_index), N) kernel rows g(x0, ·), ``output_{first,last}``
-    """
-
-    records: pd.DataFrame
-    eigenvalues: pd.DataFrame
-    history: pd.DataFrame
-    arrays: dict
-
-
-def _loss_fn(kind: str):
-    if kind == "mse":
-        return lambda out, y: 0.5 * ((out.reshape(y.shape) - y) ** 2).sum(-1).mean() \
-            if y.dim() > 1 else 0.5 * ((out.reshape(-1) - y) ** 2).mean()
-    if kind == "ce":
-        return lambda out, y: F.cross_entropy(out, y)
-    raise InputError(f"unknown loss {kind!r}; use 'mse' or 'ce'")
-
-
-def _make_opt(model, optimizer, lr):
-    if optimizer == "gd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0)
-    if optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr)
-    raise InputError(f"unknown optimizer {optimizer!r}; use 'gd' (full-batch gradient "
-                     "descent) or 'adam'")
-
-
-def _lr_at(step: int, lr: float, schedule: str, decay_steps: Sequence[int], gamma: float):
-    if schedule == "constant":
-        return lr
-    if schedule == "step":
-        return lr * gamma ** sum(step >= s for s in decay_steps)
-    raise InputError(f"unknown schedule {schedule!r}; use 'constant' or 'step'")
-
-
-def track_spectrum(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int,
-    record_at: Sequence[int], optimizer: str = "gd", lr: float = 0.1,
-    schedule: str = "constant", decay_steps: Sequence[int] = (), gamma: float = 0.1,
-    loss: str = "mse", ks: Sequence[int] = (1, 4, 16, 64), n_eigs: int = 100,
-    n_vectors: int = 0, slice_index: Sequence[int] = (), method: str = "auto",
-    kernel: str = "trace", chunk_size: int | None = None, progress: bool = False,
-) -> SpectrumTrace:
-    """Train ``model`` full batch on (x, y) for ``steps`` steps, recording the NTK spectrum.
-
-    x : (N, ...) inputs; y : (N,) float targets (``loss="mse"``; (N, C) for several
-        outputs) or (N,) int64 classes (``loss="ce"``)
-    record_at : steps at which to measure (0 = before training, ``steps`` = the end)
-    schedule : ``"constant"`` or ``"step"`` (lr × ``gamma`` at each of ``decay_steps``)
-    kernel : for several outputs, ``"trace"`` (one kernel, the sum over outputs) or
-        ``"per-logit"`` (kernel c measured against column c; the records, eigenvalues and
-        kernel change are then averaged over the outputs)
-    """
-    if kernel not in ("trace", "per-logit"):
-        raise InputError(f"kernel must be 'trace' or 'per-logit', got {kernel!r}")
-    if steps < 0:
-        raise InputError(f"steps must be >= 0, got {steps}")
-    if len(x) != len(y):
-        raise InputError(f"x has {len(x)} examples but y has {len(y)}")
-    if loss == "ce" and (y.is_floating_point() or y.dim() != 1):
-        raise InputError("loss='ce' needs y as (N,) int64 class indices; use loss='mse' for "
-                         "real-valued targets")
-    if loss == "mse" and not y.is_floating_point():
-        raise InputError("loss='mse' needs real-valued y; one-hot encode class labels first "
-                         "or use loss='ce'")
-    rec = sorted({int(s) for s in record_at})
-    rec_set = set(rec)
-    if not rec or rec[0] < 0 or rec[-1] > steps:
-        raise InputError(f"record_at must be steps within 0..{steps}, got {list(record_at)}")
-    loss_f = _loss_fn(loss)
-    opt = _make_opt(model, optimizer, lr)
-    if loss == "ce":
-        with torch.no_grad():
-            n_cls = model(x[:1]).shape[-1]
-        raw = F.one_hot(y, n_cls).double().cpu().numpy()
-    else:
-        raw = y.detach().double().reshape(len(y), -1).cpu().numpy()
-    target_mean = raw.mean(0, keepdims=True)
-    target = raw - target_mean
-    y_loss = y.double() if loss == "mse" else y
-    g0_norm, g0 = None, None
-    rows, eig_rows, hist, arrays = [], [], [], {}
-    n_rec = 0
-
-    def measures(g, tgt, outc, res):
-        """Measures of one kernel g (N, N) against (N, C') target/output/residual."""
-        lam, vec = eig_desc(g)
-        row = {"alignment": kernel_alignment(g, tgt), "lambda_max": float(lam[0]),
-               "trace": float(np.trace(g))}
-        for name, phi in (("target", tgt), ("output", outc - outc.mean(0)), ("residual", res)):
-            for k, e in zip(ks, energy_fraction(vec, phi, ks), strict=True):
-                row[f"E{k}_{name}"] = float(e)
-        return row, lam, vec
-
-    def record(step: int) -> None:
-        nonlocal g0, g0_norm, n_rec
-        model.eval()
-        g = ntk(model, x, method=method, chunk_size=chunk_size, dtype=torch.float64,
-                output="per-logit" if kernel == "per-logit" else "auto").cpu().numpy()
-        if g.ndim == 3 and len(g) == 1:  # one output: per-logit = scalar kernel
-            g = g[0]
-        with torch.no_grad():
-            out = model(x).double()
-        out = out.reshape(len(x), -1).cpu().numpy()
-        resid = (torch.softmax(torch.from_numpy(out), 1).numpy() - raw
-                 if loss == "ce" else out - raw)
-        if g0 is None:
-            g0 = g.copy()
-            g0_norm = (np.linalg.norm(g0) if g.ndim == 2
-                       else np.linalg.norm(g0, axis=(1, 2)))
-        if g.ndim == 2:
-            row, lam, vec = measures(g, target, out, resid)
-            rel = float(np.linalg.norm(g - g0) / g0_norm)
-        else:  # per-logit: logit c's kernel against column c; averages over the logits
-            parts = [measures(g[c], target[:, c], out[:, c:c + 1], resid[:, c])
-                     for c in range(len(g))]
-            row = {k: float(np.mean([p[0][k] for p in parts])) for k in parts[0][0]}
-            lam = np.mean([p[1] for p in parts], axis=0)
-            vec = parts[0][2]
-            rel = float(np.mean(np.linalg.norm(g - g0, axis=(1, 2)) / g0_norm))
-        row = {"step": step, "lr": _lr_at(step, lr, schedule, decay_steps, gamma),
-               "loss": float(loss_f(torch.from_numpy(out), y_loss)), "rel_frob": rel, **row}
-        rows.append(row)
-        m = min(n_eigs, len(lam))
-        eig_rows.append(pd.DataFrame({"step": step, "index": np.arange(1, m + 1),
-                                      "eigenvalue": lam[:m]}))
-        tag = "first" if n_rec == 0 else "last"
-        if n_vectors and g.ndim == 2:
-            arrays[f"vectors_{tag}"] = vec[:, :n_vectors].astype(np.float32)
-        if len(slice_index) and g.ndim == 2:
-            arrays[f"slices_{tag}"] = g[list(slice_index)].astype(np.float32)
-        arrays[f"output_{tag}"] = out.astype(np.float32)
-        arrays[f"step_{tag}"] = np.asarray(step)
-        n_rec += 1
-
-    it = progress_bar(range(steps + 1), enabled=progress, desc="spectrum", unit="step")
-    for step in it:
-        if step in rec_set:
-            record(step)
-        if step == steps:
-            break
-        lr_t = _lr_at(step, lr, schedule, decay_steps, gamma)
-        for group in opt.param_groups:
-            group["lr"] = lr_t
-        model.train()
-        out = model(x)
-        loss_v = loss_f(out, y)
-        if not math.isfinite(float(loss_v.detach())):
-            raise DivergenceError(f"training diverged at step {step} (loss {float(loss_v)}); "
-                                     "lower the learning rate")
-        opt.zero_grad(set_to_none=True)
-        loss_v.backward()
-        opt.step()
-        hist.append({"step": step, "lr": lr_t, "loss": float(loss_v.detach())})
-    model.eval()
-    return SpectrumTrace(pd.DataFrame(rows), pd.concat(eig_rows, ignore_index=True),
-                         pd.DataFrame(hist), arrays)
 
 
 # ---------------------------------------------------------------------------------------
