@@ -36,12 +36,12 @@ from acthash._utils.budget import parse_memory_budget
 from acthash._utils.io import save_torch, write_json, write_table
 from acthash._utils.run import environment_info, new_run_dir, save_array
 from acthash.core.aggregate import aggregate_codes
-from acthash.properties.aggregate import aggregate_properties
 from acthash.core.capture import capture
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
 from acthash.errors import CorruptFileError, InputError, MissingFileError
 from acthash.models import build_model
 from acthash.properties import dead_unit_fractions, encoding_properties, network_scores
+from acthash.properties.aggregate import aggregate_properties
 from acthash.runs.config import RunConfig
 from acthash.train import resolve_device, seed_everything, train
 
