@@ -21,11 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import faiss
 import numpy as np
 import pandas as pd
 
-from acthash.errors import ConfigError, InputError, MissingDependencyError
-from acthash.ops.hamming import HAVE_FAISS, _as_packed, hamming_knn
+from acthash._utils.validate import as_packed, check_k
+from acthash.errors import ConfigError, InputError
+from acthash.ops.hamming import hamming_knn
 
 __all__ = ["INDEX_KINDS", "BinaryIndex", "recall_at_k", "search_benchmark"]
 
@@ -44,9 +46,6 @@ class BinaryIndex:
                  ef_search: int = 64, nlist: int | None = None, nprobe: int = 8) -> None:
         if kind not in INDEX_KINDS:
             raise ConfigError(f"unknown index {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
-        if kind != "exact" and not HAVE_FAISS:
-            raise MissingDependencyError("faiss is not installed: pip install faiss-cpu, or use "
-                                         "kind='exact'")
         self.kind, self.hnsw_m, self.ef_construction = kind, hnsw_m, ef_construction
         self.ef_search, self.nlist, self.nprobe = ef_search, nlist, nprobe
         self._db = None
@@ -60,15 +59,13 @@ class BinaryIndex:
         return ""
 
     def build(self, database) -> BinaryIndex:
-        db = _as_packed(database)
+        db = as_packed(database)
         if len(db) == 0:
             raise InputError("the database is empty; add at least one code")
         self._db = db
         d = db.shape[1] * 8
         if self.kind == "exact":
             return self
-        import faiss
-
         if self.kind == "flat":
             index = faiss.IndexBinaryFlat(d)
         elif self.kind == "hnsw":
@@ -91,12 +88,11 @@ class BinaryIndex:
         missing neighbours (their distance is then the code length + 1)."""
         if self._db is None:
             raise InputError("the index is empty; call .build(database) first")
-        q = _as_packed(queries)
+        q = as_packed(queries)
         if q.shape[1] != self._db.shape[1]:
             raise InputError(f"query codes have {q.shape[1] * 8} bits, the index "
                              f"{self._db.shape[1] * 8}; encode them with the same encoder")
-        if not 1 <= k <= len(self._db):
-            raise InputError(f"k={k} must lie in 1..{len(self._db)} (the database size)")
+        k = check_k(k, len(self._db))
         if self.kind == "exact":
             return hamming_knn(self._db, q, k)
         dist, idx = self._index.search(q, k)
@@ -122,10 +118,8 @@ def search_benchmark(database, queries, *, k: int = 10,
     ``build_s``, ``search_s`` (best of ``repeats``), ``qps``, ``recall@k`` (identity) and
     ``recall@k_dist`` (distance) against the exact ranking. ``threads`` sets faiss's OpenMP
     threads (None: faiss's default)."""
-    q = _as_packed(queries)
-    if threads is not None and HAVE_FAISS:
-        import faiss
-
+    q = as_packed(queries)
+    if threads is not None:
         faiss.omp_set_num_threads(int(threads))
     exact = None
     rows = []
