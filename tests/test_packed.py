@@ -174,3 +174,23 @@ def test_one_device_and_backend_resolver_names_the_fix(monkeypatch):
     assert resolve_backend("torch", "cpu") == ("torch", torch.device("cpu"))
     with pytest.raises(InputError, match="unknown backend 'faiss' for products.*'numba'"):
         resolve_backend("faiss", what="products")
+
+
+def test_global_memory_budget_sets_the_blocks_and_is_restored(data):
+    from acthash._utils.budget import get_memory_budget, memory_budget
+    from acthash.ops.hamming import _tile_rows
+
+    _, codes = data
+    per_row = codes.n_bytes * 8 * 5 + 8 * 2  # one unpacked row and its product, torch path
+    default = PackedMatrix(codes.packed, codes.n_bits, backend="torch").chunk_rows()
+    assert default == (1 << 30) // per_row
+    assert _tile_rows(128, None) == 1024  # the cache-tuned cap, below the 1 GiB budget
+    with memory_budget("64MB") as budget:
+        assert budget == get_memory_budget() == 64 << 20
+        m = PackedMatrix(codes.packed, codes.n_bits, backend="torch")
+        assert m.memory_budget == 64 << 20 and m.chunk_rows() == (64 << 20) // per_row
+        with memory_budget("64KB"):  # below the 8 MiB tile cap: the budget decides
+            assert _tile_rows(128, None) == (64 << 10) // (2 * (128 + 4))
+        assert _tile_rows(128, None) == 1024
+    assert get_memory_budget() == 1 << 30
+    assert PackedMatrix(codes.packed, codes.n_bits, backend="torch").chunk_rows() == default

@@ -15,7 +15,7 @@ _H01 = np.uint64(0x0101010101010101)
 
 
 @njit(inline="always")
-def _popcount64(x):
+def popcount64(x):
     # LLVM turns this pattern into the hardware popcount instruction
     x = x - ((x >> np.uint64(1)) & _M1)
     x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
@@ -58,7 +58,7 @@ def popcount_rate(words, reps):
         s = np.uint64(0)
         for _ in range(reps):
             for j in range(words.shape[1]):
-                s += _popcount64(words[r, j])
+                s += popcount64(words[r, j])
         tot[r] = s
     return tot
 
@@ -86,7 +86,7 @@ def class_counts_words(db, labels, queries, radius, n_classes):
         for i in range(n):
             s = np.int64(0)
             for j in range(w):
-                s += np.int64(_popcount64(q[j] ^ db[i, j]))
+                s += np.int64(popcount64(q[j] ^ db[i, j]))
             if s < r:
                 less[a, labels[i]] += 1
             elif s == r:
@@ -170,14 +170,14 @@ def distance_tile(a, rows, b, out):
                         a1 = a[i1, m]
                         a2 = a[i2, m]
                         a3 = a[i3, m]
-                        s0 += _popcount64(a0 ^ y)
-                        s1 += _popcount64(a1 ^ y)
-                        s2 += _popcount64(a2 ^ y)
-                        s3 += _popcount64(a3 ^ y)
-                        r0 += _popcount64(a0 ^ z)
-                        r1 += _popcount64(a1 ^ z)
-                        r2 += _popcount64(a2 ^ z)
-                        r3 += _popcount64(a3 ^ z)
+                        s0 += popcount64(a0 ^ y)
+                        s1 += popcount64(a1 ^ y)
+                        s2 += popcount64(a2 ^ y)
+                        s3 += popcount64(a3 ^ y)
+                        r0 += popcount64(a0 ^ z)
+                        r1 += popcount64(a1 ^ z)
+                        r2 += popcount64(a2 ^ z)
+                        r3 += popcount64(a3 ^ z)
                     out[i, j] = np.int32(s0)
                     out[i + 1, j] = np.int32(s1)
                     out[i + 2, j] = np.int32(s2)
@@ -191,14 +191,14 @@ def distance_tile(a, rows, b, out):
                     for x in range(i, i + 4):
                         s = np.uint64(0)
                         for m in range(w):
-                            s += _popcount64(a[rows[x], m] ^ b[j, m])
+                            s += popcount64(a[rows[x], m] ^ b[j, m])
                         out[x, j] = np.int32(s)
             else:
                 for x in range(i, na):
                     for j in range(j0, j1):
                         s = np.uint64(0)
                         for m in range(w):
-                            s += _popcount64(a[rows[x], m] ^ b[j, m])
+                            s += popcount64(a[rows[x], m] ^ b[j, m])
                         out[x, j] = np.int32(s)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from acthash._kernels.hamming import _popcount64
+from acthash._kernels.hamming import popcount64
 
 
 @njit(parallel=True, cache=True)
@@ -41,7 +41,7 @@ def rank_stats_words(db, queries, db_labels, q_labels, n_rel, ks, n_bits):
         for i in range(n):
             s = 0
             for j in range(w):
-                s += _popcount64(q[j] ^ db[i, j])
+                s += popcount64(q[j] ^ db[i, j])
             d[i] = s
             hn[s] += 1
             if db_labels[i] == lab:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from acthash._utils.io import atomic_path
-from acthash._utils.validate import check_labels
+from acthash._utils.validate import as_packed, check_labels
 from acthash.core.layers import choose_layers
 from acthash.errors import CorruptFileError, InputError, MissingFileError, ResourceError
 
@@ -87,11 +87,7 @@ class NeuralCodes:
         labels: np.ndarray | Sequence[int] | None = None,
         kept: np.ndarray | None = None,
     ) -> None:
-        packed = np.asarray(packed) if not isinstance(packed, np.memmap) else packed
-        if packed.dtype != np.uint8 or packed.ndim != 2:
-            raise InputError(
-                f"packed codes must be a 2-D uint8 array, got {packed.dtype} with shape {packed.shape}"
-            )
+        packed = as_packed(packed, contiguous=False)  # a memory map stays one
         if packed.shape[1] != _n_bytes(n_bits):
             raise InputError(
                 f"{n_bits} bits need {_n_bytes(n_bits)} bytes per row, packed has {packed.shape[1]}"

@@ -22,9 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
+from acthash._kernels import hamming as _hamming_numba
+from acthash._utils.budget import parse_memory_budget
+from acthash._utils.validate import as_packed, check_class_indices, check_k
 from acthash.errors import InputError, ResourceError
+from acthash.ops.bits import row_popcounts
+from acthash.ops.hamming import _share_state, gram_matrix
 
 __all__ = ["ClassGram", "compact_block", "loo_share_counts", "pair_working_bytes"]
+
+#: most bytes of int64 distances (with their temporaries) per chunk of a block in
+#: :func:`loo_share_counts`, a cap below the memory budget
+_LOO_CHUNK_BYTES = 32 << 20
 
 
 def compact_block(block: np.ndarray):
@@ -57,24 +66,14 @@ class ClassGram:
     """
 
     def __init__(self, codes, labels, *, memory_budget=None, keep: str = "all"):
-        from acthash._utils.budget import parse_memory_budget
-        from acthash.core.codes import NeuralCodes
-        from acthash.ops.hamming import _row_popcounts
-
-        self.packed = codes.packed if isinstance(codes, NeuralCodes) else np.asarray(codes)
-        if self.packed.dtype != np.uint8 or self.packed.ndim != 2:
-            raise InputError("expected NeuralCodes or a 2-D uint8 array of packed codes")
-        labels = np.asarray(labels)
-        if labels.shape != (len(self.packed),):
-            raise InputError(f"labels have shape {labels.shape} for {len(self.packed)} codes")
+        self.packed = as_packed(codes, contiguous=False)
+        self.labels, self.n_classes = check_class_indices(labels, len(self.packed))
         if keep not in ("all", "diagonal"):
             raise InputError(f"unknown keep={keep!r}; use 'all' or 'diagonal'")
-        self.labels = labels.astype(np.int64)
-        self.n_classes = int(self.labels.max()) + 1 if len(labels) else 0
         self.by_class = [np.flatnonzero(self.labels == c) for c in range(self.n_classes)]
         self.order = np.concatenate(self.by_class) if self.by_class else np.zeros(0, int)
         self.offsets = np.concatenate([[0], np.cumsum([len(r) for r in self.by_class])])
-        self.norms = _row_popcounts(self.packed)
+        self.norms = row_popcounts(self.packed)
         self.keep = keep
         sizes = [len(r) for r in self.by_class]
         kept = sum(4 * sizes[a] * sizes[b] for a in range(len(sizes))
@@ -117,8 +116,6 @@ class ClassGram:
     def block(self, a: int, b: int):
         """``(m, base)`` of ``G_ab`` for a <= b: ``G_ab[i, j] = base[i] + m[i, j]``, rows of
         class a (in index order) against rows of class b."""
-        from acthash.ops.hamming import gram_matrix
-
         if not 0 <= a <= b < self.n_classes:
             raise InputError(f"blocks are indexed 0 <= a <= b < {self.n_classes}; got {a}, {b}")
         if (a, b) in self._blocks:
@@ -154,13 +151,8 @@ def loo_share_counts(gram: ClassGram, k: int):
     the same as :func:`acthash.ops.hamming.share_counts_loo` on the codes. Each block (a, b),
     a <= b, is read once: a diagonal block updates its rows, a cross block the rows of both
     classes. Returns ``(less, equal)``, both (N, K) int64, in the codes' order."""
-    from acthash._kernels import hamming as _hamming_numba
-    from acthash.ops.hamming import _share_state
-
     n = len(gram.labels)
-    if not isinstance(k, (int, np.integer)) or not 1 <= k < n:
-        raise InputError(f"k={k!r} must be an integer between 1 and the number of other "
-                         f"codes {n - 1}")
+    k = check_k(k, n - 1, "the number of other codes")
     state = _share_state(n, k, gram.n_classes)
     sorted_labels = gram.labels[gram.order]
     off = gram.offsets
@@ -169,7 +161,7 @@ def loo_share_counts(gram: ClassGram, k: int):
             m, base = gram.block(a, b)
             na_ = gram.norms[gram.by_class[a]]
             nb_ = gram.norms[gram.by_class[b]]
-            step = max(1, (32 << 20) // (12 * max(1, len(nb_))))
+            step = max(1, min(gram.budget, _LOO_CHUNK_BYTES) // (12 * max(1, len(nb_))))
             cols = sorted_labels[off[b] : off[b + 1]]
             for lo in range(0, len(na_), step):
                 hi = min(len(na_), lo + step)

@@ -3,9 +3,10 @@
 Neighbour order is by (Hamming distance, database index): among equally distant codes the
 one stored first comes first. Backends, all exact and giving the same neighbours:
 ``"numba"`` (a compiled popcount kernel, the fastest here), ``"faiss"``
-(``faiss.IndexBinaryFlat``), ``"numpy"`` (chunked, always available) and ``"torch"``
-(packed words on a torch device, CUDA or CPU; popcount by bit tricks). ``"auto"`` takes the
-first of numba, faiss, numpy installed (torch when ``device`` is an accelerator).
+(``faiss.IndexBinaryFlat``), ``"numpy"`` (the chunked reference) and ``"torch"`` (packed
+words on a torch device, CUDA or CPU; popcount by bit tricks). ``"auto"`` takes numba (torch
+when ``device`` is an accelerator); backends are resolved by
+:func:`acthash._utils.budget.resolve_backend`.
 
 The database is streamed: it is read in blocks of rows (a memory-mapped ``.ahc`` is never
 read whole) and each block's neighbours are merged into the running top-k by (distance,
@@ -22,64 +23,41 @@ kernel (the kernel-form K-Means and logistic regression build on it).
 
 from __future__ import annotations
 
+import time
+
+import faiss
 import numpy as np
+from numba import get_num_threads
 
-from acthash.errors import InputError, MissingDependencyError
+from acthash._kernels import hamming as _hamming_numba
+from acthash._utils.budget import parse_memory_budget, resolve_backend
+from acthash._utils.validate import as_packed, check_class_indices, check_code_length, check_k
+from acthash.errors import InputError, ResourceError
+from acthash.ops.bits import popcount, row_popcounts
 
-try:  # pragma: no cover - exercised when faiss is importable
-    import faiss
-
-    HAVE_FAISS = True
-except ImportError:  # pragma: no cover
-    faiss = None
-    HAVE_FAISS = False
-
-try:  # pragma: no cover - exercised when numba is importable
-    from acthash._kernels import hamming as _hamming_numba
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover
-    _hamming_numba = None
-    HAVE_NUMBA = False
-
-__all__ = ["as_packed", "hamming_distances", "hamming_knn", "popcount", "HAVE_FAISS", "HAVE_NUMBA",
+__all__ = ["hamming_distances", "hamming_knn", "popcount", "KNN_BACKENDS",
            "available_backends", "class_counts", "hamming_distances_torch",
            "kth_distances_torch", "popcount_rate", "share_counts", "share_counts_loo", "gram_matrix"]
 
-#: bytes of database rows per streamed block (fits the last-level cache of most CPUs)
+#: the CPU backends of :func:`hamming_knn`, fastest first (numba and faiss are dependencies)
+KNN_BACKENDS = ("numba", "faiss", "numpy")
+#: always True (numba is a dependency); kept for :mod:`acthash.properties`, which still reads it
+HAVE_NUMBA = True
+
+#: most bytes of database rows per streamed block of the faiss/numpy k-NN, below the memory
+#: budget (fits the last-level cache of most CPUs)
 _DB_BLOCK_BYTES = 32 << 20
 
 
 def available_backends() -> list[str]:
-    """Installed k-NN backends, fastest first."""
-    return [b for b, ok in (("numba", HAVE_NUMBA), ("faiss", HAVE_FAISS), ("numpy", True)) if ok]
-
-_POPCOUNT_TABLE = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
-def popcount(a: np.ndarray) -> np.ndarray:
-    """Number of set bits of each uint8 element."""
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(a)
-    return _POPCOUNT_TABLE[a]
-
-
-def as_packed(x) -> np.ndarray:
-    from acthash.core.codes import NeuralCodes
-
-    if isinstance(x, NeuralCodes):
-        return np.ascontiguousarray(x.packed)
-    x = np.asarray(x)
-    if x.dtype != np.uint8 or x.ndim != 2:
-        raise InputError("expected NeuralCodes or a 2-D uint8 array of packed codes")
-    return np.ascontiguousarray(x)
+    """The CPU k-NN backends, fastest first (:data:`KNN_BACKENDS`)."""
+    return list(KNN_BACKENDS)
 
 
 def hamming_distances(a, b, chunk: int = 1024) -> np.ndarray:
     """(Na, Nb) int32 Hamming distances between packed codes ``a`` and ``b``."""
     a, b = as_packed(a), as_packed(b)
-    if a.shape[1] != b.shape[1]:
-        raise InputError(f"codes differ in length: {a.shape[1]} vs {b.shape[1]} bytes per row")
+    check_code_length(a, b)
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
     for lo in range(0, a.shape[0], chunk):
         block = a[lo : lo + chunk, None, :] ^ b[None, :, :]
@@ -108,8 +86,6 @@ def _merge(best_d, best_i, d, i, k):
 
 
 def _block_rows(n_bytes: int, memory_budget) -> int:
-    from acthash._utils.budget import parse_memory_budget
-
     budget = parse_memory_budget(memory_budget)
     return max(1, min(budget, _DB_BLOCK_BYTES) // max(1, n_bytes))
 
@@ -144,15 +120,11 @@ def _torch_popcount(x):
     return (x * 0x01010101) >> 24
 
 
-def _knn_torch(database, q, k, device, memory_budget):
+def _knn_torch(database, q, k, dev, memory_budget):
     """Exact k-NN on a torch device: distance tiles, then top-k of the key
     ``distance * N + index`` (so ties keep the smaller index) merged block by block."""
     import torch
 
-    from acthash._utils.budget import parse_memory_budget
-    from acthash.errors import ResourceError
-
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     budget = parse_memory_budget(memory_budget)
     n = database.shape[0]
     n_words = (database.shape[1] + 3) // 4
@@ -190,7 +162,8 @@ def hamming_knn(database, queries, k: int, backend: str = "auto", *, memory_budg
     """k nearest database codes of each query by Hamming distance.
 
     Returns ``(distances, indices)``, both (Nq, k), ordered by (distance, database index).
-    backend : "auto" (the fastest installed), "numba", "faiss", "numpy" or "torch".
+    backend : "auto" (numba; torch when ``device`` is an accelerator), "numba", "faiss",
+        "numpy" or "torch".
     memory_budget : bytes (or "512MB") of packed rows read at once (with numba: one tile of
         query and database rows, at most 8 MiB, which keeps it in cache; other CPU backends:
         database blocks, at most 32 MiB); with
@@ -199,24 +172,14 @@ def hamming_knn(database, queries, k: int, backend: str = "auto", *, memory_budg
     The database (NeuralCodes or packed rows, possibly a memory map) is read block by block.
     """
     db, q = as_packed(database), as_packed(queries)
-    if db.shape[1] != q.shape[1]:
-        raise InputError(f"codes differ in length: {db.shape[1]} vs {q.shape[1]} bytes per row")
-    if not 1 <= k <= db.shape[0]:
-        raise InputError(f"k={k} must be between 1 and the database size {db.shape[0]}")
-    if backend == "auto":
-        backend = available_backends()[0]
-        if device is not None and str(device) not in ("cpu", "auto"):
-            backend = "torch"
+    check_code_length(db, q)
+    k = check_k(k, db.shape[0])
+    # backend="torch" without a device takes CUDA when available
+    backend, dev = resolve_backend(backend, "auto" if backend == "torch" and device is None
+                                   else device, allowed=("numba", "faiss", "numpy", "torch"),
+                                   what="the Hamming k-NN")
     if backend == "torch":
-        return _knn_torch(db, q, k, device, memory_budget)
-    if backend == "numba" and not HAVE_NUMBA:
-        raise MissingDependencyError("numba is not installed: pip install numba, or use backend='numpy'")
-    if backend == "faiss" and not HAVE_FAISS:
-        raise MissingDependencyError("faiss is not installed: pip install faiss-cpu, or use backend='numpy'")
-    if backend not in ("numba", "faiss", "numpy"):
-        raise InputError(
-            f"unknown backend {backend!r}; use 'auto', 'numba', 'faiss', 'numpy' or 'torch'"
-        )
+        return _knn_torch(db, q, k, dev, memory_budget)
     if backend == "numba":
         best_d = np.full((q.shape[0], k), 2**31 - 1, dtype=np.int32)
         best_i = np.zeros((q.shape[0], k), dtype=np.int64)
@@ -237,12 +200,6 @@ def hamming_knn(database, queries, k: int, backend: str = "auto", *, memory_budg
 def popcount_rate(seconds: float = 1.0) -> float:
     """The machine's popcount limit: 64-bit words popcounted per second by a tight compiled
     loop over an L1-resident array, on all threads (the ceiling of the numba k-NN kernel)."""
-    import time
-
-    if not HAVE_NUMBA:
-        raise MissingDependencyError("numba is not installed: pip install numba")
-    from numba import get_num_threads
-
     rows = max(1, get_num_threads())
     words = np.random.default_rng(0).integers(0, 2**63, size=(rows, 512), dtype=np.uint64)
     _hamming_numba.popcount_rate(words, 1)
@@ -265,16 +222,8 @@ def popcount_rate(seconds: float = 1.0) -> float:
 
 def _check_labels_arg(db: np.ndarray, labels, q: np.ndarray, n_classes):
     """Same code length, one class index in [0, n_classes) per database row."""
-    if db.shape[1] != q.shape[1]:
-        raise InputError(f"codes differ in length: {db.shape[1]} vs {q.shape[1]} bytes per row")
-    labels = np.ascontiguousarray(np.asarray(labels, dtype=np.int64))
-    if labels.shape != (db.shape[0],):
-        raise InputError(f"labels have shape {labels.shape}; pass one class index per database row")
-    if n_classes is None:
-        n_classes = int(labels.max()) + 1 if len(labels) else 0
-    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-        raise InputError(f"labels must be class indices in [0, {n_classes}); encode them first")
-    return labels, int(n_classes)
+    check_code_length(db, q)
+    return check_class_indices(labels, db.shape[0], n_classes, rows="database row")
 
 
 def _check_counts_args(db: np.ndarray, labels, q: np.ndarray, radius, n_classes):
@@ -295,24 +244,22 @@ def class_counts(database, labels, queries, radius, n_classes: int | None = None
     codes of class c at distance < radius[q], ``equal[q, c]`` those at distance == radius[q].
     The counts do not depend on the order of the database rows.
 
-    backend : "auto" (numba when installed, else numpy), "numba" or "numpy"; faiss has no
-        counting primitive, so "faiss" counts with the numba/numpy kernel. ``device`` (a torch
+    backend : "auto" (numba), "numba", "numpy" or "torch" (on the CPU); faiss has no
+        counting primitive, so "faiss" counts with the numba kernel. ``device`` (a torch
         device such as "cuda" or "cpu") counts with torch on that device instead.
     """
     db, q = as_packed(database), as_packed(queries)
     labels, radius, n_classes = _check_counts_args(db, labels, q, radius, n_classes)
-    if device is not None:
-        return _class_counts_torch(db, labels, q, radius, n_classes, device)
-    if backend in ("auto", "faiss"):
-        backend = "numba" if HAVE_NUMBA else "numpy"
-    if backend == "numba":
-        if not HAVE_NUMBA:
-            raise MissingDependencyError("numba is not installed: pip install numba, or use backend='numpy'")
+    if device is not None:  # a torch device counts with torch there, whatever the backend
+        backend = "torch"
+    backend, dev = resolve_backend(backend, device, allowed=("numba", "faiss", "numpy", "torch"),
+                                   what="the class counts")
+    if backend == "torch":
+        return _class_counts_torch(db, labels, q, radius, n_classes, dev)
+    if backend in ("numba", "faiss"):  # faiss has no counting primitive: the numba kernel
         to_words = _hamming_numba.as_words
         return _hamming_numba.class_counts_words(to_words(db), labels, to_words(q), radius,
                                                  n_classes)
-    if backend != "numpy":
-        raise InputError(f"unknown backend {backend!r}; use 'auto', 'numba', 'faiss' or 'numpy'")
     onehot = np.zeros((db.shape[0], n_classes), dtype=np.float64)
     onehot[np.arange(db.shape[0]), labels] = 1.0
     less = np.zeros((q.shape[0], n_classes), dtype=np.int64)
@@ -340,10 +287,8 @@ _TILE_BYTES = 8 << 20
 
 
 def _tile_rows(n_bytes: int, memory_budget) -> int:
-    """Rows per side of a distance tile: two blocks of packed rows within the budget."""
-    from acthash._utils.budget import parse_memory_budget
-    from acthash.errors import ResourceError
-
+    """Rows per side of a distance tile: two blocks of packed rows within the budget (at most
+    ``_TILE_BYTES``, a cache-tuned cap)."""
     budget = parse_memory_budget(memory_budget)
     row = 8 * ((n_bytes + 7) // 8)
     if budget < 2 * (row + 4):
@@ -386,14 +331,6 @@ def _distance_tiles(a, b_rows, memory_budget, *, symmetric: bool = False):
             yield ilo, jlo, tile
 
 
-def _check_share_args(k, n: int, what: str):
-    if not HAVE_NUMBA:
-        raise MissingDependencyError("numba is not installed: pip install numba, or use "
-                                     "class_counts(backend='numpy')")
-    if not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
-        raise InputError(f"k={k!r} must be an integer between 1 and {what} {n}")
-
-
 def share_counts(database, labels, queries, k: int, n_classes: int | None = None, *,
                  memory_budget=None):
     """Per query and class, the database codes closer than and exactly at the query's k-th
@@ -409,7 +346,7 @@ def share_counts(database, labels, queries, k: int, n_classes: int | None = None
     """
     db, q = as_packed(database), as_packed(queries)
     labels, n_classes = _check_labels_arg(db, labels, q, n_classes)
-    _check_share_args(k, db.shape[0], "the database size")
+    k = check_k(k, db.shape[0])
     state = _share_state(q.shape[0], k, n_classes)
     for qlo, lo, t in _distance_tiles(q, db, memory_budget):
         _hamming_numba.share_rows(t, labels[lo : lo + t.shape[1]], qlo, lo, *state, False)
@@ -427,7 +364,7 @@ def share_counts_loo(codes, labels, k: int, n_classes: int | None = None, *,
     """
     db = as_packed(codes)
     labels, n_classes = _check_labels_arg(db, labels, db, n_classes)
-    _check_share_args(k, db.shape[0] - 1, "the number of other codes")
+    k = check_k(k, db.shape[0] - 1, "the number of other codes")
     n = db.shape[0]
     state = _share_state(n, k, n_classes)
     # tiles in row-major order: every code meets the others in increasing index order
@@ -437,21 +374,6 @@ def share_counts_loo(codes, labels, k: int, n_classes: int | None = None, *,
             _hamming_numba.share_cols(t, labels[ilo : ilo + t.shape[0]], ilo, jlo, *state,
                                       True)
     return _hamming_numba.share_finish(*state)
-
-
-def _row_popcounts(packed, step: int = 4096) -> np.ndarray:
-    """Set bits of each packed row: (N,) int64 (popcounts of 64-bit words)."""
-    out = np.zeros(packed.shape[0], dtype=np.int64)
-    for lo in range(0, packed.shape[0], step):
-        block = np.asarray(packed[lo : lo + step])
-        if hasattr(np, "bitwise_count"):
-            pad = (-block.shape[1]) % 8
-            words = np.ascontiguousarray(np.pad(block, ((0, 0), (0, pad))) if pad else block)
-            out[lo : lo + step] = np.bitwise_count(words.view(np.uint64)).sum(axis=1,
-                                                                                dtype=np.int64)
-        else:
-            out[lo : lo + step] = popcount(block).sum(axis=1, dtype=np.int64)
-    return out
 
 
 def gram_matrix(codes, other=None, *, memory_budget=None, dtype=np.float64) -> np.ndarray:
@@ -464,12 +386,10 @@ def gram_matrix(codes, other=None, *, memory_budget=None, dtype=np.float64) -> n
     ``min(memory_budget, 8 MiB)`` bytes, so memory-mapped codes work.
     """
     db = as_packed(codes)
-    if not HAVE_NUMBA:
-        raise MissingDependencyError("numba is not installed: pip install numba")
     if other is not None:
         return _cross_gram(db, as_packed(other), memory_budget, dtype)
     n = db.shape[0]
-    norms = _row_popcounts(db)
+    norms = row_popcounts(db)
     out = np.empty((n, n), dtype=dtype)
     for ilo, jlo, t in _distance_tiles(db, db, memory_budget, symmetric=True):
         ihi, jhi = ilo + t.shape[0], jlo + t.shape[1]
@@ -483,11 +403,9 @@ def gram_matrix(codes, other=None, *, memory_budget=None, dtype=np.float64) -> n
 def _cross_gram(a, b_rows, memory_budget, dtype, a_norms=None, b_norms=None):
     """(len(a), len(b_rows)) inner products; ``a_norms`` / ``b_norms`` (int64 popcounts of
     the rows) when the caller already has them."""
-    if a.shape[1] != b_rows.shape[1]:
-        raise InputError(f"codes differ in length: {a.shape[1]} vs {b_rows.shape[1]} bytes "
-                         "per row")
-    na_ = _row_popcounts(a) if a_norms is None else a_norms
-    nb_ = _row_popcounts(b_rows) if b_norms is None else b_norms
+    check_code_length(a, b_rows)
+    na_ = row_popcounts(a) if a_norms is None else a_norms
+    nb_ = row_popcounts(b_rows) if b_norms is None else b_norms
     out = np.empty((a.shape[0], b_rows.shape[0]), dtype=dtype)
     for ilo, jlo, t in _distance_tiles(a, b_rows, memory_budget):
         ihi, jhi = ilo + t.shape[0], jlo + t.shape[1]
@@ -509,8 +427,7 @@ def hamming_distances_torch(a, b, device="cpu", chunk: int = 8192):
     import torch
 
     a, b = as_packed(a), as_packed(b)
-    if a.shape[1] != b.shape[1]:
-        raise InputError(f"codes differ in length: {a.shape[1]} vs {b.shape[1]} bytes per row")
+    check_code_length(a, b)
     dtype = torch.float64
     # keep each unpacked block near 256 MB whatever the code length
     chunk = max(1, min(chunk, 2**25 // max(1, 8 * a.shape[1])))
@@ -530,8 +447,7 @@ def kth_distances_torch(database, queries, k: int, device="cpu", chunk: int = 10
     import torch
 
     db, q = as_packed(database), as_packed(queries)
-    if not 1 <= k <= db.shape[0]:
-        raise InputError(f"k={k} must be between 1 and the database size {db.shape[0]}")
+    k = check_k(k, db.shape[0])
     out = np.empty(q.shape[0], dtype=np.int64)
     chunk = max(1, min(chunk, 2**25 // max(1, 8 * q.shape[1])))
     for lo in range(0, q.shape[0], chunk):
@@ -540,10 +456,9 @@ def kth_distances_torch(database, queries, k: int, device="cpu", chunk: int = 10
     return out
 
 
-def _class_counts_torch(db, labels, q, radius, n_classes, device, chunk: int = 1024):
+def _class_counts_torch(db, labels, q, radius, n_classes, dev, chunk: int = 1024):
     import torch
 
-    dev = torch.device(device)
     onehot = torch.zeros((db.shape[0], n_classes), dtype=torch.float64, device=dev)
     onehot[torch.arange(db.shape[0], device=dev), torch.from_numpy(labels).to(dev)] = 1.0
     less = np.empty((q.shape[0], n_classes), dtype=np.int64)

@@ -33,11 +33,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from acthash._utils.budget import parse_memory_budget
+from acthash._utils.validate import check_k
 from acthash.core.codes import as_codes
 from acthash.errors import InputError
+from acthash.ops.hamming import gram_matrix
 from acthash.ops.packed import PackedMatrix
 
-__all__ = ["KMeansResult", "kmeans_packed"]
+__all__ = ["KMEANS_SOLVERS", "KMeansResult", "kmeans_packed"]
 
 
 @dataclass
@@ -293,7 +295,7 @@ _GRAM_BYTES_PER_ROW = 3
 _TABLE_MAX_BYTES = 512
 
 #: K-Means solvers of :func:`kmeans_packed`
-SOLVERS = ("auto", "gram", "planes", "tables")
+KMEANS_SOLVERS = ("auto", "gram", "planes", "tables")
 
 
 def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 300,
@@ -321,13 +323,12 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
     n = len(codes)
     if n == 0:
         raise InputError("no codes: K-Means needs at least one example")
-    if not 1 <= n_clusters <= n:
-        raise InputError(f"n_clusters={n_clusters} must be between 1 and the number of codes {n}")
+    n_clusters = check_k(n_clusters, n, "the number of codes", "n_clusters")
     if n_init < 1 or max_iter < 1:
         raise InputError("n_init and max_iter must be at least 1")
-    if solver not in SOLVERS:
-        raise InputError(f"unknown solver {solver!r}; use 'auto', 'gram', 'planes' or "
-                         "'tables'")
+    if solver not in KMEANS_SOLVERS:
+        raise InputError(f"unknown solver {solver!r} for K-Means; use one of "
+                         f"{', '.join(repr(x) for x in KMEANS_SOLVERS)}")
     budget = parse_memory_budget(memory_budget)
     mat = PackedMatrix(codes.packed, codes.n_bits, backend=backend, device=device,
                        memory_budget=budget)
@@ -361,9 +362,7 @@ def kmeans_packed(codes, n_clusters: int, *, n_init: int = 10, max_iter: int = 3
 
 
 def _kmeans_gram(codes, mat, norms, k, n_init, max_iter, tol_abs, seed, budget):
-    from acthash.ops.hamming import gram_matrix
-
-    gram = gram_matrix(codes, memory_budget=min(budget, 32 << 20))
+    gram = gram_matrix(codes, memory_budget=budget)  # tiles capped at 8 MiB inside
 
     def hamming_to(rows):
         return norms[:, None] + norms[rows][None, :] - 2.0 * gram[:, rows]

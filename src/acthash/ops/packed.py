@@ -21,9 +21,22 @@ rows are in memory or memory-mapped.
 from __future__ import annotations
 
 import numpy as np
+from numba import get_num_threads
 
+from acthash._kernels.hamming import as_words, distance_tile
+from acthash._kernels.packed import (
+    add_row_bits,
+    build_tables,
+    expand_histogram,
+    hamming_to,
+    lut_matmul,
+    lut_rmatmul,
+    pack_planes,
+)
 from acthash._utils.budget import parse_memory_budget, resolve_backend
+from acthash._utils.validate import as_packed
 from acthash.errors import InputError, ResourceError
+from acthash.ops.bits import row_popcounts
 
 __all__ = ["PackedMatrix"]
 
@@ -34,8 +47,10 @@ _DENSE_ROWS = 64
 _LUT_CHUNK = 4096
 #: bytes of tables one pass of the table product keeps hot (fits L2)
 _LUT_BLOCK_BYTES = 256 << 10
-#: most bytes of unpacked float64 rows in one dense block
+#: most bytes of unpacked float64 rows in one dense block, below the memory budget
 _DENSE_BLOCK_BYTES = 64 << 20
+#: most rows popcounted at once (a cap below the memory budget)
+_POPCOUNT_ROWS = 65536
 
 class PackedMatrix:
     """The (N, n_bits) 0/1 matrix of bit-packed codes, with chunked products.
@@ -50,8 +65,7 @@ class PackedMatrix:
 
     def __init__(self, packed, n_bits: int, *, backend: str = "auto", device=None,
                  memory_budget=None):
-        if not isinstance(packed, np.ndarray) or packed.dtype != np.uint8 or packed.ndim != 2:
-            raise InputError("packed codes must be a 2-D uint8 array (NeuralCodes.packed)")
+        packed = as_packed(packed, contiguous=False)
         if packed.shape[1] != (n_bits + 7) // 8:
             raise InputError(f"{n_bits} bits need {(n_bits + 7) // 8} bytes per row, "
                              f"packed has {packed.shape[1]}")
@@ -99,8 +113,6 @@ class PackedMatrix:
 
     def _tables(self, w: np.ndarray) -> np.ndarray:
         """(n_bits, M) -> (n_bytes, 256, M) float64 byte tables."""
-        from acthash._kernels.packed import build_tables
-
         pad = self.n_bytes * 8 - self.n_bits
         if pad:
             w = np.concatenate([w, np.zeros((pad, w.shape[1]))])
@@ -155,10 +167,6 @@ class PackedMatrix:
                 out[lo : lo + x.shape[0]] = x @ w
             return out
         if self.backend == "numba":
-            from numba import get_num_threads
-
-            from acthash._kernels.packed import lut_matmul
-
             g = self._column_group(w.shape[1])
             # row chunks: at least one per thread, at most _LUT_CHUNK rows of accumulators
             chunk = max(1, min(_LUT_CHUNK, -(-len(rows) // get_num_threads())))
@@ -197,8 +205,6 @@ class PackedMatrix:
                 out += x.T @ r[lo : lo + x.shape[0]]
             return out
         if self.backend == "numba":
-            from acthash._kernels.packed import expand_histogram, lut_rmatmul
-
             g = self._column_group(r.shape[1])
             for c in range(0, r.shape[1], g):
                 part = np.ascontiguousarray(r[:, c : c + g])
@@ -243,10 +249,6 @@ class PackedMatrix:
         need = np.asarray(need, dtype=bool)
         if need.shape != out.shape:
             raise InputError(f"need has shape {need.shape}, expected {out.shape}")
-        from acthash._kernels.hamming import as_words, distance_tile
-        from acthash._kernels.packed import pack_planes
-        from acthash.ops.hamming import _row_popcounts
-
         norms = self._popcounts()
         step = max(4, min(self.memory_budget, _DENSE_BLOCK_BYTES) // max(1, self.n_bytes))
         in_place = self.n_bytes % 8 == 0 and self.packed.flags.c_contiguous
@@ -258,7 +260,7 @@ class PackedMatrix:
                 continue
             planes = np.empty((n_planes, -(-self.n_bytes // 8)), dtype=np.uint64)
             pack_planes(si[m], n_planes, planes)
-            plane_norms = _row_popcounts(planes.view(np.uint8))
+            plane_norms = row_popcounts(planes.view(np.uint8))
             power = 2.0 ** np.arange(n_planes)
             sel = np.flatnonzero(need[:, m])
             for lo in range(0, len(sel), step):
@@ -280,10 +282,6 @@ class PackedMatrix:
         over the rows with ``target[r] == g`` (sign 1 by default): (n_groups, n_bits) int64,
         exact (numba backend: each thread adds a share of the rows, byte by byte, into its
         own copy of the sums, within the memory budget)."""
-        from numba import get_num_threads
-
-        from acthash._kernels.packed import add_row_bits
-
         rows = self._rows(rows)
         target = np.ascontiguousarray(target, dtype=np.int64)
         if target.shape != rows.shape:
@@ -301,10 +299,8 @@ class PackedMatrix:
     def _popcounts(self) -> np.ndarray:
         """(N,) int64 set bits of every row, computed once."""
         if getattr(self, "_norms", None) is None:
-            from acthash.ops.hamming import _row_popcounts
-
-            step = max(1, min(65536, self.memory_budget // max(1, 2 * self.n_bytes)))
-            self._norms = _row_popcounts(self.packed, step)
+            step = max(1, min(_POPCOUNT_ROWS, self.memory_budget // max(1, 2 * self.n_bytes)))
+            self._norms = row_popcounts(self.packed, step)
         return self._norms
 
     def row_sums(self, rows=None) -> np.ndarray:
@@ -321,9 +317,6 @@ class PackedMatrix:
             qb = self.unpack_rows(query_rows)
             return np.maximum(norms[:, None] + norms[query_rows][None, :] - 2 * self.matmul(qb.T),
                               0.0)
-        from acthash._kernels.hamming import as_words
-        from acthash._kernels.packed import hamming_to
-
         q = as_words(np.asarray(self.packed[query_rows]))
         out = np.empty((len(self), len(query_rows)), dtype=np.float64)
         step = max(1, min(len(self), self.memory_budget // (2 * (self.n_bytes + 8))))

@@ -20,7 +20,8 @@ Measures (per query, averaged over queries):
 
 Backends, all exact and giving the same numbers: ``"numba"`` (a compiled two-pass kernel, no
 sort), ``"torch"`` (distances by a matrix product, stable sort; runs on a GPU with
-``device="cuda"``) and ``"numpy"`` (stable argsort, always available).
+``device="cuda"``) and ``"numpy"`` (stable argsort, the reference); resolved by
+:func:`acthash._utils.budget.resolve_backend`.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from acthash.core.codes import NeuralCodes
-from acthash.errors import InputError, MissingDependencyError
-from acthash.ops.hamming import HAVE_NUMBA, hamming_distances
+from acthash._kernels.hamming import as_words
+from acthash._kernels.rank import rank_stats_words
+from acthash._utils.budget import resolve_backend
+from acthash._utils.validate import as_packed, check_labels
+from acthash.errors import InputError
+from acthash.ops.hamming import hamming_distances
 
 __all__ = ["DEFAULT_KS", "RankingStats", "ranking_stats", "mean_average_precision",
            "expected_average_precision", "retrieval_summary"]
@@ -113,27 +117,16 @@ class RankingStats:
 
 
 def _packed_and_labels(codes, labels, what: str):
-    if isinstance(codes, NeuralCodes):
-        packed, n_bits = np.ascontiguousarray(codes.packed), codes.n_bits
-        if labels is None:
-            labels = codes.labels
-    else:
-        packed = np.asarray(codes)
-        if packed.dtype != np.uint8 or packed.ndim != 2:
-            raise InputError(f"{what} codes must be NeuralCodes or a 2-D uint8 array of packed "
-                             "codes (numpy.packbits(bits, axis=1))")
-        packed, n_bits = np.ascontiguousarray(packed), packed.shape[1] * 8
+    packed = as_packed(codes, what)
+    n_bits = getattr(codes, "n_bits", packed.shape[1] * 8)
+    if labels is None:
+        labels = getattr(codes, "labels", None)
     if labels is None:
         raise InputError(f"{what} codes carry no labels; pass {what}_labels (one class per row)")
-    labels = np.asarray(labels).reshape(-1)
-    if len(labels) != len(packed):
-        raise InputError(f"{what}_labels has {len(labels)} entries for {len(packed)} codes; "
-                         "pass one label per row, in the same order")
-    if labels.dtype.kind not in "iu":
-        raise InputError(f"{what}_labels must be integer class indices, got {labels.dtype}")
+    labels = check_labels(np.asarray(labels).reshape(-1), len(packed), f"{what}_labels")
     if len(packed) == 0:
         raise InputError(f"the {what} set is empty; pass at least one code")
-    return packed, n_bits, labels.astype(np.int64)
+    return packed, n_bits, labels
 
 
 def _check(query, query_labels, database, database_labels, ks):
@@ -169,27 +162,20 @@ def ranking_stats(query, database, query_labels=None, database_labels=None, *,
         uint8 arrays with ``*_labels``
     ks : precision@k cut-offs, each between 1 and the database size (default: those of
         DEFAULT_KS = 1, 10, 100, 1000 that do not exceed it)
-    backend : "auto" (numba when installed, else numpy), "numba", "torch" or "numpy"
+    backend : "auto" (numba; torch when ``device`` is an accelerator), "numba", "torch" or
+        "numpy"
     device : torch device for ``backend="torch"`` ("cpu", "cuda", ...)
     """
     q, ql, db, dl, n_rel, ks, n_bits = _check(query, query_labels, database, database_labels, ks)
-    if backend == "auto":
-        backend = "numba" if HAVE_NUMBA else "numpy"
+    backend, dev = resolve_backend(backend, device, allowed=("numba", "numpy", "torch"),
+                                   what="the ranking statistics")
     if backend == "numba":
-        if not HAVE_NUMBA:
-            raise MissingDependencyError("numba is not installed: pip install numba, or use "
-                                         "backend='numpy'")
-        from acthash._kernels.hamming import as_words
-        from acthash._kernels.rank import rank_stats_words
-
         ap, hits, hist_n, hist_r = rank_stats_words(
             as_words(db), as_words(q), dl, ql, n_rel, np.asarray(ks, np.int64), n_bits)
     elif backend == "numpy":
         ap, hits, hist_n, hist_r = _rank_numpy(q, ql, db, dl, n_rel, ks, n_bits, chunk)
-    elif backend == "torch":
-        ap, hits, hist_n, hist_r = _rank_torch(q, ql, db, dl, n_rel, ks, n_bits, chunk, device)
     else:
-        raise InputError(f"unknown backend {backend!r}; use 'auto', 'numba', 'torch' or 'numpy'")
+        ap, hits, hist_n, hist_r = _rank_torch(q, ql, db, dl, n_rel, ks, n_bits, chunk, dev)
     karr = np.asarray(ks, dtype=np.float64)
     return RankingStats(
         ap=ap, expected_ap=_expected_ap(hist_n, hist_r, n_rel), ks=ks,
@@ -225,10 +211,9 @@ def _rank_numpy(q, ql, db, dl, n_rel, ks, n_bits, chunk):
     return ap, hits, hist_n, hist_r
 
 
-def _rank_torch(q, ql, db, dl, n_rel, ks, n_bits, chunk, device):
+def _rank_torch(q, ql, db, dl, n_rel, ks, n_bits, chunk, dev):
     import torch
 
-    dev = torch.device(device)
     levels = n_bits + 1
 
     def bits(p):

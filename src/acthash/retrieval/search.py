@@ -21,11 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import faiss
 import numpy as np
 import pandas as pd
 
-from acthash.errors import ConfigError, InputError, MissingDependencyError
-from acthash.ops.hamming import HAVE_FAISS, as_packed, hamming_knn
+from acthash._utils.validate import as_packed, check_k
+from acthash.errors import ConfigError, InputError
+from acthash.ops.hamming import hamming_knn
 
 __all__ = ["INDEX_KINDS", "BinaryIndex", "recall_at_k", "search_benchmark"]
 
@@ -44,9 +46,6 @@ class BinaryIndex:
                  ef_search: int = 64, nlist: int | None = None, nprobe: int = 8) -> None:
         if kind not in INDEX_KINDS:
             raise ConfigError(f"unknown index {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
-        if kind != "exact" and not HAVE_FAISS:
-            raise MissingDependencyError("faiss is not installed: pip install faiss-cpu, or use "
-                                         "kind='exact'")
         self.kind, self.hnsw_m, self.ef_construction = kind, hnsw_m, ef_construction
         self.ef_search, self.nlist, self.nprobe = ef_search, nlist, nprobe
         self._db = None
@@ -67,8 +66,6 @@ class BinaryIndex:
         d = db.shape[1] * 8
         if self.kind == "exact":
             return self
-        import faiss
-
         if self.kind == "flat":
             index = faiss.IndexBinaryFlat(d)
         elif self.kind == "hnsw":
@@ -95,8 +92,7 @@ class BinaryIndex:
         if q.shape[1] != self._db.shape[1]:
             raise InputError(f"query codes have {q.shape[1] * 8} bits, the index "
                              f"{self._db.shape[1] * 8}; encode them with the same encoder")
-        if not 1 <= k <= len(self._db):
-            raise InputError(f"k={k} must lie in 1..{len(self._db)} (the database size)")
+        k = check_k(k, len(self._db))
         if self.kind == "exact":
             return hamming_knn(self._db, q, k)
         dist, idx = self._index.search(q, k)
@@ -123,9 +119,7 @@ def search_benchmark(database, queries, *, k: int = 10,
     ``recall@k_dist`` (distance) against the exact ranking. ``threads`` sets faiss's OpenMP
     threads (None: faiss's default)."""
     q = as_packed(queries)
-    if threads is not None and HAVE_FAISS:
-        import faiss
-
+    if threads is not None:
         faiss.omp_set_num_threads(int(threads))
     exact = None
     rows = []
