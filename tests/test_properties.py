@@ -205,7 +205,7 @@ def test_options_object_and_keywords_give_the_same_record(rng):
     # overrides on top of an options object: the convention fields not chosen follow it
     assert _same(by_kw, encoding_properties(tr, y_tr, te, y_te, options=P.PropertyOptions(
         k=5, seed=3, kmeans_n_init=2, ties="share", dataset="mnist"), convention="original"))
-    with pytest.raises(TypeError, match="unknown property option"):
+    with pytest.raises(InputError, match="unknown property option"):
         encoding_properties(tr, y_tr, te, y_te, kmeans_seeds=2)
 
 

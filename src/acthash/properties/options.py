@@ -218,7 +218,7 @@ class PropertyOptions:
         names = {f.name for f in fields(self) if f.init}
         bad = sorted(set(changes) - names)
         if bad:
-            raise TypeError(f"unknown property option(s) {bad}; options are: "
+            raise InputError(f"unknown property option(s) {bad}; options are: "
                             f"{', '.join(sorted(names))}")
         if not changes:
             return self
