@@ -184,7 +184,7 @@ def test_count_distinct_in_small_blocks_equals_unique_rows(monkeypatch):
 # --- the catalog and PropertyOptions -------------------------------------------------------------
 
 
-def _clustered(rng, n, d=24, classes=3):
+def _planted(rng, n, d=24, classes=3):
     centres = rng.integers(0, 2, size=(classes, d)).astype(np.uint8)
     y = rng.integers(0, classes, n)
     return (centres[y] ^ (rng.random((n, d)) < 0.2)).astype(np.uint8), y
@@ -195,8 +195,8 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def test_options_object_and_keywords_give_the_same_record(rng):
-    tr, y_tr = _clustered(rng, 120)
-    te, y_te = _clustered(rng, 60)
+    tr, y_tr = _planted(rng, 120)
+    te, y_te = _planted(rng, 60)
     kw = {"k": 5, "seed": 3, "kmeans_n_init": 2, "convention": "original", "ties": "share",
           "dataset": "mnist"}
     by_kw = encoding_properties(tr, y_tr, te, y_te, **kw)
@@ -234,8 +234,8 @@ def test_options_resolve_once_from_the_convention():
 
 
 def test_drop_constant_false_is_the_conventions_choice(rng):
-    tr, y_tr = _clustered(rng, 80)
-    te, y_te = _clustered(rng, 40)
+    tr, y_tr = _planted(rng, 80)
+    te, y_te = _planted(rng, 40)
     tr[:, 0] = te[:, 0] = 1  # a unit constant over train and test
     kw = {"kmeans_n_seeds": 1, "kmeans_n_init": 1}
     for convention, bits in (("acthash", 24), ("original", 23)):
@@ -250,8 +250,8 @@ def test_drop_constant_false_is_the_conventions_choice(rng):
 def test_every_record_column_is_declared_in_the_catalog(rng):
     from acthash.properties.catalog import PROPERTIES
 
-    tr, y_tr = _clustered(rng, 100)
-    te, y_te = _clustered(rng, 50)
+    tr, y_tr = _planted(rng, 100)
+    te, y_te = _planted(rng, 50)
     logits = rng.normal(size=(100, 3))
     meta = {"n_bits", "n_train", "n_test", "n_classes", "k", "convention", "ties",
             "kmeans_n_seeds", "kmeans_mapping_original"}

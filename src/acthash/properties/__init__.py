@@ -32,19 +32,20 @@ See docs/properties.md.
 from __future__ import annotations
 
 from acthash.properties.aggregate import (
-                                          aggregate_properties,
-                                          euclidean_knn_accuracy,
-                                          euclidean_knn_loo_accuracy,
-                                          euclidean_knn_predict,
+    aggregate_properties,
+    euclidean_knn_accuracy,
+    euclidean_knn_loo_accuracy,
+    euclidean_knn_predict,
 )
 from acthash.properties.catalog import PROPERTIES, Property, property_rows, timing_rows
 from acthash.properties.clustering import (
-                                          MAPPINGS,
-                                          ORIGINAL_KMEANS_MAPPING,
-                                          cluster_accuracy,
-                                          kmeans_accuracy,
-                                          kmeans_scores,
-                                          original_kmeans_mapping,
+    MAPPINGS,
+    ORIGINAL_KMEANS_MAPPING,
+    cluster_accuracy,
+    kmeans_accuracy,
+    kmeans_scores,
+    matched_chance,
+    original_kmeans_mapping,
 )
 from acthash.properties.knn import knn_accuracy, knn_loo_accuracy, knn_loo_predict, knn_predict
 from acthash.properties.linear import logreg_accuracy
@@ -59,6 +60,7 @@ __all__ = [
     "kmeans_scores",
     "kmeans_accuracy",
     "cluster_accuracy",
+    "matched_chance",
     "MAPPINGS",
     "ORIGINAL_KMEANS_MAPPING",
     "original_kmeans_mapping",
