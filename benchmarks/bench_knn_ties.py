@@ -38,11 +38,11 @@ def _one_size(rng, n_train: int, n_test: int, n_bits: int) -> str:
     te = rng.integers(0, 2, size=(n_test, n_bits)).astype(np.uint8)
     y = rng.integers(0, 10, size=n_train)
     trc, tec = NeuralCodes.from_bits(tr), NeuralCodes.from_bits(te)
-    classes, yi, _ = P._encode(y)
+    classes, yi, _ = P._common._encode(y)
 
     def first():
         _, idx = hamming_knn(trc, tec, 9)
-        return classes[P._vote(yi[idx], len(classes))]
+        return classes[P.knn._vote(yi[idx], len(classes))]
 
     def sk():
         with warnings.catch_warnings():

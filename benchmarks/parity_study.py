@@ -32,9 +32,9 @@ from acthash.train import TrainConfig, seed_everything, train
 
 def _first_stored_predict(train, y, test, k=9):
     """The former rule: the k first-stored among codes tied at the k-th distance."""
-    classes, yi, _ = P._encode(y)
+    classes, yi, _ = P._common._encode(y)
     _, idx = hamming_knn(train, test, k)
-    return classes[P._vote(yi[idx], len(classes))]
+    return classes[P.knn._vote(yi[idx], len(classes))]
 
 
 def _train(model, ds, epochs, seed=0):

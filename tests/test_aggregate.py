@@ -16,7 +16,6 @@ from torch import nn
 from acthash import properties as P
 from acthash.core import aggregate as A
 from acthash.errors import InputError, NoReluUnitError
-from acthash.properties import aggregate as AP
 
 
 class SmallCNN(nn.Module):
@@ -97,15 +96,15 @@ def test_euclidean_knn_matches_scikit_learn(rng):
     expected = ref.predict(x[te])
     for ties in ("share", "sklearn"):  # continuous data: no ties, both rules agree
         np.testing.assert_array_equal(
-            AP.euclidean_knn_predict(x[tr], y[tr], x[te], ties=ties), expected)
-    acc = AP.euclidean_knn_accuracy(x[tr], y[tr], x[te], y[te], device="cpu")
+            P.euclidean_knn_predict(x[tr], y[tr], x[te], ties=ties), expected)
+    acc = P.euclidean_knn_accuracy(x[tr], y[tr], x[te], y[te], device="cpu")
     assert acc == pytest.approx(np.mean(expected == y[te]))
     loo_ref = np.mean([
         KNeighborsClassifier(n_neighbors=9).fit(np.delete(x[tr], i, 0), np.delete(y[tr], i))
         .predict(x[i : i + 1])[0] == y[i] for i in range(300)
     ])
-    assert AP.euclidean_knn_loo_accuracy(x[tr], y[tr]) == pytest.approx(loo_ref)
-    assert AP.euclidean_knn_loo_accuracy(x[tr], y[tr], ties="sklearn") == pytest.approx(loo_ref)
+    assert P.euclidean_knn_loo_accuracy(x[tr], y[tr]) == pytest.approx(loo_ref)
+    assert P.euclidean_knn_loo_accuracy(x[tr], y[tr], ties="sklearn") == pytest.approx(loo_ref)
 
 
 def test_euclidean_share_rule_on_duplicates_ignores_order(rng):
@@ -113,22 +112,22 @@ def test_euclidean_share_rule_on_duplicates_ignores_order(rng):
     x = rng.integers(0, 3, size=(200, 2)).astype(float)
     y = rng.integers(0, 3, size=200)
     q = rng.integers(0, 3, size=(50, 2)).astype(float)
-    base = AP.euclidean_knn_predict(x, y, q)
+    base = P.euclidean_knn_predict(x, y, q)
     perm = rng.permutation(200)
-    np.testing.assert_array_equal(AP.euclidean_knn_predict(x[perm], y[perm], q), base)
+    np.testing.assert_array_equal(P.euclidean_knn_predict(x[perm], y[perm], q), base)
 
 
 def test_aggregate_properties_against_scikit_learn(rng):
     x, y = _blobs(rng, 300)
     tr, te = slice(0, 200), slice(200, 300)
-    rec = AP.aggregate_properties(x[tr], y[tr], x[te], y[te], kmeans_n_seeds=2, kmeans_n_init=3)
+    rec = P.aggregate_properties(x[tr], y[tr], x[te], y[te], kmeans_n_seeds=2, kmeans_n_init=3)
     km = [P.cluster_accuracy(KMeans(3, n_init=3, random_state=s).fit_predict(x[te]), y[te],
                              "hungarian") for s in (0, 1)]
     assert rec["agg_kmeans_test"] == pytest.approx(np.mean(km))
     assert rec["agg_kmeans_std_test"] == pytest.approx(np.std(km, ddof=1))
     ref = KNeighborsClassifier(n_neighbors=9, metric="euclidean").fit(x[tr], y[tr])
     assert rec["agg_knn_test"] == pytest.approx(np.mean(ref.predict(x[te]) == y[te]))
-    orig = AP.aggregate_properties(x[tr], y[tr], x[te], y[te], convention="original")
+    orig = P.aggregate_properties(x[tr], y[tr], x[te], y[te], convention="original")
     lr = OneVsOneClassifier(LogisticRegression(solver="liblinear", random_state=9))
     assert orig["agg_logreg_test"] == pytest.approx(
         np.mean(lr.fit(x[tr], y[tr]).predict(x[te]) == y[te]))
@@ -137,7 +136,7 @@ def test_aggregate_properties_against_scikit_learn(rng):
     assert "agg_knn_train" not in orig
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        small = AP.aggregate_properties(x[:5], y[:5], x[te], y[te], kmeans_n_seeds=1)
+        small = P.aggregate_properties(x[:5], y[:5], x[te], y[te], kmeans_n_seeds=1)
     assert np.isnan(small["agg_knn_test"]) and np.isnan(small["agg_knn_train"])
 
 
@@ -147,5 +146,5 @@ def test_aggregate_on_cuda_equals_cpu(cnn, rng):
     np.testing.assert_allclose(A.aggregate_codes(cnn.cuda(), x).values,
                                A.aggregate_codes(cnn.cpu(), x).values, rtol=1e-4)
     pts, y = _blobs(rng, 120)
-    np.testing.assert_array_equal(AP.euclidean_knn_predict(pts[:90], y[:90], pts[90:], device="cuda"),
-                                  AP.euclidean_knn_predict(pts[:90], y[:90], pts[90:]))
+    np.testing.assert_array_equal(P.euclidean_knn_predict(pts[:90], y[:90], pts[90:], device="cuda"),
+                                  P.euclidean_knn_predict(pts[:90], y[:90], pts[90:]))

@@ -57,13 +57,13 @@ def test_encoding_properties_share_one_gram_and_give_the_same_record(rng, monkey
     train, test = NeuralCodes.from_bits(bits, labels=y), NeuralCodes.from_bits(test_bits,
                                                                                 labels=yt)
     made = []
-    real = properties._shared_gram
-    monkeypatch.setattr(properties, "_shared_gram",
+    real = properties.record._shared_gram
+    monkeypatch.setattr(properties.record, "_shared_gram",
                         lambda *a: made.append(real(*a)) or made[-1])
     shared = properties.encoding_properties(train, None, test, None, backend="numba",
                                             kmeans_n_seeds=1)
     assert isinstance(made[0], ClassGram)  # 400 codes of 20 bytes: the per-pair solver
-    monkeypatch.setattr(properties, "_shared_gram", lambda *a: None)
+    monkeypatch.setattr(properties.record, "_shared_gram", lambda *a: None)
     separate = properties.encoding_properties(train, None, test, None, backend="numba",
                                               kmeans_n_seeds=1)
     assert shared.keys() == separate.keys()

@@ -9,6 +9,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from acthash import NeuralCodes, encoding_properties, properties_table
 from acthash import properties as P
+from acthash.errors import InputError
 from acthash.ops.hamming import available_backends, hamming_distances, hamming_knn
 
 
@@ -29,7 +30,7 @@ def test_redundancy_with_planted_duplicates(rng):
 def test_redundancy_survives_hash_collisions(rng, monkeypatch):
     bits = _random_bits(rng, 100, 30)
     expected = P.redundancy_ratio(bits)
-    monkeypatch.setattr(P, "_row_hashes", lambda packed: np.zeros(len(packed), dtype=np.uint64))
+    monkeypatch.setattr(P.redundancy, "_row_hashes", lambda packed: np.zeros(len(packed), dtype=np.uint64))
     assert P.redundancy_ratio(bits) == expected
 
 
@@ -175,6 +176,118 @@ def test_count_distinct_in_small_blocks_equals_unique_rows(monkeypatch):
     base = rng.integers(0, 2, size=(37, 45)).astype(np.uint8)
     bits = base[rng.integers(0, 37, size=400)]
     expected = len(np.unique(bits, axis=0))
-    monkeypatch.setattr(P, "_HASH_BLOCK_BYTES", 3 * 6)  # 3 rows of 6 bytes a block
+    monkeypatch.setattr(P.redundancy, "_HASH_BLOCK_BYTES", 3 * 6)  # 3 rows of 6 bytes a block
     assert P.count_distinct(NeuralCodes.from_bits(bits)) == expected
     assert P.redundancy_ratio(NeuralCodes.from_bits(bits)) == (400 - expected) / 400
+
+
+# --- the catalog and PropertyOptions -------------------------------------------------------------
+
+
+def _planted(rng, n, d=24, classes=3):
+    centres = rng.integers(0, 2, size=(classes, d)).astype(np.uint8)
+    y = rng.integers(0, classes, n)
+    return (centres[y] ^ (rng.random((n, d)) < 0.2)).astype(np.uint8), y
+
+
+def _same(a: dict, b: dict) -> bool:
+    return list(a) == list(b) and all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)
+
+
+def test_options_object_and_keywords_give_the_same_record(rng):
+    tr, y_tr = _planted(rng, 120)
+    te, y_te = _planted(rng, 60)
+    kw = {"k": 5, "seed": 3, "kmeans_n_init": 2, "convention": "original", "ties": "share",
+          "dataset": "mnist"}
+    by_kw = encoding_properties(tr, y_tr, te, y_te, **kw)
+    options = P.PropertyOptions.for_convention(**kw)
+    assert _same(by_kw, encoding_properties(tr, y_tr, te, y_te, options=options))
+    # overrides on top of an options object: the convention fields not chosen follow it
+    assert _same(by_kw, encoding_properties(tr, y_tr, te, y_te, options=P.PropertyOptions(
+        k=5, seed=3, kmeans_n_init=2, ties="share", dataset="mnist"), convention="original"))
+    with pytest.raises(InputError, match="unknown property option"):
+        encoding_properties(tr, y_tr, te, y_te, kmeans_seeds=2)
+
+
+def test_options_resolve_once_from_the_convention():
+    o = P.PropertyOptions.for_convention("original", seed=4)
+    assert (o.ties, o.kmeans_seed, o.kmeans_n_seeds, o.kmeans_dtype, o.fixed_k) == (
+        "sklearn", 9, 1, "float64", True)
+    assert (o.logreg_solver, o.logreg_max_iter, o.logreg_seed, o.train_scores) == (
+        "liblinear", 100, 9, False)
+    a = P.PropertyOptions(seed=4)
+    assert (a.kmeans_seed, a.logreg_seed, a.kmeans_n_seeds, a.drop_constant) == (4, 4, 5, "none")
+    assert a.updated(seed=7).kmeans_seed == 7  # not chosen: follows the seed
+    assert P.PropertyOptions(kmeans_seed=2).updated(seed=7).kmeans_seed == 2
+    assert a.updated(convention="original").ties == "sklearn"
+    assert a.updated(convention="original", ties="share").updated(convention="acthash").ties \
+        == "share"
+    for bad, match in (({"k": 0}, "k must be a positive integer"),
+                       ({"ties": "first"}, "unknown ties 'first'"),
+                       ({"logreg_solver": "newton"}, "unknown solver 'newton'"),
+                       ({"convention": "paper"}, "unknown convention 'paper'"),
+                       ({"small": "skip"}, "unknown small"),
+                       ({"drop_constant": "test"}, "unknown drop_constant"),
+                       ({"kmeans_n_seeds": 0}, "n_seeds must be at least 1")):
+        with pytest.raises(InputError, match=match):
+            P.PropertyOptions(**bad)
+
+
+def test_drop_constant_false_is_the_conventions_choice(rng):
+    tr, y_tr = _planted(rng, 80)
+    te, y_te = _planted(rng, 40)
+    tr[:, 0] = te[:, 0] = 1  # a unit constant over train and test
+    kw = {"kmeans_n_seeds": 1, "kmeans_n_init": 1}
+    for convention, bits in (("acthash", 24), ("original", 23)):
+        recs = [encoding_properties(tr, y_tr, te, y_te, convention=convention,
+                                    drop_constant=d, **kw) for d in (None, False)]
+        assert recs[0]["n_bits"] == recs[1]["n_bits"] == bits and _same(*recs)
+    keep = encoding_properties(tr, y_tr, te, y_te, convention="original", drop_constant="none",
+                               **kw)
+    assert keep["n_bits"] == 24
+
+
+def test_every_record_column_is_declared_in_the_catalog(rng):
+    from acthash.properties.catalog import PROPERTIES
+
+    tr, y_tr = _planted(rng, 100)
+    te, y_te = _planted(rng, 50)
+    logits = rng.normal(size=(100, 3))
+    meta = {"n_bits", "n_train", "n_test", "n_classes", "k", "convention", "ties",
+            "kmeans_n_seeds", "kmeans_mapping_original"}
+    columns = {c for p in PROPERTIES for c in p.columns()}
+    columns |= {f"{p.key}_std_{s}" for p in PROPERTIES if p.std_label for s in p.splits}
+    for convention in ("acthash", "original"):
+        rec = encoding_properties(tr, y_tr, te, y_te, convention=convention, kmeans_n_seeds=2,
+                                  train_outputs=logits, test_outputs=logits[:50])
+        assert set(rec) - meta <= columns, set(rec) - meta - columns
+    agg = P.aggregate_properties(tr.astype(float), y_tr, te.astype(float), y_te,
+                                 kmeans_n_seeds=2)
+    assert {c.replace("_purity", "") for c in agg} - {"agg_n_features"} <= columns
+
+
+def test_catalog_rows_and_timings_are_todays():
+    assert P.property_rows(5)[6] == ("knn", "5-NN acc. (train: leave-one-out)")
+    assert P.property_rows(None)[10] == ("agg_knn", "aggregate: k-NN (Euclidean)")
+    assert [k for k, _ in P.timing_rows()] == ["train", "capture", "redundancy", "kmeans", "knn",
+                                               "logreg"]
+    from acthash.presentation.plots import QUANTITIES
+
+    assert [q for q, _ in QUANTITIES] == ["redundancy", "kmeans", "knn", "logreg", "net_acc",
+                                          "dead_units"]
+
+
+def test_docs_add_a_property_example_runs():
+    """docs/properties.md: a toy property in a copy of the catalog shows in properties_table."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "properties.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        scope: dict = {}
+        exec(compile(block, "docs/properties.md", "exec"), scope)
+    table = scope["table"]
+    assert "fraction of active bits" in table.index
+    assert "fraction of active bits" not in properties_table(scope["record"]).index

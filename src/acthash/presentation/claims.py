@@ -18,6 +18,7 @@ curve it applies to, and the reason names the widths where it fails.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -25,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from acthash.errors import InputError, MissingFileError
+from acthash.properties.catalog import claim_columns, short_names
+from acthash.properties.clustering import matched_chance
 
 __all__ = ["ClaimCriteria", "CLAIMS", "VERDICTS", "evaluate_claims", "matched_chance",
            "sweep_roles"]
@@ -32,12 +35,12 @@ __all__ = ["ClaimCriteria", "CLAIMS", "VERDICTS", "evaluate_claims", "matched_ch
 VERDICTS = ("holds", "does not hold", "not measured here")
 HOLDS, FAILS, UNMEASURED = VERDICTS
 
-_ROLES = ("model-size", "training-time", "sample-size", "regularization", "label-noise",
-          "random-data")
 _FACTOR_OF_ROLE = {"model-size": "width", "training-time": "epoch", "sample-size": "n_train",
                    "regularization": "weight_decay", "label-noise": "label_noise"}
-_SHORT = {"redundancy_train": "red.train", "redundancy_test": "red.test",
-          "kmeans_test": "K-Means", "knn_test": "K-NN", "logreg_test": "LR"}
+_ROLES = (*_FACTOR_OF_ROLE, "random-data")  # = the presets' names
+_MAIN_ROLES = _ROLES[:3]  # the factors the minor ones are compared with
+_SHORT = short_names()  # column -> short name in the measured texts (property catalog)
+_RERUN = "rerun the sweep (it computes only the missing cells)"
 
 
 @dataclass
@@ -61,7 +64,9 @@ class ClaimCriteria:
         its chance level + this (0.05). Chance is 1 / classes, and for K-Means (scored after
         the best cluster-to-class matching) the matched accuracy of uniformly random
         clusters on the same number of test examples (:func:`matched_chance`).
-    redundancy / accuracies / minor_properties: the result columns read.
+    redundancy / accuracies / minor_properties: the result columns read (the first two by
+        default the catalog's redundancy and accuracy columns the claims read,
+        :func:`acthash.properties.catalog.claim_columns`).
     """
 
     zero: float = 0.01
@@ -71,8 +76,8 @@ class ClaimCriteria:
     gain: float = 0.02
     minor: float = 0.5
     chance_margin: float = 0.05
-    redundancy: tuple[str, ...] = ("redundancy_train", "redundancy_test")
-    accuracies: tuple[str, ...] = ("kmeans_test", "knn_test", "logreg_test")
+    redundancy: tuple[str, ...] = claim_columns("redundancy")
+    accuracies: tuple[str, ...] = claim_columns("accuracy")
     minor_properties: tuple[str, ...] = ("redundancy_train", "redundancy_test", "knn_test")
 
     def __post_init__(self) -> None:
@@ -127,31 +132,15 @@ class ClaimCriteria:
 
 @dataclass(frozen=True)
 class Claim:
+    """One finding: ``check(part, main, criteria) -> (measured, verdict, reason)`` on the
+    sweep part of its first role (``main``: the model-size, training-time and sample-size
+    parts of the data set); ``criterion(criteria)``: the criterion in one line."""
+
     id: str
     finding: str
     needs: tuple[str, ...]  # roles (= preset names) the claim reads
-
-
-CLAIMS: tuple[Claim, ...] = (
-    Claim("redundancy-width", "redundancy falls from ≈ 1 at the smallest widths to ≈ 0 "
-          "(train and test) as width grows", ("model-size",)),
-    Claim("redundancy-epoch", "redundancy rises after the first epoch, then decays with "
-          "training", ("training-time",)),
-    Claim("redundancy-sample", "redundancy falls towards 0 as the training sample shrinks",
-          ("sample-size",)),
-    Claim("accuracy-width", "K-Means, K-NN and logistic-regression accuracy rise with width",
-          ("model-size",)),
-    Claim("accuracy-time", "K-Means, K-NN and logistic-regression accuracy rise with "
-          "training time", ("training-time",)),
-    Claim("accuracy-sample", "K-Means, K-NN and logistic-regression accuracy rise with "
-          "sample size", ("sample-size",)),
-    Claim("weight-decay-minor", "weight decay moves the properties less than width, "
-          "training time and sample size", ("regularization",)),
-    Claim("label-noise-minor", "label noise moves the properties less than width, training "
-          "time and sample size", ("label-noise",)),
-    Claim("random-inputs", "random inputs: determinism holds (redundancy ≈ 0) while "
-          "categorization falls to chance", ("random-data",)),
-)
+    check: Callable = field(repr=False, compare=False)
+    criterion: Callable = field(repr=False, compare=False)
 
 
 # ---------------------------------------------------------------------------- loading
@@ -187,6 +176,10 @@ class _Book:
         return list(dict.fromkeys(d for d, _ in self.parts))  # in the order given
 
 
+def _is_random(df: pd.DataFrame) -> pd.Series:
+    return df["dataset"].astype(str).str.startswith("random:")
+
+
 def _base(name: str) -> str:
     return name.split(":", 1)[1] if str(name).startswith("random:") else str(name)
 
@@ -202,7 +195,7 @@ def sweep_roles(df: pd.DataFrame, meta: dict | None = None) -> list[str]:
     meta = meta or {}
     if meta.get("name") in _ROLES:
         return [meta["name"]]
-    if "dataset" in df.columns and df["dataset"].astype(str).str.startswith("random:").any():
+    if "dataset" in df.columns and _is_random(df).any():
         return ["random-data"]
     for col, role in (("sample_size", "sample-size"), ("n_train", "sample-size"),
                       ("weight_decay", "regularization"), ("label_noise", "label-noise"),
@@ -265,16 +258,21 @@ def _final(df: pd.DataFrame) -> pd.DataFrame:
     """The last checkpoint of every cell."""
     if "epoch" not in df.columns:
         return df
-    key = "cell" if "cell" in df.columns else None
-    if key is None:
+    if "cell" not in df.columns:
         return df[df["epoch"] == df["epoch"].max()]
-    return df[df["epoch"] == df.groupby(key)["epoch"].transform("max")]
+    return df[df["epoch"] == df.groupby("cell")["epoch"].transform("max")]
 
 
 def _means(df: pd.DataFrame, by: list[str], cols) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean and std over seeds of ``cols`` per ``by`` value, sorted by it."""
     cols = [c for c in cols if c in df.columns]
     g = df.groupby(by, dropna=False)[cols]
-    return g.mean(), g.std(ddof=1).fillna(0.0)
+    return g.mean().sort_index(), g.std(ddof=1).fillna(0.0).sort_index()
+
+
+def _listed(values, fmt: str = ".3f") -> str:
+    """"K-NN 0.912, LR 0.873": each column's short name and value (a dict or Series)."""
+    return ", ".join(f"{_SHORT.get(col, col)} {v:{fmt}}" for col, v in values.items())
 
 
 def _pm(mean: float, std: float | None, n_seeds: int) -> str:
@@ -304,11 +302,7 @@ def _curves(df: pd.DataFrame, factor: str, cols) -> list[tuple[object, pd.DataFr
     """[(series value, mean table indexed by factor, std table)] per width."""
     s = _series_col(df, factor)
     groups = [(None, df)] if s is None else list(df.groupby(s, sort=True))
-    out = []
-    for key, sub in groups:
-        m, sd = _means(sub, [factor], cols)
-        out.append((key, m.sort_index(), sd.sort_index()))
-    return out
+    return [(key, *_means(sub, [factor], cols)) for key, sub in groups]
 
 
 def _ranges(df: pd.DataFrame, factor: str, cols) -> dict[str, float]:
@@ -334,15 +328,13 @@ def _factor_frame(part: _Part) -> tuple[pd.DataFrame, str]:
 def _too_few(part: _Part) -> str:
     """Why a (partial) sweep cannot testify yet: its factor has fewer than two values."""
     if part.role == "random-data":
-        if not part.table["dataset"].astype(str).str.startswith("random:").any():
-            return (f"no random:NAME cell has finished in {part.sweep}; rerun the sweep (it "
-                    "computes only the missing cells)")
+        if not _is_random(part.table).any():
+            return f"no random:NAME cell has finished in {part.sweep}; {_RERUN}"
         return ""
     df, factor = _factor_frame(part)
     n = df[factor].nunique() if factor in df.columns else 0
     if n < 2:
-        return (f"only {n} value of {factor} has finished in {part.sweep}; rerun the sweep "
-                "(it computes only the missing cells)")
+        return f"only {n} value of {factor} has finished in {part.sweep}; {_RERUN}"
     return ""
 
 
@@ -369,18 +361,14 @@ def _unmeasured(claim: Claim, dataset: str, criterion: str, missing: list[str]) 
 # ---------------------------------------------------------------------------- claims
 
 
-def _redundancy_width(part: _Part, c: ClaimCriteria):
+def _redundancy_width(part: _Part, main: list[_Part], c: ClaimCriteria):
     df = _final(part.table)
     cols = [*c.redundancy, "dead_units_train"]
     _need(c.redundancy, df, part.role)
     m, sd = _means(df, ["width"], cols)
-    m, sd = m.sort_index(), sd.sort_index()
     lo, hi = m.index[0], m.index[-1]
-    n = part.n_seeds
-    meas = "; ".join(
-        f"width {w}: " + ", ".join(f"{_SHORT.get(r, r)} {_pm(m.loc[w, r], sd.loc[w, r], n)}"
-                                  for r in c.redundancy)
-        for w in (lo, hi))
+    meas = "; ".join(f"width {w}: " + _listed({r: _pm(m.loc[w, r], sd.loc[w, r], part.n_seeds)
+                                              for r in c.redundancy}, "s") for w in (lo, hi))
     dead_hi = float(m.loc[hi, "dead_units_train"]) if "dead_units_train" in m.columns else None
     if dead_hi is not None:
         meas += f"; dead units at width {hi}: {dead_hi:.2f}"
@@ -403,7 +391,7 @@ def _redundancy_width(part: _Part, c: ClaimCriteria):
     return meas, FAILS, "; ".join(reasons)
 
 
-def _redundancy_epoch(part: _Part, c: ClaimCriteria):
+def _redundancy_epoch(part: _Part, main: list[_Part], c: ClaimCriteria):
     df = part.table
     r = c.redundancy[0]
     _need([r], df, part.role)
@@ -439,7 +427,7 @@ def _redundancy_epoch(part: _Part, c: ClaimCriteria):
                          "redundancy moves")
 
 
-def _redundancy_sample(part: _Part, c: ClaimCriteria):
+def _redundancy_sample(part: _Part, main: list[_Part], c: ClaimCriteria):
     df, factor = _factor_frame(part)
     r = c.redundancy[0]
     _need([r], df, part.role)
@@ -459,7 +447,7 @@ def _redundancy_sample(part: _Part, c: ClaimCriteria):
     return meas, HOLDS, f"≤ {c.zero:g} at the smallest sample and no higher than at the largest"
 
 
-def _accuracy_rises(part: _Part, c: ClaimCriteria):
+def _accuracy_rises(part: _Part, main: list[_Part], c: ClaimCriteria):
     df, factor = _factor_frame(part)
     _need(c.accuracies, df, part.role)
     bits, fails, min_gain = [], [], np.inf
@@ -468,13 +456,12 @@ def _accuracy_rises(part: _Part, c: ClaimCriteria):
         gains = {a: float(m.loc[hi, a] - m.loc[lo, a]) for a in c.accuracies}
         min_gain = min(min_gain, *gains.values())
         name = _fmt_w(key) if key is not None else f"{factor} {lo}→{hi}"
-        text = ", ".join(f"{_SHORT.get(a, a)} {g:+.3f}" for a, g in gains.items())
+        text = _listed(gains, "+.3f")
         bits.append(text if key is None else f"{name}: {text}")
         bad = [f"{_SHORT.get(a, a)} {g:+.3f}" for a, g in gains.items() if g < c.gain]
         if bad:
             fails.append(f"{name}: {', '.join(bad)}")
-    span = f"{factor} {m.index[0]}→{m.index[-1]}"
-    meas = f"gain over {span}: " + "; ".join(bits)
+    meas = f"gain over {factor} {m.index[0]}→{m.index[-1]}: " + "; ".join(bits)
     if fails:
         return meas, FAILS, "gain below +" + f"{c.gain:g} for " + "; ".join(fails)
     return meas, HOLDS, (f"every accuracy gains ≥ +{c.gain:g} on every curve (smallest "
@@ -491,9 +478,7 @@ def _minor(part: _Part, main: list[_Part], c: ClaimCriteria):
         for p, v in _ranges(mdf, mfac, c.minor_properties).items():
             if p not in main_r or v < main_r[p][0]:
                 main_r[p] = (v, mp.role)
-    meas = (f"range over {factor}: " + ", ".join(f"{_SHORT.get(p, p)} {v:.3f}"
-                                                 for p, v in mine.items())
-            + "; smallest main-factor range: "
+    meas = (f"range over {factor}: {_listed(mine)}; smallest main-factor range: "
             + ", ".join(f"{_SHORT.get(p, p)} {v:.3f} ({role})" for p, (v, role) in main_r.items()))
     fails = [f"{_SHORT.get(p, p)} moves {v:.3f} > {c.minor:g} × {main_r[p][0]:.3f} "
              f"({main_r[p][1]})" for p, v in mine.items()
@@ -505,30 +490,10 @@ def _minor(part: _Part, main: list[_Part], c: ClaimCriteria):
                          f"range (largest ratio {worst:.2f})")
 
 
-def matched_chance(n: int, n_classes: int, draws: int = 200, seed: int = 0) -> float:
-    """Chance level of a Hungarian-matched clustering accuracy: the mean accuracy of the
-    best one-to-one matching between ``n`` balanced labels and uniformly random clusters
-    (``draws`` seeded draws). It exceeds 1/classes on small sets, because the matching is
-    chosen to fit the labels (measure it: it shrinks towards 1/classes as n grows)."""
-    from scipy.optimize import linear_sum_assignment
-
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % n_classes
-    acc = []
-    for _ in range(draws):
-        clusters = rng.integers(0, n_classes, size=n)
-        table = np.zeros((n_classes, n_classes), dtype=np.int64)
-        np.add.at(table, (clusters, labels), 1)
-        rows, cols = linear_sum_assignment(-table)
-        acc.append(table[rows, cols].sum() / n)
-    return float(np.mean(acc))
-
-
-def _random_inputs(part: _Part, c: ClaimCriteria):
+def _random_inputs(part: _Part, main: list[_Part], c: ClaimCriteria):
     df = _final(part.table)
     _need([*c.redundancy, *c.accuracies], df, part.role)
-    rnd = df[df["dataset"].astype(str).str.startswith("random:")]
-    real = df[~df["dataset"].astype(str).str.startswith("random:")]
+    rnd, real = df[_is_random(df)], df[~_is_random(df)]
     if rnd.empty:
         return "-", UNMEASURED, "no random:NAME rows (the random-data preset has them)"
     w = rnd["width"].max() if "width" in rnd.columns else None
@@ -542,14 +507,11 @@ def _random_inputs(part: _Part, c: ClaimCriteria):
     chances = {a: (matched_chance(n_test, n_cls) if a.startswith("kmeans") and n_test
                    else chance) for a in c.accuracies}
     m = at[[*c.redundancy, *c.accuracies]].mean()
-    meas = (f"random inputs, width {w}: " + ", ".join(f"{_SHORT.get(r, r)} {m[r]:.3f}"
-                                                       for r in c.redundancy)
-            + "; " + ", ".join(f"{_SHORT.get(a, a)} {m[a]:.3f} (chance {chances[a]:.3f})"
-                               for a in c.accuracies))
+    meas = (f"random inputs, width {w}: {_listed(m[list(c.redundancy)])}; "
+            + ", ".join(f"{_SHORT.get(a, a)} {m[a]:.3f} (chance {chances[a]:.3f})"
+                        for a in c.accuracies))
     if not real.empty and w is not None and (real["width"] == w).any():
-        rm = real[real["width"] == w][list(c.accuracies)].mean()
-        meas += "; real inputs: " + ", ".join(f"{_SHORT.get(a, a)} {rm[a]:.3f}"
-                                              for a in c.accuracies)
+        meas += f"; real inputs: {_listed(real[real['width'] == w][list(c.accuracies)].mean())}"
     fails = [f"{r} {m[r]:.3f} > {c.zero:g}" for r in c.redundancy if m[r] > c.zero]
     fails += [f"{a} {m[a]:.3f} > chance {chances[a]:.3f} + {c.chance_margin:g}"
               for a in c.accuracies if m[a] > chances[a] + c.chance_margin]
@@ -561,21 +523,40 @@ def _random_inputs(part: _Part, c: ClaimCriteria):
                          f"above it, {_SHORT.get(top, top)})")
 
 
-_CRITERION = {
-    "redundancy-width": lambda c: f"{' & '.join(c.redundancy)} ≥ {c.one:g} at min width, "
-                                  f"≤ {c.zero:g} at max width",
-    "redundancy-epoch": lambda c: f"{c.redundancy[0]}: epoch 1 ≥ epoch 0 + {c.rise:g}; final "
-                                  f"≤ {c.decay:g} × peak",
-    "redundancy-sample": lambda c: f"{c.redundancy[0]} ≤ {c.zero:g} at min N and ≤ value at "
-                                   "max N",
-    "accuracy-width": lambda c: f"high − low end ≥ +{c.gain:g} (each accuracy, each curve)",
-    "accuracy-time": lambda c: f"high − low end ≥ +{c.gain:g} (each accuracy, each curve)",
-    "accuracy-sample": lambda c: f"high − low end ≥ +{c.gain:g} (each accuracy, each curve)",
-    "weight-decay-minor": lambda c: f"range ≤ {c.minor:g} × smallest main-factor range",
-    "label-noise-minor": lambda c: f"range ≤ {c.minor:g} × smallest main-factor range",
-    "random-inputs": lambda c: f"redundancy ≤ {c.zero:g}; accuracy ≤ chance + "
-                               f"{c.chance_margin:g}",
-}
+def _gain_text(c: ClaimCriteria) -> str:
+    return f"high − low end ≥ +{c.gain:g} (each accuracy, each curve)"
+
+
+def _minor_text(c: ClaimCriteria) -> str:
+    return f"range ≤ {c.minor:g} × smallest main-factor range"
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("redundancy-width", "redundancy falls from ≈ 1 at the smallest widths to ≈ 0 "
+          "(train and test) as width grows", ("model-size",), _redundancy_width,
+          lambda c: f"{' & '.join(c.redundancy)} ≥ {c.one:g} at min width, ≤ {c.zero:g} at "
+          "max width"),
+    Claim("redundancy-epoch", "redundancy rises after the first epoch, then decays with "
+          "training", ("training-time",), _redundancy_epoch,
+          lambda c: f"{c.redundancy[0]}: epoch 1 ≥ epoch 0 + {c.rise:g}; final ≤ "
+          f"{c.decay:g} × peak"),
+    Claim("redundancy-sample", "redundancy falls towards 0 as the training sample shrinks",
+          ("sample-size",), _redundancy_sample,
+          lambda c: f"{c.redundancy[0]} ≤ {c.zero:g} at min N and ≤ value at max N"),
+    Claim("accuracy-width", "K-Means, K-NN and logistic-regression accuracy rise with width",
+          ("model-size",), _accuracy_rises, _gain_text),
+    Claim("accuracy-time", "K-Means, K-NN and logistic-regression accuracy rise with "
+          "training time", ("training-time",), _accuracy_rises, _gain_text),
+    Claim("accuracy-sample", "K-Means, K-NN and logistic-regression accuracy rise with "
+          "sample size", ("sample-size",), _accuracy_rises, _gain_text),
+    Claim("weight-decay-minor", "weight decay moves the properties less than width, "
+          "training time and sample size", ("regularization",), _minor, _minor_text),
+    Claim("label-noise-minor", "label noise moves the properties less than width, training "
+          "time and sample size", ("label-noise",), _minor, _minor_text),
+    Claim("random-inputs", "random inputs: determinism holds (redundancy ≈ 0) while "
+          "categorization falls to chance", ("random-data",), _random_inputs,
+          lambda c: f"redundancy ≤ {c.zero:g}; accuracy ≤ chance + {c.chance_margin:g}"),
+)
 
 
 def evaluate_claims(sweeps, criteria: ClaimCriteria | dict | None = None) -> pd.DataFrame:
@@ -593,10 +574,9 @@ def evaluate_claims(sweeps, criteria: ClaimCriteria | dict | None = None) -> pd.
     book = _load(sweeps)
     rows = []
     for ds in book.datasets():
-        main = [p for p in (book.get(ds, r) for r in ("model-size", "training-time",
-                                                      "sample-size")) if p is not None]
+        main = [p for p in (book.get(ds, r) for r in _MAIN_ROLES) if p is not None]
         for claim in CLAIMS:
-            crit = _CRITERION[claim.id](c)
+            crit = claim.criterion(c)
             part = book.get(ds, claim.needs[0])
             if part is None:
                 rows.append(_unmeasured(claim, ds, crit, list(claim.needs)))
@@ -605,21 +585,14 @@ def evaluate_claims(sweeps, criteria: ClaimCriteria | dict | None = None) -> pd.
             if few:
                 rows.append(_row(claim, ds, crit, "-", UNMEASURED, few, [part]))
                 continue
-            if claim.id.endswith("-minor"):
-                if not main:
-                    rows.append(_row(claim, ds, crit, "-", UNMEASURED,
-                                     "needs a main factor to compare with: the model-size, "
-                                     "training-time or sample-size preset "
-                                     "(`acthash sweep --preset model-size --dataset "
-                                     f"{ds.split(' (', 1)[0]}`)",
-                                     [part]))
-                    continue
-                meas, verdict, reason = _minor(part, main, c)
-                rows.append(_row(claim, ds, crit, meas, verdict, reason, [part, *main]))
+            compares = claim.check is _minor  # against the main factors
+            if compares and not main:
+                rows.append(_row(claim, ds, crit, "-", UNMEASURED, "needs a main factor to "
+                                 "compare with: the model-size, training-time or sample-size "
+                                 "preset (`acthash sweep --preset model-size --dataset "
+                                 f"{ds.split(' (', 1)[0]}`)", [part]))
                 continue
-            fn = {"redundancy-width": _redundancy_width, "redundancy-epoch": _redundancy_epoch,
-                  "redundancy-sample": _redundancy_sample, "random-inputs": _random_inputs}.get(
-                claim.id, _accuracy_rises)
-            meas, verdict, reason = fn(part, c)
-            rows.append(_row(claim, ds, crit, meas, verdict, reason, [part]))
+            meas, verdict, reason = claim.check(part, main, c)
+            rows.append(_row(claim, ds, crit, meas, verdict, reason,
+                             [part, *main] if compares else [part]))
     return pd.DataFrame(rows)

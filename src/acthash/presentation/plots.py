@@ -18,19 +18,14 @@ import pandas as pd
 
 from acthash._utils.run import save_figure
 from acthash.errors import InputError
+from acthash.properties.catalog import knn_label, quantities
 from acthash.runs.results import load_results, load_sweep_meta
 
 __all__ = ["QUANTITIES", "FACTOR_LABELS", "aggregate", "plot_factor", "plot_results",
            "infer_factor", "factor_column", "knn_label", "save_figure"]
 
-QUANTITIES = [
-    ("redundancy", "redundancy ratio"),
-    ("kmeans", "K-Means accuracy (Hungarian)"),
-    ("knn", "k-NN accuracy (Hamming)"),
-    ("logreg", "logistic regression accuracy"),
-    ("net_acc", "network accuracy"),
-    ("dead_units", "dead units (never active, train)"),
-]
+#: (column prefix, axis label) of each panel, from the property catalog
+QUANTITIES = quantities()
 SPLITS = ("train", "test")
 FACTOR_LABELS = {
     "width": "hidden units per layer",
@@ -46,11 +41,6 @@ FACTOR_LABELS = {
 # factors tried, in order, when a results table does not say which one it studies
 _CANDIDATES = ("width", "depth", "n_train", "weight_decay", "label_noise", "dataset", "lr",
                "epoch")
-
-
-def knn_label(k) -> str:
-    """``"9-NN"`` for k = 9; ``"k-NN"`` when k is unknown or varies."""
-    return f"{int(k)}-NN" if k is not None and not pd.isna(k) else "k-NN"
 
 
 def _k_of(df: pd.DataFrame):

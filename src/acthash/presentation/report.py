@@ -15,6 +15,7 @@ import pandas as pd
 
 from acthash._utils.io import atomic_path
 from acthash.errors import ActhashError, MissingFileError
+from acthash.properties.catalog import summary_columns
 from acthash.runs.results import load_results, load_sweep_meta
 
 __all__ = ["build_report", "summary_table"]
@@ -32,8 +33,7 @@ pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.82em}
 figcaption{font-size:.85em;color:#555}
 """
 
-_SUMMARY_COLS = ["redundancy_train", "redundancy_test", "kmeans_test", "knn_test", "logreg_test",
-                 "net_acc_train", "net_acc_test", "dead_units_train"]
+_SUMMARY_COLS = summary_columns()  # the headline columns, from the property catalog
 
 
 def summary_table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:

@@ -1,41 +1,35 @@
-"""Properties of the real-valued aggregate codes of CNNs
-(:class:`~acthash.core.aggregate.AggregateCodes`).
+"""Properties of real-valued aggregate codes (:class:`acthash.core.aggregate.AggregateCodes`).
 
 - :func:`euclidean_knn_predict` / :func:`euclidean_knn_accuracy` /
   :func:`euclidean_knn_loo_accuracy`: Euclidean k-NN with the same tie rules as the Hamming
   k-NN (``ties="share"`` or ``"sklearn"``).
 - :func:`aggregate_properties`: K-Means, k-NN and logistic regression on train and test
   aggregate codes, one flat record (keys prefixed ``agg_``).
+
+torch is imported on first use only.
 """
 
 from __future__ import annotations
 
-import warnings
+import sys
 
 import numpy as np
-import torch
 
-from acthash.core.aggregate import AggregateCodes
-from acthash.errors import InputError, SmallDataWarning
-from acthash.properties import (
-    CONVENTIONS,
-    _check_k,
-    _check_ties,
-    _encode,
-    _fit_logreg,
-    _kmeans_dense,
-    _resolve,
-    _share_vote,
-)
+from acthash.errors import InputError
+from acthash.properties._common import _encode, _Measurement
+from acthash.properties.clustering import _kmeans_dense, _kmeans_split
+from acthash.properties.knn import _check_k, _share_vote
+from acthash.properties.linear import _fit_logreg
+from acthash.properties.options import PropertyOptions, _check_ties, resolve_options
 
 __all__ = ["euclidean_knn_predict", "euclidean_knn_accuracy", "euclidean_knn_loo_accuracy",
            "aggregate_properties"]
 
 
-
-
 def _as_values(codes, labels, what: str):
-    if isinstance(codes, AggregateCodes):
+    # an AggregateCodes exists only once its module (which imports torch) is loaded
+    agg = sys.modules.get("acthash.core.aggregate")
+    if agg is not None and isinstance(codes, agg.AggregateCodes):
         x, lab = codes.values, codes.labels
     else:
         x, lab = np.asarray(codes, dtype=np.float64), None
@@ -52,13 +46,23 @@ def _as_values(codes, labels, what: str):
     return np.ascontiguousarray(x, dtype=np.float64), labels
 
 
-def _euclidean(q: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
+def _check_features(x_tr: np.ndarray, x_te: np.ndarray) -> None:
+    if x_te.shape[1] != x_tr.shape[1]:
+        raise InputError(f"train codes have {x_tr.shape[1]} features but test codes "
+                         f"{x_te.shape[1]}: compute both with the same model and layers")
+
+
+def _euclidean(q, db):
+    import torch
+
     # pairwise differences, not the matrix-product expansion: equal points give equal
     # distances exactly, which the tie rule relies on
     return torch.cdist(q, db, compute_mode="donot_use_mm_for_euclid_dist")
 
 
 def _share_counts(x_tr, yi, x_q, k, n_classes, device, loo: bool, chunk: int = 256):
+    import torch
+
     dev = torch.device(device or "cpu")
     db = torch.from_numpy(x_tr).to(dev)
     onehot = torch.zeros((len(yi), n_classes), dtype=torch.float64, device=dev)
@@ -85,14 +89,15 @@ def euclidean_knn_predict(train_codes, y_train=None, test_codes=None, *, k: int 
         on ``device`` (default CPU). "sklearn": scikit-learn's
         ``KNeighborsClassifier(metric="euclidean")``, the original study's call.
     """
-
     _check_ties(ties)
     x_tr, y_tr = _as_values(train_codes, y_train, "training codes")
     x_te, _ = _as_values(test_codes, np.zeros(len(test_codes)), "test codes")
-    if x_te.shape[1] != x_tr.shape[1]:
-        raise InputError(f"train codes have {x_tr.shape[1]} features but test codes "
-                         f"{x_te.shape[1]}: compute both with the same model and layers")
+    _check_features(x_tr, x_te)
     _check_k(k, len(x_tr))
+    return _euclidean_predict(x_tr, y_tr, x_te, k, ties, device)
+
+
+def _euclidean_predict(x_tr, y_tr, x_te, k: int, ties: str, device) -> np.ndarray:
     if ties == "sklearn":
         from sklearn.neighbors import KNeighborsClassifier
 
@@ -113,12 +118,15 @@ def euclidean_knn_accuracy(train_codes, y_train=None, test_codes=None, y_test=No
 def euclidean_knn_loo_accuracy(codes, labels=None, *, k: int = 9, ties: str = "share",
                                device=None) -> float:
     """Leave-one-out Euclidean k-NN accuracy (each code voted on by its k nearest others)."""
-
     _check_ties(ties)
     x, y = _as_values(codes, labels, "codes")
     if len(x) <= k:
         raise InputError(f"leave-one-out k-NN needs more than k={k} examples, got {len(x)}; "
                          "pass a smaller k or more examples")
+    return _euclidean_loo(x, y, k, ties, device)
+
+
+def _euclidean_loo(x, y, k: int, ties: str, device) -> float:
     if ties == "sklearn":
         from scipy import stats
         from sklearn.neighbors import KNeighborsClassifier
@@ -134,78 +142,48 @@ def euclidean_knn_loo_accuracy(codes, labels=None, *, k: int = 9, ties: str = "s
 
 
 def aggregate_properties(train_codes, y_train=None, test_codes=None, y_test=None, *,
-                         k: int = 9, seed: int = 0, kmeans_n_init: int = 10,
-                         kmeans_n_seeds: int | None = None, n_classes: int | None = None,
-                         logreg_C: float = 1.0, logreg_strategy: str = "ovo",
-                         logreg_solver: str | None = None, convention: str = "acthash",
-                         ties: str | None = None, small: str = "nan", device=None) -> dict:
+                         options: PropertyOptions | None = None, **overrides) -> dict:
     """K-Means, Euclidean k-NN and logistic regression on aggregate codes, train and test.
 
     Keys (all prefixed ``agg_``): ``kmeans_{split}`` (Hungarian, mean over seeds),
     ``kmeans_std_*``, ``kmeans_purity_*``, ``kmeans_purity_std_*``, ``knn_train``
-    (leave-one-out), ``knn_test``, ``logreg_{train,test}``, ``n_features``. Options and
-    conventions as in :func:`acthash.properties.encoding_properties` ("original": sklearn
-    k-NN, one float64 K-Means fit with random_state 9 and fixed K, liblinear one-vs-one
-    logistic regression with random_state 9, test-only k-NN and logistic regression).
+    (leave-one-out), ``knn_test``, ``logreg_{train,test}``, ``n_features``. ``options``
+    (:class:`PropertyOptions`) and keyword ``overrides`` of its fields as in
+    :func:`acthash.properties.encoding_properties`; read here: k, seed, kmeans_n_init,
+    kmeans_n_seeds, kmeans_seed, n_classes, fixed_k, logreg_C, logreg_strategy,
+    logreg_solver, logreg_max_iter, logreg_seed, train_scores, ties, small, device
+    ("original": sklearn k-NN, one float64 K-Means fit with random_state 9 and fixed K,
+    liblinear one-vs-one logistic regression with random_state 9, test-only k-NN and
+    logistic regression). The codes are float64 whatever ``kmeans_dtype``/``logreg_dtype``.
     """
-
-    if convention not in CONVENTIONS:
-        raise InputError(f"unknown convention {convention!r}; use 'acthash' or 'original'")
-    if small not in ("nan", "raise"):
-        raise InputError(f"unknown small={small!r}; use 'nan' (NaN with a warning) or 'raise'")
-    conv = CONVENTIONS[convention]
-    ties = _resolve(ties, conv["ties"])
-    n_seeds = int(_resolve(kmeans_n_seeds, conv["kmeans_n_seeds"]))
-    km_seed = _resolve(conv["kmeans_seed"], seed)
-    solver = _resolve(logreg_solver, conv["logreg_solver"])
-    lr_seed = _resolve(conv["logreg_seed"], seed)
+    o = resolve_options(options, overrides)
     x_tr, y_tr = _as_values(train_codes, y_train, "training codes")
     x_te, y_te = _as_values(test_codes, y_test, "test codes")
-    if x_te.shape[1] != x_tr.shape[1]:
-        raise InputError(f"train codes have {x_tr.shape[1]} features but test codes "
-                         f"{x_te.shape[1]}: compute both with the same model and layers")
-    if n_classes is None and conv["fixed_k"]:
-        n_classes = int(len(np.unique(np.concatenate([y_tr, y_te]))))
+    _check_features(x_tr, x_te)
+    m = _Measurement(o, x_tr, y_tr, x_te, y_te)
     rec: dict = {"agg_n_features": x_tr.shape[1]}
-    too_small: list[str] = []
-
-    def skip(name, why):
-        if small == "raise":
-            raise InputError(f"{name}: {why}; pass more examples or small='nan'")
-        too_small.append(f"{name} ({why})")
-        return float("nan")
-
-    for split, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
-        kk = int(n_classes or len(np.unique(y)))
-        keys = [f"agg_kmeans_{split}", f"agg_kmeans_std_{split}", f"agg_kmeans_purity_{split}",
-                f"agg_kmeans_purity_std_{split}"]
-        if len(x) < kk:
-            rec[keys[0]] = skip(keys[0], f"{len(x)} codes < K={kk} clusters")
-            rec.update(dict.fromkeys(keys[1:], float("nan")))
-            continue
-        km = _kmeans_dense(x, y, kk, km_seed, kmeans_n_init, n_seeds)
-        rec[keys[0]], rec[keys[1]] = km["hungarian"], km["hungarian_std"]
-        rec[keys[2]], rec[keys[3]] = km["purity"], km["purity_std"]
-    if conv["train_scores"]:
+    for split, x, y in m.splits():
+        rec.update(_kmeans_split(m, split, "agg_", len(x), y, lambda kk, x=x, y=y: _kmeans_dense(
+            x, y, kk, o.kmeans_seed, o.kmeans_n_init, o.kmeans_n_seeds)))
+    k = o.k
+    if o.train_scores:
         rec["agg_knn_train"] = (
-            euclidean_knn_loo_accuracy(x_tr, y_tr, k=k, ties=ties, device=device)
-            if len(x_tr) > k else skip("agg_knn_train", f"leave-one-out needs more than k={k} "
-                                       f"training codes, got {len(x_tr)}"))
+            _euclidean_loo(x_tr, y_tr, k, o.ties, o.device)
+            if len(x_tr) > k else m.skip("agg_knn_train", f"leave-one-out needs more than k={k} "
+                                         f"training codes, got {len(x_tr)}"))
     rec["agg_knn_test"] = (
-        euclidean_knn_accuracy(x_tr, y_tr, x_te, y_te, k=k, ties=ties, device=device)
-        if len(x_tr) >= k else skip("agg_knn_test", f"k={k} exceeds the {len(x_tr)} "
-                                    "training codes"))
+        float(np.mean(_euclidean_predict(x_tr, y_tr, x_te, k, o.ties, o.device) == y_te))
+        if len(x_tr) >= k else m.skip("agg_knn_test", f"k={k} exceeds the {len(x_tr)} "
+                                      "training codes"))
     if len(np.unique(y_tr)) < 2:
-        if conv["train_scores"]:
-            rec["agg_logreg_train"] = skip("agg_logreg_train", "one training class")
-        rec["agg_logreg_test"] = skip("agg_logreg_test", "one training class")
+        if o.train_scores:
+            rec["agg_logreg_train"] = m.skip("agg_logreg_train", "one training class")
+        rec["agg_logreg_test"] = m.skip("agg_logreg_test", "one training class")
     else:
-        model = _fit_logreg(x_tr, y_tr, logreg_C, logreg_strategy, conv["logreg_max_iter"],
-                            lr_seed, solver)
-        if conv["train_scores"]:
+        model = _fit_logreg(x_tr, y_tr, o.logreg_C, o.logreg_strategy, o.logreg_max_iter,
+                            o.logreg_seed, o.logreg_solver)
+        if o.train_scores:
             rec["agg_logreg_train"] = float(np.mean(model.predict(x_tr) == y_tr))
         rec["agg_logreg_test"] = float(np.mean(model.predict(x_te) == y_te))
-    if too_small:
-        warnings.warn("split too small, reported as NaN: " + "; ".join(too_small),
-                      SmallDataWarning, stacklevel=2)
+    m.warn(stacklevel=2)
     return rec

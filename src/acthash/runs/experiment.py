@@ -40,13 +40,18 @@ from acthash.core.capture import capture
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
 from acthash.errors import CorruptFileError, InputError, MissingFileError
 from acthash.models import build_model
-from acthash.properties import dead_unit_fractions, encoding_properties, network_scores
-from acthash.properties.aggregate import aggregate_properties
+from acthash.properties import (
+    PropertyOptions,
+    aggregate_properties,
+    dead_unit_fractions,
+    encoding_properties,
+    network_scores,
+)
 from acthash.runs.config import RunConfig
 from acthash.train import resolve_device, seed_everything, train
 
 __all__ = ["RunConfig", "RunResult", "run_experiment", "load_checkpoint", "environment_info",
-           "prepare_data", "training_rows", "make_model", "derived_seed"]
+           "prepare_data", "training_rows", "make_model", "derived_seed", "property_options"]
 
 
 @dataclass
@@ -119,6 +124,20 @@ def _prepare(cfg: RunConfig):
     return ds, info, (x_tr, y_tr, x_val, y_val), noisy_idx, rows
 
 
+def property_options(cfg: RunConfig, device=None) -> PropertyOptions:
+    """The property options of a run: its measurement fields (k, seed, K-Means restarts and
+    seeds, logistic-regression strategy and solver, convention, ties, constant units, data
+    set, backend, memory budget), resolved once under ``cfg.convention``. ``device``: the
+    torch device the properties run on (None: the CPU kernels). ``drop_constant`` False is
+    the convention's choice, as everywhere (:class:`PropertyOptions`)."""
+    return PropertyOptions.for_convention(
+        cfg.convention, k=cfg.k, seed=cfg.seed, kmeans_n_init=cfg.kmeans_n_init,
+        kmeans_n_seeds=cfg.kmeans_n_seeds, logreg_strategy=cfg.logreg_strategy,
+        logreg_solver=cfg.logreg_solver, ties=cfg.ties, drop_constant=cfg.drop_constant,
+        dataset=cfg.dataset, backend=cfg.property_backend,
+        memory_budget=parse_memory_budget(cfg.memory_budget), device=device)
+
+
 def make_model(cfg: RunConfig, input_shape, n_classes: int) -> nn.Module:
     seed_everything(cfg.seed)
     return build_model(cfg.model, input_shape, n_classes, **cfg.model_kwargs())
@@ -158,7 +177,8 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
                  "input_shape": list(ds.input_shape), "n_classes": ds.n_classes}
 
     budget = parse_memory_budget(cfg.memory_budget)
-    prop_device = device if device.type != "cpu" else None  # CPU: the compiled kernels
+    # CPU: the compiled kernels
+    options = property_options(cfg, device if device.type != "cpu" else None)
     clock = {"start": time.perf_counter(), "in_checkpoints": 0.0}
     scratch: list[Path] = []
 
@@ -192,16 +212,9 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
             tr, tr_on_disk = capture_split(m, x_tr, y_tr.numpy(), "train", epoch)
             te, te_on_disk = capture_split(m, ds.x_test, ds.y_test.numpy(), "test", epoch)
             capture_s += time.perf_counter() - t0
-            rec.update(encoding_properties(
-                tr.codes, None, te.codes, None, k=cfg.k, seed=cfg.seed,
-                kmeans_n_init=cfg.kmeans_n_init, logreg_strategy=cfg.logreg_strategy,
-                train_outputs=tr.outputs, test_outputs=te.outputs,
-                drop_constant=cfg.drop_constant or None, convention=cfg.convention,
-                ties=cfg.ties, kmeans_n_seeds=cfg.kmeans_n_seeds,
-                logreg_solver=cfg.logreg_solver, dataset=cfg.dataset,
-                backend=cfg.property_backend, memory_budget=budget, device=prop_device,
-                timings=timings,
-            ))
+            rec.update(encoding_properties(tr.codes, None, te.codes, None, options=options,
+                                           train_outputs=tr.outputs, test_outputs=te.outputs,
+                                           timings=timings))
             rec.update(dead_unit_fractions(tr.codes, "dead_units_train"))  # never active
         if cfg.codes in ("aggregate", "both"):
             t1 = time.perf_counter()
@@ -218,12 +231,7 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
                     s = network_scores(codes.outputs, codes.labels)
                     rec[f"net_loss_{split}"], rec[f"net_acc_{split}"] = s["loss"], s["accuracy"]
             t2 = time.perf_counter()
-            rec.update(aggregate_properties(
-                agg_tr, None, agg_te, None, k=cfg.k, seed=cfg.seed,
-                kmeans_n_init=cfg.kmeans_n_init, kmeans_n_seeds=cfg.kmeans_n_seeds,
-                logreg_strategy=cfg.logreg_strategy, logreg_solver=cfg.logreg_solver,
-                convention=cfg.convention, ties=cfg.ties, device=prop_device,
-            ))
+            rec.update(aggregate_properties(agg_tr, None, agg_te, None, options=options))
             timings["aggregate"] = time.perf_counter() - t2
         rec["seconds_train"] = seconds_train
         rec["seconds_capture"] = capture_s
