@@ -397,3 +397,10 @@ def test_no_private_name_is_imported_across_folders():
             if name and name.startswith("_") and not name.startswith("__")
             and _folder(m) != _folder(target)]
     assert not hits, hits
+
+
+def test_no_module_over_600_lines():
+    """One module, one job: a file that outgrows 600 lines is split by concern."""
+    long = {str(p.relative_to(SRC)): n for p in Path(SRC, "acthash").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 600}
+    assert not long, long

@@ -24,7 +24,7 @@ def _run_dir_line(path) -> None:
 
 def print_metrics(metrics, k: int | None = None) -> None:
     """Rich table: one row per property and split, one column per checkpoint epoch."""
-    from acthash.properties import property_rows
+    from acthash.properties.catalog import property_rows
 
     if k is None and "k" in metrics.columns:
         k = int(metrics["k"].iloc[0])
@@ -49,15 +49,12 @@ def print_metrics(metrics, k: int | None = None) -> None:
     print_timings(metrics)
 
 
-# --- scaling: where the time goes ---------------------------------------------------------
-_TIMING_ROWS = [("train", "training (cumulative)"), ("capture", "capture (train + test)"),
-                ("redundancy", "redundancy"), ("kmeans", "K-Means"), ("knn", "k-NN"),
-                ("logreg", "logistic regression")]
-
-
 def print_timings(metrics) -> None:
-    """Rich table of the ``seconds_*`` columns of a run's metrics, one column per epoch."""
-    present = [(key, label) for key, label in _TIMING_ROWS if f"seconds_{key}" in metrics.columns]
+    """Rich table of the ``seconds_*`` columns of a run's metrics, one column per epoch (rows:
+    :func:`acthash.properties.catalog.timing_rows`)."""
+    from acthash.properties.catalog import timing_rows
+
+    present = [(key, label) for key, label in timing_rows() if f"seconds_{key}" in metrics.columns]
     if not present:
         return
     table = Table(title="seconds")

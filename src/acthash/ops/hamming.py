@@ -41,8 +41,6 @@ __all__ = ["hamming_distances", "hamming_knn", "popcount", "KNN_BACKENDS",
 
 #: the CPU backends of :func:`hamming_knn`, fastest first (numba and faiss are dependencies)
 KNN_BACKENDS = ("numba", "faiss", "numpy")
-#: always True (numba is a dependency); kept for :mod:`acthash.properties`, which still reads it
-HAVE_NUMBA = True
 
 #: most bytes of database rows per streamed block of the faiss/numpy k-NN, below the memory
 #: budget (fits the last-level cache of most CPUs)

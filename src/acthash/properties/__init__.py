@@ -50,7 +50,13 @@ from acthash.properties.clustering import (
 from acthash.properties.knn import knn_accuracy, knn_loo_accuracy, knn_loo_predict, knn_predict
 from acthash.properties.linear import logreg_accuracy
 from acthash.properties.network import dead_unit_fractions, network_scores
-from acthash.properties.options import CONVENTIONS, SOLVERS, STRATEGIES, TIES, PropertyOptions
+from acthash.properties.options import (
+    CONVENTIONS,
+    SKLEARN_SOLVERS,
+    STRATEGIES,
+    TIES,
+    PropertyOptions,
+)
 from acthash.properties.record import encoding_properties, properties_table
 from acthash.properties.redundancy import count_distinct, redundancy_ratio
 
@@ -70,7 +76,7 @@ __all__ = [
     "knn_loo_accuracy",
     "TIES",
     "logreg_accuracy",
-    "SOLVERS",
+    "SKLEARN_SOLVERS",
     "STRATEGIES",
     "network_scores",
     "dead_unit_fractions",

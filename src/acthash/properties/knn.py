@@ -71,9 +71,7 @@ def _kth_distance(db: NeuralCodes, q: NeuralCodes, k: int, backend: str, device,
 def _one_pass(backend: str, device) -> bool:
     """Whether the share rule runs as one numba pass (:func:`acthash.ops.hamming.share_counts`)
     rather than a k-th-distance search followed by a counting pass."""
-    from acthash.ops.hamming import HAVE_NUMBA
-
-    return device is None and backend in ("auto", "numba") and HAVE_NUMBA
+    return device is None and backend in ("auto", "numba")
 
 
 def _check_k(k, n_train: int, what: str = "k-NN") -> None:

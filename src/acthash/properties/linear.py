@@ -13,14 +13,14 @@ from acthash.errors import InputError
 from acthash.properties._common import _labels_for, _streamed, _use_sklearn
 from acthash.properties.knn import _check_pair
 from acthash.properties.options import (
-    SOLVERS,
+    SKLEARN_SOLVERS,
     STRATEGIES,
     _check_backend,
     _check_solver,
     _check_strategy,
 )
 
-__all__ = ["SOLVERS", "STRATEGIES", "logreg_accuracy"]
+__all__ = ["SKLEARN_SOLVERS", "STRATEGIES", "logreg_accuracy"]
 
 
 def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float, strategy: str, max_iter: int, seed: int,

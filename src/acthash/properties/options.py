@@ -13,14 +13,15 @@ from numbers import Integral
 
 from acthash.errors import InputError
 
-__all__ = ["PropertyOptions", "CONVENTIONS", "TIES", "SOLVERS", "STRATEGIES"]
+__all__ = ["PropertyOptions", "CONVENTIONS", "TIES", "SKLEARN_SOLVERS", "STRATEGIES",
+           "PROPERTY_BACKENDS", "KNN_BACKENDS"]
 
 #: k-NN tie rules: "share" (the default, independent of the order of the training rows) and
 #: "sklearn" (scikit-learn's brute-force Hamming KNeighborsClassifier, neighbour for neighbour)
 TIES = ("share", "sklearn")
 
 #: scikit-learn's logistic-regression solvers ("liblinear" is the original study's)
-SOLVERS = ("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga")
+SKLEARN_SOLVERS = ("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga")
 
 #: multi-class strategies of the logistic regression
 STRATEGIES = ("ovo", "ovr", "multinomial")
@@ -44,8 +45,15 @@ CONVENTIONS: dict[str, dict] = {
 }
 
 _DROP = ("none", "train", "union")
-_BACKENDS = ("auto", "sklearn", "numba", "torch")
-_KNN_BACKENDS = ("auto", "numba", "faiss", "numpy", "torch")
+#: backends of K-Means and logistic regression ("auto": scikit-learn while the unpacked codes fit
+#: the memory budget, else the streamed numba solvers; "torch" on a device)
+PROPERTY_BACKENDS = ("auto", "sklearn", "numba", "torch")
+#: backends of the k-NN search (:func:`acthash.ops.hamming.hamming_knn`)
+KNN_BACKENDS = ("auto", "numba", "faiss", "numpy", "torch")
+
+
+def _choices(names) -> str:
+    return ", ".join(repr(n) for n in names)
 
 
 def _check_ties(ties) -> None:
@@ -55,8 +63,8 @@ def _check_ties(ties) -> None:
 
 
 def _check_solver(solver) -> None:
-    if solver not in SOLVERS:
-        raise InputError(f"unknown solver {solver!r}; use one of {', '.join(SOLVERS)} "
+    if solver not in SKLEARN_SOLVERS:
+        raise InputError(f"unknown solver {solver!r}; use one of {', '.join(SKLEARN_SOLVERS)} "
                          "('liblinear' is the original study's)")
 
 
@@ -66,8 +74,8 @@ def _check_strategy(strategy) -> None:
 
 
 def _check_backend(backend) -> None:
-    if backend not in _BACKENDS:
-        raise InputError(f"unknown backend {backend!r}; use 'auto', 'sklearn', 'numba' or 'torch'")
+    if backend not in PROPERTY_BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; use one of {_choices(PROPERTY_BACKENDS)}")
 
 
 def _check_small(small) -> None:
@@ -190,9 +198,9 @@ class PropertyOptions:
         _check_strategy(self.logreg_strategy)
         _check_backend(self.backend)
         _check_small(self.small)
-        if self.knn_backend not in _KNN_BACKENDS:
-            raise InputError(f"unknown knn_backend {self.knn_backend!r}; use 'auto', 'numba', "
-                             "'faiss', 'numpy' or 'torch'")
+        if self.knn_backend not in KNN_BACKENDS:
+            raise InputError(f"unknown knn_backend {self.knn_backend!r}; use one of "
+                             f"{_choices(KNN_BACKENDS)}")
         if isinstance(self.kmeans_n_seeds, bool) or not isinstance(self.kmeans_n_seeds, Integral) \
                 or self.kmeans_n_seeds < 1:
             raise InputError(f"n_seeds must be at least 1, got {self.kmeans_n_seeds}")

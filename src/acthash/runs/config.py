@@ -51,7 +51,7 @@ class RunConfig(DataFields, ModelFields, TrainFields, ConfigDict):
 
     def validate(self) -> None:
         super().validate()
-        from acthash.properties import CONVENTIONS, TIES
+        from acthash.properties.options import CONVENTIONS, PROPERTY_BACKENDS, TIES
 
         if self.codes not in ("binary", "aggregate", "both"):
             raise ConfigError(f"unknown codes {self.codes!r}; use 'binary', 'aggregate' "
@@ -62,6 +62,9 @@ class RunConfig(DataFields, ModelFields, TrainFields, ConfigDict):
         if self.ties is not None and self.ties not in TIES:
             raise ConfigError(f"unknown ties {self.ties!r}; use 'share' (order-independent) "
                               "or 'sklearn'")
+        if self.property_backend not in PROPERTY_BACKENDS:
+            raise ConfigError(f"unknown property_backend {self.property_backend!r}; use one of "
+                              f"{', '.join(repr(b) for b in PROPERTY_BACKENDS)}")
         if self.sample_size is not None and self.sample_size < 1:
             raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")
         if not 0 <= self.label_noise <= 1:
