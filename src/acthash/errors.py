@@ -3,7 +3,9 @@
 Each error's message says what is wrong and how to fix it. The classes also derive from the
 built-in exception a Python user would expect (``ValueError``, ``FileNotFoundError``, ...), so
 ``except ValueError`` keeps working. The CLI catches :class:`ActhashError` at one boundary and
-prints its message as one line, exiting with :data:`EXIT_USER_ERROR` (usage errors exit 2).
+prints its message as one line, exiting with :data:`EXIT_USER_ERROR` (usage errors exit 2);
+the same boundary turns the machine's refusals (a full disk, a read-only or unwritable
+folder, a path that is a file where a folder is wanted) into one line with the same status.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ __all__ = [
     "MissingDependencyError",
     "DivergenceError",
     "ResourceError",
+    "StorageError",
     "SweepLockedError",
     "SmallDataWarning",
 ]
 
-#: exit status of the CLI for an :class:`ActhashError` (click/typer use 2 for usage errors)
+#: exit status of the CLI for an :class:`ActhashError` and for an environment error (full
+#: disk, unwritable folder, ...); click/typer use 2 for usage errors
 EXIT_USER_ERROR = 3
 
 
@@ -71,6 +75,15 @@ class DivergenceError(ActhashError, FloatingPointError):
 
 class ResourceError(ActhashError, MemoryError):
     """A memory budget, disk or device too small for the requested work."""
+
+
+class StorageError(ActhashError, OSError):
+    """A file that cannot be written: no space left on the device, a read-only or
+    unwritable folder. The message names the file; ``errno`` and ``filename`` are the
+    refused write's. Raise it as ``StorageError(errno, message, filename)``."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
 
 
 class SweepLockedError(ActhashError, RuntimeError):

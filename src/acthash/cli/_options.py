@@ -69,7 +69,7 @@ def _model_options(width_mult: float | None, items: list[str]) -> dict:
 
 #: options that steer the command rather than set a config field
 CLI_ONLY = {"data_dir", "dataset_option", "model_option", "width_mult", "label_column", "out",
-            "runs_root", "progress"}
+            "runs_root", "progress", "format"}
 
 
 def _config(cls, params: dict, **derived):
@@ -135,3 +135,17 @@ Out = Annotated[Path | None, typer.Option(help="Output directory (default: a new
                                           "--runs-root).")]
 RunsRoot = Annotated[Path, typer.Option(help="Where new run directories go.")]
 Progress = Annotated[bool, typer.Option(help="Show progress bars.")]
+
+
+def _check_format(value: str) -> str:
+    from acthash.cli._tables import FORMATS
+
+    if value not in FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    return value
+
+
+Format = Annotated[str, typer.Option(
+    "--format", callback=_check_format,
+    help="table (for people), or csv, json, markdown: the plain table on stdout, for "
+    "scripts (notes go to stderr).")]

@@ -21,6 +21,7 @@ from acthash.cli._options import (
     Device,
     EarlyStopping,
     Epochs,
+    Format,
     Lr,
     Model,
     ModelOption,
@@ -124,6 +125,7 @@ def run(
     out: Out = None,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
+    format: Format = "table",
 ) -> None:
     """Train a model, capture its neural codes and print their encoding properties."""
     params = dict(locals())
@@ -134,8 +136,8 @@ def run(
                   model_options=_model_options(width_mult, model_option),
                   checkpoints=_parse_ints(checkpoints))
     result = run_experiment(cfg, out_dir=out, runs_root=runs_root, progress=progress)
-    print_metrics(result.metrics, k=cfg.k)
-    _run_dir_line(result.run_dir)
+    print_metrics(result.metrics, k=cfg.k, fmt=format)
+    _run_dir_line(result.run_dir, format)
 
 
 def layers(
