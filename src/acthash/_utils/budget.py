@@ -97,8 +97,8 @@ def resolve_device(device="auto"):
     except (RuntimeError, TypeError):
         raise InputError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA is not available in this torch build: use device 'cpu' "
-                         "(or 'auto')")
+        raise InputError("CUDA is not available in this torch build: use --device cpu "
+                         "(device='cpu' in Python) or auto")
     return dev
 
 

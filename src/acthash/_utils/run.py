@@ -10,6 +10,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ __all__ = [
     "environment_info",
     "new_run_dir",
     "progress_bar",
+    "progress_log",
+    "progress_stage",
     "safe_name",
     "save_array",
     "save_figure",
@@ -129,17 +132,116 @@ def save_figure(fig, stem: str | os.PathLike, formats=("png", "svg"), dpi: int =
     return out
 
 
+def stderr_is_terminal() -> bool:
+    """Whether progress can redraw a line: stderr is a terminal (not a file or a pipe)."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def progress_log(text: str) -> None:
+    """One plain progress line on stderr (no ``\\r``; the form used when stderr is not a
+    terminal)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def progress_bar(iterable=None, *, enabled: bool = True, desc: str = "", unit: str = "it",
                  total: int | None = None, leave: bool = False, **kwargs):
     """A tqdm bar over ``iterable`` (or a manual one with ``total``), or the plain iterable
-    (or a no-op bar) when ``enabled`` is false."""
+    (or a no-op bar) when ``enabled`` is false. When stderr is not a terminal the bar is
+    plain log lines instead (a line when it starts, at each tenth of the way and when it
+    ends; never ``\\r``)."""
     if enabled:
+        if not stderr_is_terminal():
+            return _LogBar(iterable, desc=desc, unit=unit, total=total,
+                           initial=kwargs.get("initial", 0))
         from tqdm.auto import tqdm
 
         return tqdm(iterable, desc=desc, unit=unit, total=total, leave=leave, **kwargs)
     if iterable is not None:
         return iterable
     return _NoBar()
+
+
+@contextmanager
+def progress_stage(name: str, *, enabled: bool = True):
+    """Show that stage ``name`` is running, for work that has no steps to count (a K-Means
+    fit, a k-NN pass): a one-line status bar on a terminal, else one log line
+    ``name ...``. Does nothing when ``enabled`` is false."""
+    if not enabled:
+        yield
+        return
+    if not stderr_is_terminal():
+        progress_log(f"{name} ...")
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=None, desc=name, bar_format="{desc} ... {elapsed}", leave=False)
+    try:
+        yield
+    finally:
+        bar.close()
+
+
+class _LogBar:
+    """tqdm's interface as plain log lines on stderr (stderr is a file or a pipe)."""
+
+    def __init__(self, iterable=None, *, desc: str, unit: str, total: int | None,
+                 initial: int = 0):
+        self.iterable = iterable
+        self.desc = desc or "progress"
+        self.unit = unit
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        self.total = total
+        self.n = initial
+        self._start = time.perf_counter()
+        self._tenth = self._tenth_of(initial)
+        self._closed = False
+        progress_log(f"{self.desc}: {initial}/{total} {unit}" if total is not None
+                     else f"{self.desc} ...")
+
+    def _tenth_of(self, n: int) -> int:
+        return int(10 * n / self.total) if self.total else 0
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.update(1)
+        self.close()
+
+    def __len__(self):
+        return self.total or 0
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        tenth = self._tenth_of(self.n)
+        if self.total and tenth > self._tenth and self.n < self.total:
+            self._tenth = tenth
+            progress_log(f"{self.desc}: {self.n}/{self.total} {self.unit}")
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def set_description(self, desc: str = "", refresh: bool = True) -> None:
+        self.desc = desc
+
+    def write(self, text: str) -> None:
+        progress_log(str(text))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            seconds = time.perf_counter() - self._start
+            progress_log(f"{self.desc}: done, {self.n} {self.unit} in {seconds:.1f} s")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class _NoBar:
@@ -149,6 +251,9 @@ class _NoBar:
         pass
 
     def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def set_description(self, desc: str = "", refresh: bool = True) -> None:
         pass
 
     def write(self, text: str) -> None:

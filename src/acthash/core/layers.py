@@ -25,7 +25,12 @@ def choose_layers(names: Sequence[str], layers, *, noun: str = "layer") -> list[
     if layers is None or layers == "all":
         return list(range(len(names)))
     if isinstance(layers, str):
-        rx = re.compile(layers)
+        try:
+            rx = re.compile(layers)
+        except re.error as e:
+            raise InputError(f"layers {layers!r} is not a valid regular expression ({e}); "
+                             "give a Python regex such as 'features' or "
+                             r"'features\.\d+$', or a list of layer names") from None
         idx = [i for i, n in enumerate(names) if rx.search(n)]
     else:
         wanted = list(layers)

@@ -310,7 +310,15 @@ def load_csv(path: str, label: str = "label", test: str | None = None,
         if not p.is_file():
             raise DatasetNotFoundError(f"CSV file {p} does not exist; give an existing path "
                                        "after 'csv:' (and with test=...)")
-        df = pd.read_csv(p)
+        try:
+            df = pd.read_csv(p)
+        except pd.errors.EmptyDataError:
+            raise InputError(f"CSV file {p} is empty; give a table with a header row and "
+                             f"a label column ({label!r})") from None
+        except (UnicodeDecodeError, pd.errors.ParserError) as e:
+            raise InputError(f"{p} is not a readable CSV table ({type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:160]}); give a comma-separated "
+                             "UTF-8 text file with a header row") from None
         if label not in df.columns:
             raise InputError(f"{p} has no label column {label!r}; its columns are "
                              f"{list(df.columns)} (choose one with label=... / --label-column)")

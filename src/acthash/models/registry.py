@@ -92,7 +92,19 @@ def build_model(name: str, input_shape, n_classes: int, **options) -> nn.Module:
     if ":" in name:
         from torch import nn
 
-        model = fn(input_shape=tuple(input_shape), n_classes=n_classes, **options)
+        kwargs = {"input_shape": tuple(input_shape), "n_classes": n_classes, **options}
+        try:
+            inspect.signature(fn).bind(**kwargs)
+        except TypeError as e:
+            params = [p for p in inspect.signature(fn).parameters if p != "self"]
+            raise InputError(
+                f"model builder {name!r} does not accept the keywords "
+                f"{', '.join(kwargs)} ({e}); it accepts ({', '.join(params) or 'nothing'}): "
+                "give a function (or nn.Module class) taking input_shape=, n_classes= and "
+                "the model options as keywords") from None
+        except ValueError:  # no signature to inspect (a builtin): call it and see
+            pass
+        model = fn(**kwargs)
         if not isinstance(model, nn.Module):
             raise InputError(f"{name} returned {type(model).__name__}, not an nn.Module")
         return model

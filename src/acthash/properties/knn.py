@@ -14,7 +14,29 @@ from acthash.ops.hamming import hamming_knn
 from acthash.properties._common import _encode, _labels_for
 from acthash.properties.options import TIES, _check_ties
 
-__all__ = ["TIES", "knn_predict", "knn_accuracy", "knn_loo_predict", "knn_loo_accuracy"]
+__all__ = ["TIES", "knn_predict", "knn_accuracy", "knn_loo_predict", "knn_loo_accuracy",
+           "warm_up"]
+
+_warmed: list[bool] = []
+
+
+def warm_up() -> bool:
+    """Compile the numba k-NN kernels (or load them from numba's on-disk cache) on a tiny
+    input, once per process, so that a timed k-NN (``seconds_knn``) measures the work and not
+    the JIT. Returns whether this call did the warm-up. Uses its own random generator: no
+    global random state is touched."""
+    if _warmed:
+        return False
+    from acthash.ops.hamming import share_counts, share_counts_loo
+
+    rng = np.random.default_rng(0)
+    codes = as_codes((rng.random((12, 70)) < 0.5).astype(np.uint8))
+    labels = np.arange(12) % 3
+    share_counts(codes, labels, codes, 3, 3)
+    # a budget of a few rows a tile: the symmetric pass's off-diagonal kernel runs too
+    share_counts_loo(codes, labels, 3, 3, memory_budget=160)
+    _warmed.append(True)
+    return True
 
 
 def _vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from acthash._utils.run import progress_stage
 from acthash.core.codes import NeuralCodes, as_codes
 from acthash.errors import InputError
 from acthash.properties._common import _encode, _labels_for, _Measurement, _use_sklearn
 from acthash.properties.catalog import Property, _catalog, property_rows, timing_keys
 from acthash.properties.clustering import original_kmeans_mapping
-from acthash.properties.knn import _check_pair, _knn_options, _one_pass
+from acthash.properties.knn import _check_pair, _knn_options, _one_pass, _warmed, warm_up
 from acthash.properties.options import PropertyOptions, resolve_options
 
 __all__ = ["encoding_properties", "properties_table"]
@@ -45,7 +46,8 @@ def _drop_constant(how: str, train: NeuralCodes, test: NeuralCodes | None):
 def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None, *,
                         options: PropertyOptions | None = None, train_outputs=None,
                         test_outputs=None, timings: dict | None = None,
-                        catalog: Sequence[Property] | None = None, **overrides) -> dict:
+                        catalog: Sequence[Property] | None = None,
+                        progress: bool | str = False, **overrides) -> dict:
     """All encoding properties on train and test as one flat record.
 
     train_codes, test_codes : :class:`NeuralCodes` or (N, n_bits) 0/1 arrays (test optional);
@@ -59,6 +61,11 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
         (``redundancy``, ``kmeans``, ``knn``, ``logreg``; both splits together).
     catalog : the property catalog whose record steps run (default
         :data:`acthash.properties.catalog.PROPERTIES`).
+    progress : show each step as it runs (:func:`acthash._utils.run.progress_stage`); a
+        string is put before each step's name (``"epoch 5: "``).
+
+    The numba k-NN kernels are compiled once per process before any step is timed
+    (:func:`acthash.properties.knn.warm_up`).
 
     Keys: ``redundancy_{train,test}``; ``kmeans_{train,test}`` (Hungarian-matched, the mean
     over ``kmeans_n_seeds`` K-Means seeds; transductive: K-Means is fit on each split's own
@@ -105,11 +112,20 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
         "kmeans_n_seeds": o.kmeans_n_seeds,
     }
 
+    prefix = progress if isinstance(progress, str) else ""
+    if any(p.timing == "knn" for p in steps):
+        with progress_stage(f"{prefix}compiling the k-NN kernels (once per process)",
+                            enabled=bool(progress) and not _warmed):
+            warm_up()
+
     def run(p: Property, *args) -> None:
-        t0 = time.perf_counter()
-        rec.update(p.compute(m, *args))
-        if p.timing is not None:
-            clock[p.timing] += time.perf_counter() - t0
+        name = p.timing_label or p.title(o.k)
+        with progress_stage(f"{prefix}{name}" + (f" ({args[0]})" if p.per_split else ""),
+                            enabled=bool(progress)):
+            t0 = time.perf_counter()
+            rec.update(p.compute(m, *args))
+            if p.timing is not None:
+                clock[p.timing] += time.perf_counter() - t0
 
     for split, codes, y in m.splits():
         for p in steps:
@@ -117,7 +133,8 @@ def encoding_properties(train_codes, y_train=None, test_codes=None, y_test=None,
                 run(p, split, codes, y)
     if o.is_original:
         rec["kmeans_mapping_original"] = original_kmeans_mapping(o.dataset)
-    m.gram = _shared_gram(m)
+    with progress_stage(f"{prefix}Gram blocks of the training codes", enabled=bool(progress)):
+        m.gram = _shared_gram(m)
     try:
         for p in steps:
             if not p.per_split:

@@ -34,7 +34,7 @@ from torch import nn
 from acthash import data as datasets
 from acthash._utils.budget import parse_memory_budget
 from acthash._utils.io import save_torch, write_json, write_table
-from acthash._utils.run import environment_info, new_run_dir, save_array
+from acthash._utils.run import environment_info, new_run_dir, progress_stage, save_array
 from acthash.core.aggregate import aggregate_codes
 from acthash.core.capture import capture
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
@@ -154,7 +154,8 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     cfg = cfg or RunConfig()
     if cfg.tile_to is not None and int(cfg.tile_to) < 1:
         raise InputError(f"tile_to must be a positive number of rows, got {cfg.tile_to}")
-    ds, data_info, (x_tr, y_tr, x_val, y_val), noisy_idx, train_rows = _prepare(cfg)
+    with progress_stage(f"loading {cfg.dataset}", enabled=progress):
+        ds, data_info, (x_tr, y_tr, x_val, y_val), noisy_idx, train_rows = _prepare(cfg)
     model = make_model(cfg, ds.input_shape, ds.n_classes)
     tcfg = cfg.train_config()
     run_dir = None
@@ -208,13 +209,15 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
         tr_on_disk = te_on_disk = False
         timings: dict = {}
         capture_s = 0.0
+        stage = f"epoch {epoch}: "
         if cfg.codes in ("binary", "both"):
-            tr, tr_on_disk = capture_split(m, x_tr, y_tr.numpy(), "train", epoch)
-            te, te_on_disk = capture_split(m, ds.x_test, ds.y_test.numpy(), "test", epoch)
+            with progress_stage(f"{stage}capture", enabled=progress):
+                tr, tr_on_disk = capture_split(m, x_tr, y_tr.numpy(), "train", epoch)
+                te, te_on_disk = capture_split(m, ds.x_test, ds.y_test.numpy(), "test", epoch)
             capture_s += time.perf_counter() - t0
             rec.update(encoding_properties(tr.codes, None, te.codes, None, options=options,
                                            train_outputs=tr.outputs, test_outputs=te.outputs,
-                                           timings=timings))
+                                           timings=timings, progress=progress and stage))
             rec.update(dead_unit_fractions(tr.codes, "dead_units_train"))  # never active
         if cfg.codes in ("aggregate", "both"):
             t1 = time.perf_counter()
@@ -231,7 +234,8 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
                     s = network_scores(codes.outputs, codes.labels)
                     rec[f"net_loss_{split}"], rec[f"net_acc_{split}"] = s["loss"], s["accuracy"]
             t2 = time.perf_counter()
-            rec.update(aggregate_properties(agg_tr, None, agg_te, None, options=options))
+            with progress_stage(f"{stage}aggregate-code properties", enabled=progress):
+                rec.update(aggregate_properties(agg_tr, None, agg_te, None, options=options))
             timings["aggregate"] = time.perf_counter() - t2
         rec["seconds_train"] = seconds_train
         rec["seconds_capture"] = capture_s

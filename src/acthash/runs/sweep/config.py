@@ -149,15 +149,31 @@ def load_sweep_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"no sweep file at {path}; pass a .yaml/.yml/.toml file or --preset")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; give a YAML or TOML sweep file") from None
     if path.suffix in (".yaml", ".yml"):
-        d = _yaml_load(text)
+        import yaml
+
+        try:
+            d = _yaml_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"{path} is not valid YAML{where}: {problem}; fix the file "
+                              "(docs/sweeps.md shows the format)"
+                              ) from None
     elif path.suffix == ".toml":
         try:
             import tomllib
         except ImportError:  # Python 3.10
             import tomli as tomllib
-        d = tomllib.loads(text)
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path} is not valid TOML: {e}; fix the file") from None
     else:
         raise ConfigError(f"{path}: unknown sweep file type {path.suffix!r}; use .yaml, .yml or .toml")
     if not isinstance(d, dict):
