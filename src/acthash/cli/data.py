@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from acthash.cli._tables import console
+from acthash.cli._tables import show
 
 data_app = typer.Typer(help="Datasets: list what is available and how to get the rest.",
                        no_args_is_help=True)
@@ -22,7 +22,7 @@ def data_list() -> None:
     for d in list_datasets():
         table.add_row(d["name"], "yes" if d["available"] else "no", d["description"],
                       d["how_to_get"])
-    console.print(table)
+    show(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from acthash.cli._tables import _fmt, console
+from acthash.cli._options import Format
+from acthash.cli._tables import _fmt, console, err_console, print_frame, show
 
 
 def plot(
@@ -43,6 +44,7 @@ def phase_chart(
         help="Redundancy column [default redundancy_train].")] = None,
     accuracy: Annotated[str | None, typer.Option(
         help="Categorization accuracy column [default knn_test].")] = None,
+    format: Format = "table",
 ) -> None:
     """Classify each point into under-/critically-/sufficiently-expressive and chart it.
 
@@ -56,6 +58,12 @@ def phase_chart(
                                     accuracy=accuracy)
     out_dir = out or sweep_dir_of(results[0]) / "figures"
     table, paths = phase_charts(results, out_dir, t)
+    if format != "table":
+        print_frame(table, format)
+        err_console.print(t.describe())
+        for p in paths:
+            err_console.print(f"wrote {p}")
+        return
     colors = {"under": "red", "critical": "yellow", "sufficient": "green"}
     for source, sub in table.groupby("source", sort=False):
         sub = sub.dropna(axis=1, how="all")
@@ -69,7 +77,7 @@ def phase_chart(
         for _, r in sub.iterrows():
             rt.add_row(*[f"[{colors[str(r[c])]}]{r[c]}[/]" if c == "regime" else _fmt(r[c])
                          for c in cols])
-        console.print(rt)
+        show(rt)
     console.print(t.describe())
     for p in paths:
         console.print(f"wrote {p}")
@@ -121,7 +129,7 @@ def claims_cmd(
         for r in sub.itertuples():
             rt.add_row(r.claim, f"[{colors[r.verdict]}]{r.verdict}[/]", r.measured,
                        r.reason + (f" [dim]({r.warning})[/]" if r.warning else ""))
-        console.print(rt)
+        show(rt)
     console.print("criteria:\n" + crit.describe())
     if out is not None:
         console.print(f"wrote {out}")

@@ -41,7 +41,7 @@ from acthash.cli._options import (
     _parse_ints,
     _parse_names,
 )
-from acthash.cli._tables import _fmt, _run_dir_line, console
+from acthash.cli._tables import _fmt, _run_dir_line, console, show
 from acthash.studies.configs import (
     BinaryStudyConfig,
     LSHConfig,
@@ -109,7 +109,7 @@ def study_regions(
     for r in result.summary.itertuples():
         table.add_row(str(r.epoch), r.measure, r.group, _fmt(float(r.mean)),
                       _fmt(float(r.median)), _fmt(float(r.std)), str(r.n))
-    console.print(table)
+    show(table)
     _run_dir_line(result.run_dir)
 
 
@@ -194,7 +194,7 @@ def study_lsh(
             table.add_column(col, justify="right")
         for n, row in wide.iterrows():
             table.add_row(str(n), *[str(v) for v in row])
-        console.print(table)
+        show(table)
     _run_dir_line(result.run_dir)
 
 
@@ -267,7 +267,7 @@ def study_spectrum(
         table.add_column(name, justify="right", overflow="fold")
     for col in df.columns:
         table.add_row(col.replace("_", " "), *[f"{v:.4g}" for v in df[col]])
-    console.print(table)
+    show(table)
     _run_dir_line(study.run_dir)
 
 
@@ -362,14 +362,14 @@ def study_binary(
         if col in result.table.columns:
             table.add_row(label.replace("9-NN", f"{cfg.k}-NN"),
                           *[_fmt(float(result.table.loc[v, col])) for v in result.table.index])
-    console.print(table)
+    show(table)
     if result.ood is not None and len(result.ood):
         ood = Table(title="out-of-distribution AUROC (Lee et al.: tied covariance, min distance)")
         for col in ("variant", "shifted set", "Lee", "per-class at predicted"):
             ood.add_column(col, justify="right" if col[0].isupper() or col[0] == "p" else "left")
         for r in result.ood.itertuples():
             ood.add_row(r.variant, r.ood_set, _fmt(float(r.lee)), _fmt(float(r.predicted)))
-        console.print(ood)
+        show(ood)
     console.print(f"study directory: [bold]{result.run_dir}[/]")
 
 
@@ -468,7 +468,7 @@ def study_retrieval(
                 cells.append("n/a" if r.empty else
                              f"{r['map_mean'].iloc[0]:.3f} ± {r['map_std'].iloc[0]:.3f}")
             table.add_row(enc, *cells)
-        console.print(table)
+        show(table)
     if result.search is not None:
         st = Table(title="Hamming search (recall@10 against exact)")
         for c in ("dataset", "index", "n_bits", "build_s", "qps", "recall@10", "recall@10_dist"):
@@ -477,7 +477,7 @@ def study_retrieval(
             st.add_row(str(r["dataset"]), str(r["index"]), str(r["n_bits"]),
                        f"{r['build_s']:.2f}", f"{r['qps']:.0f}", f"{r['recall@10']:.3f}",
                        f"{r['recall@10_dist']:.3f}")
-        console.print(st)
+        show(st)
     console.print(f"study directory: [bold]{result.run_dir}[/]")
 
 

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from acthash.cli._options import _parse_ints
-from acthash.cli._tables import console, err_console
+from acthash.cli._options import Format, _parse_ints
+from acthash.cli._tables import console, err_console, print_frame, show
 from acthash.errors import EXIT_USER_ERROR
 
 
@@ -43,6 +43,7 @@ def sweep(
     dry_run: Annotated[bool, typer.Option(help="List the cells and stop.")] = False,
     progress: Annotated[bool, typer.Option(
         help="Show a progress bar (cells done/total, ETA).")] = True,
+    format: Format = "table",
 ) -> None:
     """Run a grid of experiments; a rerun computes only the missing cells."""
     from acthash.runs.presets import preset as make_preset
@@ -59,7 +60,14 @@ def sweep(
         cfg = SweepConfig.from_dict({**cfg.to_dict(), "seeds": seed_list})
     cells = cfg.cells()
     sweep_dir = out or Path("sweeps") / cfg.name
-    console.print(f"sweep [bold]{cfg.name}[/]: {len(cells)} cells -> {sweep_dir}")
+    notes = console if format == "table" else err_console
+    notes.print(f"sweep [bold]{cfg.name}[/]: {len(cells)} cells -> {sweep_dir}")
+    if dry_run and format != "table":
+        import pandas as pd
+
+        print_frame(pd.DataFrame([{"#": c.index, "key": c.key, **c.params} for c in cells]),
+                    format)
+        return
     if dry_run:
         table = Table(title="cells")
         keys = list(cells[0].params) if cells else []
@@ -67,18 +75,23 @@ def sweep(
             table.add_column(col)
         for c in cells:
             table.add_row(str(c.index), c.key, *[str(c.params[k]) for k in keys])
-        console.print(table)
+        show(table)
         return
     result = run_sweep(cfg, sweep_dir, executor=executor, workers=workers,
                        ray_address=ray_address, cache_dir=cache_dir, threads=threads,
                        gpus_per_cell=gpus_per_cell, progress=progress, wait=wait)
-    table = Table(title=f"sweep {cfg.name}")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    for key, v in result.summary().items():
-        table.add_row(key.replace("_", " "), str(v))
-    console.print(table)
-    console.print(f"results: [bold]{sweep_dir / 'results.parquet'}[/]")
+    if format == "table":
+        table = Table(title=f"sweep {cfg.name}")
+        table.add_column("")
+        table.add_column("value", justify="right")
+        for key, v in result.summary().items():
+            table.add_row(key.replace("_", " "), str(v))
+        show(table)
+    else:
+        import pandas as pd
+
+        print_frame(pd.DataFrame([result.summary()]), format)
+    notes.print(f"results: [bold]{sweep_dir / 'results.parquet'}[/]")
     if result.failed:
         for key, err in result.failed.items():
             err_console.print(f"[bold red]cell {key} failed:[/] {err}")
