@@ -11,8 +11,11 @@ Conventions, the same for every command:
   options); wherever a model is trained or built: the model options and ``--device``;
 - lists are comma-separated (``--checkpoints 0,1,5``; ``--seeds 0,1,2``);
 - companion studies live under ``acthash study``;
-- a user error (bad input, missing file, ...) prints one ``error:`` line and exits with
-  status 3 (:data:`acthash.errors.EXIT_USER_ERROR`); a usage error exits with 2.
+- a user error (bad input, missing file, ...) or an environment error (full disk, read-only
+  folder, unavailable device) prints one ``error:`` line and exits with status 3
+  (:data:`acthash.errors.EXIT_USER_ERROR`); a usage error exits with 2; ``--debug`` (or
+  ``ACTHASH_DEBUG=1``) shows the traceback instead;
+- ``--format csv|json|markdown`` prints a command's table plainly on stdout, for scripts;
 
 The CLI draws figures with matplotlib's Agg backend (the library never chooses one).
 """
