@@ -396,3 +396,34 @@ def test_knn_warm_up_runs_once_before_the_timed_steps(monkeypatch):
     assert calls == ["warm_up"]
     assert {"redundancy", "kmeans", "knn", "logreg"} <= set(timings)
     assert 0.0 <= rec["knn_test"] <= 1.0
+
+
+def test_sweep_dry_run_as_csv():
+    result = runner.invoke(app, ["sweep", "--preset", "model-size", "--dry-run", "--format",
+                                 "csv"])
+    assert result.exit_code == 0, result.output
+    cells = pd.read_csv(io.StringIO(result.stdout))
+    assert list(cells.columns[:2]) == ["#", "key"] and len(cells) == 16
+    assert cells["width"].nunique() > 1 and cells["key"].is_unique
+    assert "16 cells" in result.stderr
+
+
+def test_manual_progress_bar_is_log_lines_without_a_terminal(capsys):
+    from acthash._utils.run import progress_bar, progress_stage
+
+    bar = progress_bar(total=20, initial=5, desc="cells", unit="cell")
+    for _ in range(15):
+        bar.update(1)
+    bar.write("cell 3 failed")
+    bar.close()
+    with progress_stage("epoch 2: K-Means (test)"):
+        pass
+    assert list(progress_bar([1, 2, 3], desc="train", unit="epoch")) == [1, 2, 3]
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert "\r" not in err
+    assert lines[0] == "cells: 5/20 cell"
+    assert "cells: 10/20 cell" in lines and "cell 3 failed" in lines
+    assert any(ln.startswith("cells: done, 20 cell in ") for ln in lines)
+    assert "epoch 2: K-Means (test) ..." in lines
+    assert lines[-1].startswith("train: done, 3 epoch in ")
