@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from acthash.errors import EXIT_USER_ERROR
 from acthash.runs.sweep import load_results, run_sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(900)]
@@ -163,10 +164,23 @@ def test_sweep_survives_a_worker_node_lost_mid_sweep(tmp_path):
         raylet = _worker_raylet(sessions)
         assert raylet is not None, "the worker node's raylet is not running"
 
+        sweep_cmd = [sys.executable, "-c", "from acthash.cli import main; main()", "sweep",
+                     str(config), "--executor", "ray", "--ray-address", address, "--out",
+                     str(sweep_dir), "--no-progress"]
+        # a driver without the cluster's token is refused, with the fix in one error line
+        no_token = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}
+        refused = _start(sweep_cmd, no_token, tmp_path / "refused.log", sessions)
+        try:
+            rc = refused.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            pytest.fail("a driver without the token neither connected nor failed in 180 s")
+        text = (tmp_path / "refused.log").read_text()
+        assert rc == EXIT_USER_ERROR, text[-3000:]
+        assert "error:" in text and "RAY_AUTH_TOKEN" in text and "Traceback" not in text
+        assert not (sweep_dir / "parts").exists()  # nothing ran
+
         driver_log = tmp_path / "driver.log"
-        driver = _start([sys.executable, "-c", "from acthash.cli import main; main()",
-                         "sweep", str(config), "--executor", "ray", "--ray-address", address,
-                         "--out", str(sweep_dir), "--no-progress"], env, driver_log, sessions)
+        driver = _start(sweep_cmd, env, driver_log, sessions)
         deadline = time.monotonic() + 240
         while not _running_cells(raylet):
             assert driver.poll() is None, ("the sweep ended before the worker node ran a "
