@@ -2,6 +2,13 @@
 
 :func:`build_report` draws the figures and phase charts that are missing, then writes
 ``<sweep>/report.html``: no external file, script or stylesheet, so it can be mailed.
+
+Laid out for a page: figures are grids of at most three panels, shown side by side when
+they fit and at their natural size (96 CSS px per inch of the figure, so a 9-pt tick label
+is 12 px on screen) in a column of at most :data:`PAGE_WIDTH_PX`, shrunk only on a narrower
+window; long text (criteria, claims, configuration) wraps; wide tables scroll inside their
+box. Every measured number in a table has one format, 3 decimals (:func:`fmt_number`);
+settings (width, weight decay, ...) are printed as given.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ h1{{font-size:1.6em;overflow-wrap:anywhere}}
 h2{{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}}
 .figs{{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}}
 figure{{margin:0;max-width:100%}}
-img{{max-width:100%;height:auto;border:1px solid #eee;display:block}}
+img{{max-width:100%;height:auto;display:block;outline:1px solid #eee}}
 figcaption{{font-size:.85em;color:#555}}
 .table{{max-width:100%;overflow-x:auto;margin:.5em 0}}
 table{{border-collapse:collapse;font-size:.85em}}
@@ -209,7 +216,9 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *,
                  f"are fractions; K-Means is Hungarian-matched; K-NN is Hamming {knn} "
                  "(train: leave-one-out); logistic regression is one-vs-one L2, C=1.</p>")
     parts.append('<h2>Figures</h2><div class="figs">')
-    for p in sorted(fig_dir.glob("*.png"), key=lambda p: (p.name.startswith("phase_"), p.name)):
+    main = f"{meta.get('name', '')}_{meta.get('factor', '')}.png"  # the sweep's own factor first
+    for p in sorted(fig_dir.glob("*.png"),
+                    key=lambda p: (p.name.startswith("phase_"), p.name != main, p.name)):
         parts.append(_img(p))
     parts.append("</div>")
     settings = _SETTINGS | set(meta.get("grid") or {}) | set(meta.get("base") or {})
