@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from acthash.cli import data, figures, run, study, sweeps
+from acthash.cli import data, examples, figures, run, study, sweeps
 from acthash.cli._tables import err_console
 from acthash.errors import EXIT_USER_ERROR, ActhashError
 
@@ -121,7 +121,7 @@ def _main(
 
 
 # commands first, in the order of `acthash --help`, then the groups
-for _group in (run, sweeps, figures, data, study):
+for _group in (run, sweeps, figures, data, study, examples):
     _group.register(app)
 
 

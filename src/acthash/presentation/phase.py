@@ -186,9 +186,15 @@ def phase_chart(df: pd.DataFrame, x: str = "width", y: str = "epoch",
               if c in _POINT_CANDIDATES and c not in (x, y)]
     groups = list(cls.groupby(others, dropna=False)) if others else [((), cls)]
     n = len(groups)
-    if axes is None:
-        fig, axes = plt.subplots(1, n, figsize=(5.6 * n + 1.5, 4.6), squeeze=False,
-                                 constrained_layout=True)
+    if axes is None:  # a grid of at most 3 columns that fits a page, legend below
+        ncols = min(3, n)
+        nrows = -(-n // ncols)
+        fig, grid = plt.subplots(nrows, ncols, figsize=(3.7 * ncols + 0.4, 3.3 * nrows + 1.4),
+                                 squeeze=False, constrained_layout=True)
+        flat = list(grid.ravel())
+        for ax in flat[n:]:
+            ax.remove()
+        axes = np.array(flat[:n], dtype=object)[None, :]
     else:
         axes = np.ravel(axes)
         if len(axes) != n:
@@ -215,22 +221,23 @@ def phase_chart(df: pd.DataFrame, x: str = "width", y: str = "epoch",
         if levels and len(xs) > 1 and len(ys) > 1 and not np.isnan(red).any():
             cs = ax.contour(np.arange(len(xs)), np.arange(len(ys)), red, levels=levels,
                             colors="k", linewidths=1.0)
-            ax.clabel(cs, fmt=lambda v: f"{v:g}", fontsize=7)
+            ax.clabel(cs, fmt=lambda v: f"{v:g}", fontsize=8)
         ax.set_xticks(range(len(xs)), _labels(xs), rotation=45 if len(xs) > 8 else 0)
         ax.set_yticks(range(len(ys)), _labels(ys))
+        ax.tick_params(labelsize=9)
         ax.set_xlabel(AXIS_LABELS.get(x, x))
         ax.set_ylabel(AXIS_LABELS.get(y, y))
         if others:
             gk = gkey if isinstance(gkey, tuple) else (gkey,)
             ax.set_title(", ".join(f"{c}={v}" for c, v in zip(others, gk, strict=True)),
-                         fontsize=9)
+                         fontsize=10)
     handles = [Patch(color=REGIME_COLORS[r], label=REGIME_LABELS[r]) for r in REGIMES]
     handles.append(plt.Line2D([], [], color="k", lw=1, label=f"mean {t.redundancy}"))
-    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False,
-               title="thresholds\n" + t.describe().replace(" and ", "\n    and "),
-               title_fontsize=7, alignment="left")
-    fig.suptitle(title or f"activation hash phase chart: {AXIS_LABELS.get(x, x)} × "
-                 f"{AXIS_LABELS.get(y, y)}", fontsize=10)
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, frameon=False,
+               ncol=2, title="thresholds\n" + t.describe().replace(" and ", "\n    and "),
+               title_fontsize=8, alignment="left")
+    fig.suptitle(title or f"activation hash phase chart:\n{AXIS_LABELS.get(x, x)} × "
+                 f"{AXIS_LABELS.get(y, y)}", fontsize=11)
     return fig
 
 

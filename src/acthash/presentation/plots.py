@@ -4,8 +4,10 @@
 K-Means, K-NN, logistic regression, the network's own accuracy and, when the results
 hold it, the fraction of dead units on the training set), each with a train
 (dashed) and a test (solid) series per ``hue`` value; the band is ± one standard
-deviation over the seeds. The x axis is logarithmic when the factor spans more than a
-factor of 20 (symmetric-log when it includes 0, e.g. epoch 0 or weight decay 0).
+deviation over the seeds. Panels sit in a grid of at most three columns, sized for a page.
+The x axis is base-2 logarithmic for powers of two (widths, sample sizes), logarithmic when
+other values span more than a factor of 20 (symmetric-log when they include 0, e.g. epoch 0
+or weight decay 0), linear otherwise.
 :func:`plot_results` writes PNG and SVG figures for a sweep directory or results file.
 """
 
@@ -21,12 +23,20 @@ from acthash.errors import InputError
 from acthash.properties.catalog import knn_label, quantities
 from acthash.runs.results import load_results, load_sweep_meta
 
-__all__ = ["QUANTITIES", "FACTOR_LABELS", "aggregate", "plot_factor", "plot_results",
+__all__ = ["QUANTITIES", "FACTOR_LABELS", "PANEL_COLUMNS", "TICK_FONTSIZE", "aggregate", "plot_factor", "plot_results",
            "infer_factor", "factor_column", "knn_label", "save_figure"]
 
 #: (column prefix, axis label) of each panel, from the property catalog
 QUANTITIES = quantities()
 SPLITS = ("train", "test")
+#: page layout of a factor figure: panels per row, inches per panel (width, height), and
+#: font sizes in points. At most 3 panels of 3.7 in: the figure is at most 11.1 in wide, so
+#: the report shows it at its natural size (96 CSS px per inch) in a 1100-px column, where a
+#: 9-pt tick label is 12 px high.
+PANEL_COLUMNS = 3
+PANEL_SIZE = (3.7, 3.0)
+TICK_FONTSIZE = 9
+LEGEND_FONTSIZE = 8
 FACTOR_LABELS = {
     "width": "hidden units per layer",
     "depth": "hidden layers",
@@ -106,12 +116,41 @@ def aggregate(df: pd.DataFrame, factor: str, hue: str | None = None,
     return out.reset_index().sort_values(keys, kind="stable").reset_index(drop=True)
 
 
+def _powers_of_two(pos: np.ndarray) -> bool:
+    ints = pos[np.isclose(pos, np.round(pos))].astype(np.int64)
+    return len(ints) == len(pos) and bool(np.all(ints & (ints - 1) == 0))
+
+
 def _axis_scale(ax, values: np.ndarray, axis: str = "x") -> str:
-    """Log (or symlog with 0) when the positive values span a factor >= 20; returns the scale."""
+    """The axis scale for a factor's values; returns it.
+
+    Powers of two (widths 2, 8, ..., 256; sample sizes 64, ..., 4096) spanning a factor of
+    4 or more: a base-2 log axis ticked at the values (``"log2"``; symlog when 0 is among
+    them). Other positive values spanning a factor of 20 or more: a log axis (``"log"``;
+    ``"symlog"`` with 0, e.g. epoch 0 or weight decay 0). Otherwise linear.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
     set_scale = ax.set_xscale if axis == "x" else ax.set_yscale
+    axis_obj = ax.xaxis if axis == "x" else ax.yaxis
     v = np.asarray(values, dtype=float)
     pos = v[v > 0]
-    if len(pos) < 2 or pos.max() / pos.min() < 20 or (v < 0).any():
+    if len(pos) < 2 or (v < 0).any():
+        return "linear"
+    span = pos.max() / pos.min()
+    if _powers_of_two(pos) and span >= 4:
+        if (v == 0).any():
+            set_scale("symlog", base=2, linthresh=float(pos.min()))
+        else:
+            set_scale("log", base=2)
+        ticks = np.unique(v)
+        axis_obj.set_major_locator(FixedLocator(ticks))
+        axis_obj.set_minor_locator(NullLocator())
+        axis_obj.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
+        if len(ticks) > 6 and axis == "x":
+            ax.tick_params(axis="x", labelrotation=45)
+        return "log2"
+    if span < 20:
         return "linear"
     if (v == 0).any():
         set_scale("symlog", linthresh=float(pos.min()))
@@ -119,9 +158,6 @@ def _axis_scale(ax, values: np.ndarray, axis: str = "x") -> str:
     else:
         set_scale("log")
         scale = "log"
-    from matplotlib.ticker import FuncFormatter
-
-    axis_obj = ax.xaxis if axis == "x" else ax.yaxis
     axis_obj.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
     return scale
 
@@ -161,10 +197,16 @@ def plot_factor(df: pd.DataFrame, factor: str, hue: str | None = None, *,
     colors = ([cmap(i / max(len(hues) - 1, 1)) for i in range(len(hues))] if len(hues) > 2
               else [cmap(i) for i in range(len(hues))])
     n = len(quantities)
-    if axes is None:
-        fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.3), squeeze=False,
-                                 constrained_layout=True)
-        axes = axes[0]
+    ncols = min(PANEL_COLUMNS, n)
+    if axes is None:  # a grid of panels that fits a page (README: figures for a page)
+        nrows = -(-n // ncols)
+        fig, grid = plt.subplots(nrows, ncols, figsize=(PANEL_SIZE[0] * ncols,
+                                                        PANEL_SIZE[1] * nrows + 0.5),
+                                 squeeze=False, constrained_layout=True)
+        flat = list(grid.ravel())
+        for ax in flat[n:]:
+            ax.remove()
+        axes = flat[:n]
     else:
         axes = list(np.ravel(axes))
         if len(axes) != n:
@@ -195,15 +237,19 @@ def plot_factor(df: pd.DataFrame, factor: str, hue: str | None = None, *,
             ax.set_xticks(range(len(cats)), [str(c) for c in cats], rotation=20)
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("mean ± std over seeds")
+        ax.tick_params(labelsize=TICK_FONTSIZE)
+    for i, ax in enumerate(axes):
+        if i % ncols == 0:
+            ax.set_ylabel("mean ± std over seeds")
     handles, labels = axes[0].get_legend_handles_labels()
     if len(labels) <= 4:
-        axes[0].legend(fontsize=7, loc="best")
-    else:
-        fig.legend(handles, labels, loc="outside right center", fontsize=7, frameon=False)
+        axes[0].legend(fontsize=LEGEND_FONTSIZE, loc="best")
+    else:  # below the grid, so the figure keeps the width of its panels
+        fig.legend(handles, labels, loc="outside lower center", fontsize=LEGEND_FONTSIZE,
+                   frameon=False, ncol=min(4, len(labels)))
     seeds = int(agg["n"].max()) if len(agg) else 0
     fig.suptitle(title or f"encoding properties vs {FACTOR_LABELS.get(fcol, fcol)} "
-                 f"({seeds} seed{'s' if seeds != 1 else ''})", fontsize=11)
+                 f"({seeds} seed{'s' if seeds != 1 else ''})", fontsize=12)
     return fig
 
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from acthash.errors import MissingDependencyError
+from acthash.errors import ConfigError, MissingDependencyError
 from acthash.runs.sweep.cells import _safe_run_cell
 
 __all__ = ["EXECUTORS", "iter_cells"]
@@ -45,6 +45,17 @@ def _ray_gpus_per_cell(ray, requested: float | None) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
 
+def _auth_error(ray, exc: BaseException | None):
+    """The Ray authentication failure behind ``exc``, else None (Ray 2.60 wraps it in a
+    ConnectionError caused by a RuntimeError that quotes it)."""
+    while exc is not None:
+        if (isinstance(exc, ray.exceptions.AuthenticationError)
+                or "InvalidAuthToken" in str(exc)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _iter_ray(todo, cache_dir, threads, workers, address, gpus_per_cell, runtime_env):
     try:
         import ray
@@ -61,7 +72,17 @@ def _iter_ray(todo, cache_dir, threads, workers, address, gpus_per_cell, runtime
                 import acthash
 
                 env = {"py_modules": [str(Path(acthash.__file__).parent)]}
-            ray.init(address=address, runtime_env=env)
+            try:
+                ray.init(address=address, runtime_env=env)
+            except Exception as e:
+                if _auth_error(ray, e) is None:
+                    raise
+                raise ConfigError(
+                    f"the Ray cluster at {address} refused this driver (no or a wrong "
+                    "authentication token); export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN="
+                    "<the head's token> (or RAY_AUTH_TOKEN_PATH) before acthash sweep, as on "
+                    "every node (README: Scaling out on Ray)"
+                ) from None
         else:
             import acthash  # workers import this very package
 
