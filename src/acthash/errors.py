@@ -22,6 +22,7 @@ __all__ = [
     "DivergenceError",
     "ResourceError",
     "SweepLockedError",
+    "IncompleteRunError",
     "SmallDataWarning",
 ]
 
@@ -75,6 +76,11 @@ class ResourceError(ActhashError, MemoryError):
 
 class SweepLockedError(ActhashError, RuntimeError):
     """Another process holds the sweep directory's lock."""
+
+
+class IncompleteRunError(ActhashError, RuntimeError):
+    """A run or study directory whose ``INCOMPLETE`` marker says it failed, was interrupted
+    or is still being written; the message says how to rerun it."""
 
 
 class SmallDataWarning(UserWarning):

@@ -38,7 +38,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from acthash._utils.run import progress_bar, save_torch, start_run_dir, write_json, write_table
+from acthash._utils.run import (
+    progress_bar,
+    run_transaction,
+    save_torch,
+    start_run_dir,
+    write_json,
+    write_table,
+)
 from acthash.errors import InputError
 from acthash.lsh.measures import (
     REPRESENTATIONS,
@@ -152,15 +159,17 @@ def one_shot_real(cfg: LSHConfig, progress: bool = False):
 
 
 
+@run_transaction
 def run_lsh_study(cfg: LSHConfig | None = None, *, out_dir: str | Path | None = None,
                   runs_root: str | Path = "runs", write: bool = True,
-                  progress: bool = False) -> LSHResult:
+                  progress: bool = False, force: bool = False) -> LSHResult:
     """Run the whole LSH study; see the module docstring for what it measures."""
     cfg = cfg or LSHConfig()
     run_dir = None
     if write:
         run_dir = start_run_dir(out_dir, runs_root, ("lsh", f"s{cfg.seed}"),
-                                config={"study": "lsh", **cfg.to_dict()}, seed=cfg.seed)
+                                config={"study": "lsh", **cfg.to_dict()}, seed=cfg.seed,
+                                force=force)
     gen = cfg.generator_obj()
     rng = np.random.default_rng([cfg.seed, 1])
     gammas = gen.sample_gammas(cfg.n_classes, rng)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from acthash._utils.run import save_figure, start_run_dir, write_table
+from acthash._utils.run import run_transaction, save_figure, start_run_dir, write_table
 from acthash.geometry.regions import region_segment, regions_between
 from acthash.studies.configs import RegionsConfig
 
@@ -113,9 +113,10 @@ def _plot(diam: pd.DataFrame, counts: pd.DataFrame, figs: Path) -> None:
                         "pairs", figs / "region_counts", epochs)
 
 
+@run_transaction
 def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path | None = None,
                       runs_root: str | Path = "runs", write: bool = True,
-                      progress: bool = False) -> RegionsResult:
+                      progress: bool = False, force: bool = False) -> RegionsResult:
     """Train on ``cfg.dataset`` and measure region diameters and region counts (exact)."""
     from acthash import data as datasets
     from acthash.models import build_model
@@ -127,7 +128,8 @@ def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path |
     if write:
         run_dir = start_run_dir(
             out_dir, runs_root, ("regions", cfg.dataset, f"s{cfg.seed}"), seed=cfg.seed,
-            config={"study": "regions", **cfg.to_dict(), "checkpoints": cfg.epochs_to_measure()})
+            config={"study": "regions", **cfg.to_dict(), "checkpoints": cfg.epochs_to_measure()},
+            force=force)
     seed_everything(cfg.seed)
     model = build_model(cfg.model, ds.input_shape, ds.n_classes, **cfg.model_kwargs())
     x_tr, y_tr, x_te, y_te = ds.x_train, ds.y_train, ds.x_test, ds.y_test
