@@ -19,12 +19,19 @@ if TYPE_CHECKING:
     import torch
 
 
+def _check_fraction(test_fraction) -> None:
+    if not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
+        raise InputError(f"test_fraction must be a fraction strictly between 0 and 1, got "
+                         f"{test_fraction!r} (e.g. -O test_fraction=0.2)")
+
+
 @register_dataset("digits", "scikit-learn's bundled 8x8 handwritten digits (1 797 images, 10 classes)")
 def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     """Digits scaled to [0, 1] (pixel / 16), shape (1, 8, 8); stratified train/test split."""
     from sklearn.datasets import load_digits as _load
     from sklearn.model_selection import train_test_split
 
+    _check_fraction(test_fraction)
     bunch = _load()
     x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
     y = bunch.target.astype(np.int64)
@@ -310,6 +317,8 @@ def load_csv(path: str, label: str = "label", test: str | None = None,
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
+    if test is None:
+        _check_fraction(test_fraction)
     if categorical is None:
         categorical = []
     elif not isinstance(categorical, (list, tuple)):  # "a,b" from -O categorical=a,b

@@ -134,6 +134,10 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
     cfg = cfg or RetrievalStudyConfig()
     t_start, cpu_start = time.perf_counter(), time.process_time()
     device = resolve_device(cfg.device)
+    # loaded before the study directory is opened: a missing dataset or a bad option writes
+    # nothing
+    sets = {name: datasets.load(name, **cfg.dataset_options.get(name, {}))
+            for name in cfg.datasets}
     run_dir = None
     if write:
         run_dir = start_run_dir(out_dir, runs_root, ["retrieval", *cfg.datasets],
@@ -143,7 +147,7 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
     search_codes = None
     loaded = {}
     for name in cfg.datasets:
-        ds = datasets.load(name, **cfg.dataset_options.get(name, {}))
+        ds = sets[name]
         db_idx = _sample(len(ds.y_train), cfg.n_database, cfg.data_seed)
         q_idx = _sample(len(ds.y_test), cfg.n_queries, cfg.data_seed + 1)
         loaded[name] = len(db_idx)
