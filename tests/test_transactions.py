@@ -333,3 +333,30 @@ def test_every_run_and_study_command_has_force():
     assert len(commands) == 6
     for cmd in commands:
         assert "--force" in [o for p in cmd.params for o in p.opts], cmd.name
+
+
+# ------------------------------------------------------------ sweeps keep resuming
+
+
+def test_an_interrupted_sweep_cell_is_marked_in_the_cache_and_recomputed(tmp_path):
+    from acthash.runs.sweep import run_sweep
+
+    cfg = {"name": "one", "base": {"dataset": "digits", "epochs": 1, "checkpoints": [1],
+                                   "kmeans_n_init": 1, "kmeans_n_seeds": 1,
+                                   "save_codes": False},
+           "grid": {"width": [4]}, "seeds": [0]}
+    sweep = tmp_path / "sweep"
+    old, experiment.train = experiment.train, _stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(cfg, sweep, progress=False)
+    finally:
+        experiment.train = old
+    (entry,) = (sweep / "cache").glob("*/*")
+    assert files(entry) == BEFORE_TRAINING and marker(entry)["status"] == "interrupted"
+    assert not (sweep / "parts").exists() or files(sweep / "parts") == []
+    res = run_sweep(cfg, sweep, progress=False)  # resumes: the cell is run again
+    assert res.summary()["trained"] == 1 and len(res.table) == 1
+    assert "INCOMPLETE" not in files(entry) and "cell.json" in files(entry)
+    again = run_sweep(cfg, sweep, progress=False)
+    assert again.summary()["already_done"] == 1 and again.summary()["trained"] == 0
