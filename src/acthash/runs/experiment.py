@@ -15,7 +15,9 @@
   ``codes="aggregate"``/``"both"`` also ``codes/epoch_XXXX_{train,test}_aggregate.npy``, the
   (N, channels) float64 aggregate codes);
 - ``checkpoints/epoch_XXXX.pt`` and ``model.pt`` (the final model), loadable with
-  :func:`load_checkpoint`.
+  :func:`load_checkpoint`;
+- ``INCOMPLETE`` while the run is being written, and afterwards when it failed or was
+  interrupted (:func:`acthash._utils.run.run_transaction`); a complete run has none.
 """
 
 from __future__ import annotations
