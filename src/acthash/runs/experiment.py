@@ -151,18 +151,18 @@ def make_model(cfg: RunConfig, input_shape, n_classes: int) -> nn.Module:
     return build_model(cfg.model, input_shape, n_classes, **cfg.model_kwargs())
 
 
-def _check_run(cfg: RunConfig, model: nn.Module, x_tr, device, options: PropertyOptions) -> None:
+def _check_run(cfg: RunConfig, model: nn.Module, x_tr, options: PropertyOptions) -> None:
     """What can fail before training, checked before any file is written: the layers (on two
     rows, eval mode, no gradient: the model is untouched) and ``k`` against the training set."""
     n = len(x_tr)
+    if options.train_scores and cfg.k >= n:
+        raise ConfigError(f"k={cfg.k} needs more than k training examples (the training "
+                          f"split's k-NN is leave-one-out), but the run trains on {n}; "
+                          f"pass --k {max(1, n - 1)} or less, or more training examples")
+    if not options.train_scores and cfg.k > n:
+        raise ConfigError(f"k={cfg.k} needs at least k training examples, but the run "
+                          f"trains on {n}; pass --k {n} or less")
     if cfg.codes in ("binary", "both"):
-        if options.train_scores and cfg.k >= n:
-            raise ConfigError(f"k={cfg.k} needs more than k training examples (the training "
-                              f"split's k-NN is leave-one-out), but the run trains on {n}; "
-                              f"pass --k {max(1, n - 1)} or less, or more training examples")
-        if not options.train_scores and cfg.k > n:
-            raise ConfigError(f"k={cfg.k} needs at least k training examples, but the run "
-                              f"trains on {n}; pass --k {n} or less")
         capture(model, x_tr[:2], layers=cfg.layers, check_finite=False)
     if cfg.codes in ("aggregate", "both"):
         aggregate_codes(model, x_tr[:2], layers=cfg.layers)
@@ -194,7 +194,7 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     tcfg = cfg.train_config()
     ds, data_info, (x_tr, y_tr, x_val, y_val), noisy_idx, train_rows = _prepare(cfg)
     model = make_model(cfg, ds.input_shape, ds.n_classes)
-    _check_run(cfg, model, x_tr, device, options)
+    _check_run(cfg, model, x_tr, options)
     run_dir = None
     if write:
         run_dir = start_run_dir(
