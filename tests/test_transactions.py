@@ -360,3 +360,12 @@ def test_an_interrupted_sweep_cell_is_marked_in_the_cache_and_recomputed(tmp_pat
     assert "INCOMPLETE" not in files(entry) and "cell.json" in files(entry)
     again = run_sweep(cfg, sweep, progress=False)
     assert again.summary()["already_done"] == 1 and again.summary()["trained"] == 0
+
+
+@pytest.mark.parametrize("study", ["regions", "lsh", "spectrum", "binary", "retrieval"])
+def test_a_bad_study_setting_writes_nothing(tmp_path, study):
+    r = runner.invoke(app, ["study", study, "--device", "tpu9", "--out", str(tmp_path / "s"),
+                            "--runs-root", str(tmp_path / "runs"), "--no-progress"])
+    assert r.exit_code == EXIT_USER_ERROR, r.output
+    assert "unknown device 'tpu9'" in r.output
+    assert list(tmp_path.iterdir()) == []
