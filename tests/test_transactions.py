@@ -369,3 +369,15 @@ def test_a_bad_study_setting_writes_nothing(tmp_path, study):
     assert r.exit_code == EXIT_USER_ERROR, r.output
     assert "unknown device 'tpu9'" in r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_python_api_takes_force(tmp_path):
+    import acthash
+
+    out = tmp_path / "run"
+    kw = dict(width=4, epochs=1, checkpoints=[1], kmeans_n_init=1, kmeans_n_seeds=1,
+              save_codes=False, out_dir=out)
+    acthash.run(**kw)
+    with pytest.raises(ConfigError, match="pass --force to replace it"):
+        acthash.run(**kw)
+    assert acthash.run(**kw, force=True).run_dir == out and "INCOMPLETE" not in files(out)
