@@ -337,7 +337,8 @@ def test_a_bug_is_not_disguised_as_a_user_error(monkeypatch):
 
 def test_small_data_warning_is_one_clean_line(tmp_path):
     result = runner.invoke(app, ["run", "--width", "8", "--sample-size", "8", "--epochs", "1",
-                                 "--checkpoints", "1", "--kmeans-n-init", "1", "--out",
+                                 "--checkpoints", "1", "--kmeans-n-init", "1", "--k", "3",
+                                 "--convention", "original", "--out",
                                  str(tmp_path / "r"), "--no-progress"])
     assert result.exit_code == 0, result.output
     warned = [ln for ln in result.output.splitlines() if "split too small" in ln]

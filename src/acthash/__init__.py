@@ -101,7 +101,7 @@ def run(config=None, **kwargs):
     """
     from acthash.runs.experiment import RunConfig, run_experiment
 
-    run_kwargs = {k: kwargs.pop(k) for k in ("out_dir", "runs_root", "write", "progress")
-                  if k in kwargs}
+    run_kwargs = {k: kwargs.pop(k) for k in ("out_dir", "runs_root", "write", "progress",
+                                             "force") if k in kwargs}
     cfg = config if config is not None else RunConfig(**kwargs)
     return run_experiment(cfg, **run_kwargs)

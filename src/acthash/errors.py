@@ -25,6 +25,7 @@ __all__ = [
     "ResourceError",
     "StorageError",
     "SweepLockedError",
+    "IncompleteRunError",
     "SmallDataWarning",
 ]
 
@@ -88,6 +89,11 @@ class StorageError(ActhashError, OSError):
 
 class SweepLockedError(ActhashError, RuntimeError):
     """Another process holds the sweep directory's lock."""
+
+
+class IncompleteRunError(ActhashError, RuntimeError):
+    """A run or study directory whose ``INCOMPLETE`` marker says it failed, was interrupted
+    or is still being written; the message says how to rerun it."""
 
 
 class SmallDataWarning(UserWarning):

@@ -1,27 +1,50 @@
-"""Shared scaffolding of every run and study: run directories, provenance, atomic saving of
-arrays, tables and figures, and progress bars. Studies keep only their science and call these.
+"""Shared scaffolding of every run and study: run directories (as transactions), provenance,
+atomic saving of arrays, tables and figures, and progress bars. Studies keep only their science
+and call these.
+
+Runs are transactions. A run or study function decorated with :func:`run_transaction` opens its
+run directory with :func:`start_run_dir`, which first checks the target (an existing, non-empty
+``--out`` is refused unless ``force``, which empties it — only when it is an acthash run
+directory), then writes an ``INCOMPLETE`` marker (JSON: status ``running``, pid, host, start
+time) before any other file. When the function returns, the marker is removed: a directory
+without ``INCOMPLETE`` is a complete run. When it raises (a user error, a full disk, Ctrl-C),
+the directory stays as it is with the marker rewritten to status ``failed`` (with the error) or
+``interrupted``; a run killed outright keeps status ``running``. Every acthash command that
+reads a run or sweep directory refuses a marked one (:func:`check_complete`), naming the fix.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
+import json
 import os
 import platform
 import re
+import shutil
+import socket
 import sys
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
 
 from acthash._utils import package_version
 from acthash._utils.io import atomic_path, save_torch, write_json, write_table
+from acthash.errors import ConfigError, IncompleteRunError, ResourceError
 
 __all__ = [
+    "INCOMPLETE",
     "atomic_path",
+    "check_complete",
+    "check_out_dir",
     "environment_info",
+    "incomplete_state",
     "new_run_dir",
+    "run_transaction",
     "progress_bar",
     "progress_log",
     "progress_stage",
@@ -90,15 +113,168 @@ def environment_info(seed: int | None = None) -> dict:
     return info
 
 
+#: the marker file of a run directory that is being built, failed or was interrupted
+INCOMPLETE = "INCOMPLETE"
+
+# the run directories opened (start_run_dir) inside the innermost run_transaction
+_OPEN: ContextVar[list | None] = ContextVar("acthash_open_run_dirs", default=None)
+
+
+def incomplete_state(path: str | os.PathLike) -> dict | None:
+    """The ``INCOMPLETE`` marker of run directory ``path`` (``status``: running, failed or
+    interrupted; ``error``; ``pid``; ...), or None when ``path`` holds no marker."""
+    marker = Path(path) / INCOMPLETE
+    if not marker.is_file():
+        return None
+    try:
+        state = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        state = None
+    return state if isinstance(state, dict) else {"status": "unknown"}
+
+
+def _reason(state: dict) -> str:
+    status = state.get("status", "unknown")
+    if status == "failed":
+        return f"failed: {state.get('error', 'unknown error')}"
+    if status == "interrupted":
+        return "interrupted"
+    if status == "running":
+        return (f"still being written by pid {state.get('pid', '?')} on "
+                f"{state.get('host', '?')}, or that process was killed")
+    return status
+
+
+def check_complete(path: str | os.PathLike, what: str = "run") -> None:
+    """Raise :class:`~acthash.errors.IncompleteRunError` when ``path`` holds an ``INCOMPLETE``
+    marker (its run failed, was interrupted or is still running)."""
+    state = incomplete_state(path)
+    if state is not None:
+        raise IncompleteRunError(
+            f"{what} {path} is incomplete ({_reason(state)}): rerun it with --force --out "
+            f"{path} (its settings are in {Path(path) / 'config.json'}), or remove the "
+            "directory")
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / INCOMPLETE).is_file() or (path / "config.json").is_file()
+
+
+def check_out_dir(path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Check that a run may be written to ``path`` without writing anything.
+
+    A missing or empty directory is fine. An existing, non-empty one is refused with a
+    :class:`~acthash.errors.ConfigError` naming ``--force`` — unless ``force``, and then only
+    when it is an acthash run directory (it holds ``config.json`` or ``INCOMPLETE``): --force
+    never empties a folder that acthash did not write.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path} is a file, not a directory; choose another --out")
+    if not path.is_dir() or not any(path.iterdir()):
+        return path
+    if not _is_run_dir(path):
+        raise ConfigError(
+            f"--out {path} is not empty and is not an acthash run directory; --force replaces "
+            "only run directories: choose another --out (or empty it yourself)")
+    if not force:
+        state = incomplete_state(path)
+        what = (f"holds an incomplete run ({_reason(state)})" if state is not None
+                else "holds a run already (writing into it would mix two runs)")
+        raise ConfigError(f"--out {path} {what}; pass --force to replace it (Python: "
+                          "force=True), or choose another --out")
+    return path
+
+
+def _empty(path: Path) -> None:
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _write_marker(path: Path, **state) -> None:
+    write_json(path / INCOMPLETE, {
+        **state, "pid": os.getpid(), "host": socket.gethostname(),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "meaning": "this run did not finish; acthash refuses to read it. Rerun with --force "
+                   "--out THIS_DIR (settings in config.json), or remove the directory."})
+
+
 def start_run_dir(out_dir: str | os.PathLike | None, runs_root: str | os.PathLike,
-                  name_parts: Iterable, *, config: dict, seed: int | None) -> Path:
-    """Create the run directory (``out_dir``, or a new one under ``runs_root`` named from
-    ``name_parts``) and write its ``config.json`` and ``environment.json``."""
-    run_dir = Path(out_dir) if out_dir else new_run_dir(runs_root, *name_parts)
-    run_dir.mkdir(parents=True, exist_ok=True)
+                  name_parts: Iterable, *, config: dict, seed: int | None,
+                  force: bool = False) -> Path:
+    """Open the run directory (``out_dir``, or a new one under ``runs_root`` named from
+    ``name_parts``): check it (:func:`check_out_dir`; ``force`` empties an existing run),
+    write the ``INCOMPLETE`` marker, then ``config.json`` and ``environment.json``.
+
+    Call it inside a function decorated with :func:`run_transaction`, which removes the
+    marker when the function returns and records the failure in it when it raises.
+    """
+    if out_dir:
+        run_dir = check_out_dir(out_dir, force=force)
+        if run_dir.is_dir():
+            _empty(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        while True:  # a fresh name; two runs started in the same second get -2, -3, ...
+            run_dir = new_run_dir(runs_root, *name_parts)
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                continue
+    opened = _OPEN.get()
+    try:
+        _write_marker(run_dir, status="running")
+    finally:
+        if opened is not None:
+            opened.append(run_dir)
     write_json(run_dir / "config.json", config)
     write_json(run_dir / "environment.json", environment_info(seed))
     return run_dir
+
+
+def _disk_full(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
+
+
+def run_transaction(fn):
+    """Make ``fn`` (a run or study function) a transaction over the run directories it opens
+    with :func:`start_run_dir`: on return their ``INCOMPLETE`` marker is removed; on an
+    exception (KeyboardInterrupt included) the marker is rewritten with status ``failed`` and
+    the error, or ``interrupted``, and the exception propagates. A full disk (``ENOSPC``)
+    becomes a :class:`~acthash.errors.ResourceError` naming the directory."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        opened: list[Path] = []
+        token = _OPEN.set(opened)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as e:
+            interrupted = isinstance(e, KeyboardInterrupt)
+            for path in opened:
+                try:
+                    _write_marker(path, status="interrupted" if interrupted else "failed",
+                                  error=None if interrupted else f"{type(e).__name__}: {e}")
+                except OSError:  # a full disk: the "running" marker stays, still a marker
+                    pass
+            if _disk_full(e):
+                where = f" while writing {opened[-1]}" if opened else ""
+                raise ResourceError(
+                    f"no space left on the device{where} ({e}); free disk space or choose "
+                    "another --out, then rerun with --force") from e
+            raise
+        finally:
+            _OPEN.reset(token)
+        for path in opened:
+            (path / INCOMPLETE).unlink(missing_ok=True)
+        return result
+
+    return wrapper
 
 
 def save_array(path: str | os.PathLike, array) -> Path:

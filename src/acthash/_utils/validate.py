@@ -12,7 +12,7 @@ import numpy as np
 
 from acthash.errors import InputError
 
-__all__ = ["check_labels", "check_label_shape", "check_class_indices", "as_packed",
+__all__ = ["compile_layer_pattern", "check_labels", "check_label_shape", "check_class_indices", "as_packed",
            "check_code_length", "check_k", "check_finite"]
 
 
@@ -97,3 +97,15 @@ def check_finite(x: np.ndarray, what: str = "inputs") -> np.ndarray:
         rows = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[:5].tolist()
         raise InputError(f"{what} contain NaN or inf (rows {rows} ...); clean or impute them")
     return x
+
+
+def compile_layer_pattern(layers: str, error=InputError):
+    """``re.compile(layers)``; an invalid pattern raises ``error`` naming the fix."""
+    import re
+
+    try:
+        return re.compile(layers)
+    except re.error as e:
+        raise error(f"layers {layers!r} is not a valid regular expression ({e}); give a "
+                    r"Python regex such as 'features' or 'features\.\d+$' (--layers), or a "
+                    "list of layer names") from None

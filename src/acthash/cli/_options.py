@@ -69,7 +69,7 @@ def _model_options(width_mult: float | None, items: list[str]) -> dict:
 
 #: options that steer the command rather than set a config field
 CLI_ONLY = {"data_dir", "dataset_option", "model_option", "width_mult", "label_column", "out",
-            "runs_root", "progress", "format"}
+            "runs_root", "progress", "format", "force"}
 
 
 def _config(cls, params: dict, **derived):
@@ -134,6 +134,9 @@ Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")]
 Out = Annotated[Path | None, typer.Option(help="Output directory (default: a new one under "
                                           "--runs-root).")]
 RunsRoot = Annotated[Path, typer.Option(help="Where new run directories go.")]
+Force = Annotated[bool, typer.Option(
+    "--force", help="Replace the run already in --out (it is emptied first; only an acthash "
+    "run directory is). Without it an existing, non-empty --out is refused.")]
 Progress = Annotated[bool, typer.Option(help="Show progress bars.")]
 
 

@@ -21,6 +21,7 @@ from acthash.cli._options import (
     Device,
     EarlyStopping,
     Epochs,
+    Force,
     Format,
     Lr,
     Model,
@@ -123,6 +124,7 @@ def run(
             _RUN.save_codes),
     device: Device = _RUN.device,
     out: Out = None,
+    force: Force = False,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
     format: Format = "table",
@@ -135,7 +137,8 @@ def run(
                   dataset_options=_dataset_options(data_dir, dataset_option, label=label_column),
                   model_options=_model_options(width_mult, model_option),
                   checkpoints=_parse_ints(checkpoints))
-    result = run_experiment(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    result = run_experiment(cfg, out_dir=out, runs_root=runs_root, progress=progress,
+                            force=force)
     print_metrics(result.metrics, k=cfg.k, fmt=format)
     _run_dir_line(result.run_dir, format)
 

@@ -20,6 +20,7 @@ from acthash.cli._options import (
     Depth,
     Device,
     Epochs,
+    Force,
     Lr,
     Model,
     ModelOption,
@@ -90,6 +91,7 @@ def study_regions(
     seed: Seed = _REG.seed,
     device: Device = _REG.device,
     out: Out = None,
+    force: Force = False,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
 ) -> None:
@@ -102,7 +104,8 @@ def study_regions(
                   dataset_options=_dataset_options(data_dir, dataset_option),
                   model_options=_model_options(None, model_option),
                   checkpoints=_parse_ints(checkpoints))
-    result = run_regions_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    result = run_regions_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
+                               force=force)
     table = Table(title="linear regions (exact)")
     for col in ("epoch", "measure", "group", "mean", "median", "std", "n"):
         table.add_column(col, justify="right" if col in ("mean", "median", "std", "n") else "left")
@@ -166,6 +169,7 @@ def study_lsh(
     seed: Seed = _LSH.seed,
     device: Device = _LSH.device,
     out: Out = None,
+    force: Force = False,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
 ) -> None:
@@ -179,7 +183,8 @@ def study_lsh(
                   srp_bits=tuple(_parse_ints(srp_bits)), n_unseen=tuple(_parse_ints(n_unseen)),
                   real_dataset=real_dataset or None,
                   real_dataset_options=_dataset_options(data_dir, dataset_option))
-    result = run_lsh_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    result = run_lsh_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
+                           force=force)
     for title, summ in (("one-shot accuracy on unseen manifolds", result.one_shot_summary),
                         ("one-shot accuracy on held-out real classes", result.real_summary)):
         if summ is None:
@@ -248,6 +253,7 @@ def study_spectrum(
     seed: Seed = _SPEC.seed,
     device: Device = _SPEC.device,
     out: Out = None,
+    force: Force = False,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
 ) -> None:
@@ -259,7 +265,8 @@ def study_spectrum(
     cfg = _config(SpectrumConfig, params, decay_at=_parse_floats(decay_at),
                   ks=_parse_ints(ks), compare=_parse_names(compare),
                   dataset_options=_dataset_options(data_dir, dataset_option))
-    study = run_spectrum_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    study = run_spectrum_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
+                               force=force)
     df = summary_table(study).set_index("variant")
     table = Table(title="neural spectrum alignment (first and last recorded step)")
     table.add_column("measure")
@@ -335,6 +342,7 @@ def study_binary(
     figures: Annotated[bool, typer.Option(
         help="Write the latent-histogram and metric figures.")] = _BIN.figures,
     out: Out = None,
+    force: Force = False,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
 ) -> None:
@@ -353,7 +361,8 @@ def study_binary(
                   bimodality_max_dims=bimodality_max_dims or None,
                   checkpoints=_parse_ints(checkpoints), seeds=_parse_ints(seeds) or [0],
                   robustness_size=robustness_size or None)
-    result = run_binary_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    result = run_binary_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
+                              force=force)
     table = Table(title=f"latent binary encoding, {cfg.dataset}, epoch {cfg.epochs}")
     table.add_column("metric")
     for v in result.table.index:
@@ -428,6 +437,7 @@ def study_retrieval(
         help="Write the mAP-vs-bits and PR-curve figures.")] = _RET.figures,
     device: Device = _RET.device,
     out: Out = None,
+    force: Force = False,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
 ) -> None:
@@ -453,7 +463,8 @@ def study_retrieval(
                   train_size=train_size or None, widths=_parse_ints(widths),
                   seeds=_parse_ints(seeds) or [0], itq_fit_size=itq_fit_size or None,
                   search_bits=search_bits or None, runs=run_dirs)
-    result = run_retrieval_study(cfg, out_dir=out, runs_root=runs_root, progress=progress)
+    result = run_retrieval_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
+                                 force=force)
     summary = result.summary
     for name, sub in summary.groupby("dataset", sort=False):
         labels = list(dict.fromkeys(sub["bits"]))

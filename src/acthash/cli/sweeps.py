@@ -10,7 +10,7 @@ from rich.table import Table
 
 from acthash.cli._options import Format, _parse_ints
 from acthash.cli._tables import console, err_console, print_frame, show
-from acthash.errors import EXIT_USER_ERROR
+from acthash.errors import EXIT_USER_ERROR, ConfigError
 
 
 def sweep(
@@ -18,10 +18,12 @@ def sweep(
     preset: Annotated[str | None, typer.Option(
         help="model-size, training-time, sample-size, regularization, label-noise or "
         "random-data (instead of CONFIG).")] = None,
-    scale: Annotated[str, typer.Option(
-        help="Preset scale: cpu (minutes on 2 cores) or paper.")] = "cpu",
+    scale: Annotated[str | None, typer.Option(
+        help="Preset scale: cpu (minutes on 2 cores) or paper [default: cpu]; --preset "
+        "only (a sweep file sets its sizes in base/grid).")] = None,
     dataset: Annotated[str | None, typer.Option(
-        help="Preset dataset (default digits; paper: mnist).")] = None,
+        help="Preset dataset (default digits; paper: mnist); --preset only (a sweep file "
+        "sets base.dataset or grid.dataset).")] = None,
     seeds: Annotated[str | None, typer.Option(
         help="Seeds, comma-separated (replaces the file's or preset's).")] = None,
     repeats: Annotated[int | None, typer.Option(
@@ -53,8 +55,11 @@ def sweep(
         raise typer.BadParameter("give either a sweep file CONFIG or --preset NAME")
     if seeds is not None and repeats is not None:
         raise typer.BadParameter("give either --seeds or --repeats, not both")
-    cfg = (make_preset(preset, scale=scale, dataset=dataset) if preset
-           else SweepConfig.from_file(config))
+    if preset:
+        cfg = make_preset(preset, scale=scale or "cpu", dataset=dataset)
+    else:
+        _refuse_preset_flags(config, scale=scale, dataset=dataset)
+        cfg = SweepConfig.from_file(config)
     if seeds is not None or repeats is not None:
         seed_list = _parse_ints(seeds) if seeds is not None else list(range(repeats))
         cfg = SweepConfig.from_dict({**cfg.to_dict(), "seeds": seed_list})
@@ -99,6 +104,35 @@ def sweep(
                           f"{sweep_dir / 'failures.json'}); fix the config and rerun: only "
                           "missing cells run")
         raise typer.Exit(code=EXIT_USER_ERROR)
+
+
+def _refuse_preset_flags(config: Path, *, scale: str | None, dataset: str | None) -> None:
+    """--scale and --dataset shape a preset; with a sweep file they would be ignored, so they
+    are refused, naming the file's keys that set the same things."""
+    from acthash.runs.sweep import load_sweep_config
+
+    given = [f for f, v in (("--dataset", dataset), ("--scale", scale)) if v is not None]
+    if not given:
+        return
+    d = load_sweep_config(config)
+    base, grid = d.get("base") or {}, d.get("grid") or {}
+    keys = []
+    if dataset is not None:
+        if "dataset" in grid:
+            keys.append(f"grid.dataset (now {grid['dataset']!r})")
+        else:
+            keys.append(f"base.dataset (now {base.get('dataset', 'digits')!r}"
+                        + (")" if "dataset" in base else ", the default: the key is absent)"))
+    if scale is not None:
+        sizes = [f"{where}.{k}" for where, block in (("base", base), ("grid", grid))
+                 for k in block if k in ("epochs", "width", "sample_size", "checkpoints")]
+        keys.append("the sizes in its keys " + (", ".join(sizes) if sizes else
+                                               "base.epochs, grid.width, ...")
+                    + " (a sweep file has no scale)")
+    raise ConfigError(
+        f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to --preset only and would be ignored with the sweep "
+        f"file {config}: it sets {'; '.join(keys)}. Edit those keys in the file, or drop "
+        f"{' and '.join(given)} (or use --preset NAME {' '.join(f'{g} ...' for g in given)})")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,9 +7,9 @@ name, or a list of names (each must exist). Used by :func:`acthash.core.capture.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from acthash._utils.validate import compile_layer_pattern
 from acthash.errors import InputError
 
 __all__ = ["choose_layers"]
@@ -25,12 +25,7 @@ def choose_layers(names: Sequence[str], layers, *, noun: str = "layer") -> list[
     if layers is None or layers == "all":
         return list(range(len(names)))
     if isinstance(layers, str):
-        try:
-            rx = re.compile(layers)
-        except re.error as e:
-            raise InputError(f"layers {layers!r} is not a valid regular expression ({e}); "
-                             "give a Python regex such as 'features' or "
-                             r"'features\.\d+$', or a list of layer names") from None
+        rx = compile_layer_pattern(layers)
         idx = [i for i, n in enumerate(names) if rx.search(n)]
     else:
         wanted = list(layers)

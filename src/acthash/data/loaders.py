@@ -19,12 +19,19 @@ if TYPE_CHECKING:
     import torch
 
 
+def _check_fraction(test_fraction) -> None:
+    if not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
+        raise InputError(f"test_fraction must be a fraction strictly between 0 and 1, got "
+                         f"{test_fraction!r} (e.g. -O test_fraction=0.2)")
+
+
 @register_dataset("digits", "scikit-learn's bundled 8x8 handwritten digits (1 797 images, 10 classes)")
 def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     """Digits scaled to [0, 1] (pixel / 16), shape (1, 8, 8); stratified train/test split."""
     from sklearn.datasets import load_digits as _load
     from sklearn.model_selection import train_test_split
 
+    _check_fraction(test_fraction)
     bunch = _load()
     x = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
     y = bunch.target.astype(np.int64)
@@ -293,61 +300,66 @@ def load_mnist1d(n_samples: int = 5000, train_split: float = 0.8, seed: int = 42
 )
 def load_csv(path: str, label: str = "label", test: str | None = None,
              test_fraction: float = 0.2, split_seed: int = 0, standardize: bool = True,
-             one_hot: bool = True) -> Dataset:
-    """A CSV table as a dataset.
+             one_hot: bool = True, categorical: str | list | None = None) -> Dataset:
+    """A CSV table as a dataset, checked at load (:func:`acthash.data.readers.read_csv_table`).
 
-    label : the label column (any values; classes are its sorted distinct values)
+    label : the label column (any values; classes are its sorted distinct values; the
+        training file needs at least two)
     test : a second CSV with the same columns for the test set; else a stratified split of
         ``test_fraction`` with ``split_seed``
-    one_hot : expand non-numeric feature columns into indicator columns (else an error)
+    categorical : columns to one-hot encode whatever their values (a list, or a
+        comma-separated string: ``-O categorical=zip,grade``); columns of text are
+        categorical anyway, but a mostly numeric column with stray text is refused unless
+        named here
+    one_hot : expand categorical feature columns into indicator columns (else an error)
     standardize : z-score every feature with the training set's mean and std
     """
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
-    def read(p):
-        p = Path(p).expanduser()
-        if not p.is_file():
-            raise DatasetNotFoundError(f"CSV file {p} does not exist; give an existing path "
-                                       "after 'csv:' (and with test=...)")
-        try:
-            df = pd.read_csv(p)
-        except pd.errors.EmptyDataError:
-            raise InputError(f"CSV file {p} is empty; give a table with a header row and "
-                             f"a label column ({label!r})") from None
-        except (UnicodeDecodeError, pd.errors.ParserError) as e:
-            raise InputError(f"{p} is not a readable CSV table ({type(e).__name__}: "
-                             f"{' '.join(str(e).split())[:160]}); give a comma-separated "
-                             "UTF-8 text file with a header row") from None
-        if label not in df.columns:
-            raise InputError(f"{p} has no label column {label!r}; its columns are "
-                             f"{list(df.columns)} (choose one with label=... / --label-column)")
-        return df
-
-    df = read(path)
+    if test is None:
+        _check_fraction(test_fraction)
+    if categorical is None:
+        categorical = []
+    elif not isinstance(categorical, (list, tuple)):  # "a,b" from -O categorical=a,b
+        categorical = str(categorical).split(",")
+    declared = [str(c).strip() for c in categorical if str(c).strip() not in ("", label)]
+    df = readers.read_csv_table(path, label, categorical=declared)
+    classes_first = df[label].astype(str).unique()
+    if len(classes_first) < 2:
+        raise InputError(f"{Path(path).expanduser()}: the label column {label!r} holds a single "
+                         f"class ({classes_first[0]!r}); a classifier needs at least two (is "
+                         "label=... / --label-column the right column?)")
     n_first = len(df)
     if test is not None:
-        df = pd.concat([df, read(test)], ignore_index=True)
+        df_test = readers.read_csv_table(test, label, categorical=declared)
+        if set(df_test.columns) != set(df.columns):
+            raise InputError(f"test file {test} has columns {list(df_test.columns)} but {path} "
+                             f"has {list(df.columns)}; give both files the same columns")
+        df = pd.concat([df, df_test[list(df.columns)]], ignore_index=True)
     y_raw = df.pop(label)
-    cat = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    cat = [c for c in df.columns
+           if c in declared or not pd.api.types.is_numeric_dtype(df[c])]
     if cat and not one_hot:
-        raise InputError(f"columns {cat} are not numeric; pass one_hot=True or encode them")
+        raise InputError(f"columns {cat} are categorical; pass one_hot=True or encode them")
     if cat:
         df = pd.get_dummies(df, columns=cat, dtype=np.float32)
     if df.shape[1] == 0:
         raise InputError(f"{path} has no feature columns besides {label!r}")
-    if df.isna().any().any():
-        bad = list(df.columns[df.isna().any()])
-        raise InputError(f"columns {bad} have missing values; fill or drop them first")
     classes = np.array(sorted(y_raw.astype(str).unique()))
     y = np.searchsorted(classes, y_raw.astype(str).to_numpy()).astype(np.int64)
     x = df.to_numpy(dtype=np.float32)
     if test is not None:
         x_tr, x_te, y_tr, y_te = x[:n_first], x[n_first:], y[:n_first], y[n_first:]
     else:
-        x_tr, x_te, y_tr, y_te = train_test_split(
-            x, y, test_size=test_fraction, random_state=split_seed,
-            stratify=y if np.bincount(y).min() >= 2 else None)
+        try:
+            x_tr, x_te, y_tr, y_te = train_test_split(
+                x, y, test_size=test_fraction, random_state=split_seed,
+                stratify=y if np.bincount(y).min() >= 2 else None)
+        except ValueError as e:  # too few rows for the split
+            raise InputError(f"{path}: cannot split {len(y)} rows into a training and a test "
+                             f"set with test_fraction={test_fraction} ({e}); give more rows, "
+                             "another test_fraction, or a test file (test=...)") from None
     norm: dict = {"kind": "none"}
     if standardize:
         mu, sd = x_tr.mean(0), x_tr.std(0)
@@ -361,7 +373,8 @@ def load_csv(path: str, label: str = "label", test: str | None = None,
         class_names=[str(c) for c in classes], input_shape=(x.shape[1],), normalization=norm,
         info={"source": str(path), "label_column": label, "test_file": test,
               "test_fraction": None if test else test_fraction, "split_seed": split_seed,
-              "one_hot_columns": cat, "feature_names": list(df.columns)},
+              "one_hot_columns": cat, "categorical": declared,
+              "feature_names": list(df.columns)},
     )
 
 

@@ -1,4 +1,4 @@
-"""Readers for the standard distribution formats of image datasets.
+"""Readers for the standard distribution formats of image datasets, and for CSV tables.
 
 Each reader returns plain numpy arrays (uint8 images, int64 labels) and raises
 :class:`DatasetNotFoundError` with instructions when a file is missing, or ValueError when a
@@ -9,6 +9,8 @@ file is present but not in the expected format.
   ``batches.meta``.
 - SVHN cropped digits: ``train_32x32.mat`` / ``test_32x32.mat`` (``X``: (32, 32, 3, N),
   ``y``: (N, 1) with label 10 for the digit 0).
+- CSV tables (:func:`read_csv_table`), checked at load: errors name the file's line numbers
+  (the header is line 1) and the columns.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import numpy as np
 
 from acthash.errors import DatasetNotFoundError, InputError
 
-__all__ = ["read_idx", "find_file", "read_idx_pair", "read_cifar10", "read_svhn"]
+__all__ = ["read_idx", "find_file", "read_idx_pair", "read_cifar10", "read_svhn",
+           "read_csv_table"]
 
 _IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -150,6 +153,99 @@ def read_svhn(folder: Path, split: str):
         raise InputError(f"{path}: {x.shape[3]} images but {len(y)} labels")
     y[y == 10] = 0
     return np.ascontiguousarray(x.transpose(3, 2, 0, 1)), y
+
+
+def _csv_lines(path: Path, rows) -> list[int]:
+    """The 1-based line numbers of the file (header = line 1) of data rows ``rows`` (0-based,
+    as pandas numbers them: blank lines skipped; one row per line)."""
+    wanted = sorted({int(r) for r in rows})
+    out: dict[int, int] = {}
+    row = -1
+    with open(path, errors="replace") as f:
+        for line_no, line in enumerate(f, 1):
+            if line_no == 1 or not line.strip():
+                continue
+            row += 1
+            if row in wanted:
+                out[row] = line_no
+                if len(out) == len(wanted):
+                    break
+    return [out.get(int(r), int(r) + 2) for r in rows]
+
+
+def _cells(path: Path, hits: list[tuple[int, str, str]], limit: int = 5) -> str:
+    """'line 4 column 'x' (value), ...' for (row, column, value) hits, the first ``limit``."""
+    hits = sorted(hits)
+    lines = _csv_lines(path, [r for r, _, _ in hits[:limit]])
+    text = ", ".join(f"line {n} column {c!r} ({v})"
+                     for n, (_, c, v) in zip(lines, hits[:limit], strict=True))
+    return text + (f" ({len(hits)} cells in all)" if len(hits) > limit else "")
+
+
+def read_csv_table(path: str | Path, label: str, *, categorical=()):
+    """Read and check a CSV table: returns a pandas DataFrame whose ``label`` column has a
+    value in every row and whose other columns are numeric (finite) or categorical.
+
+    Refused, with the fix: a missing file (:class:`DatasetNotFoundError`), an empty file, a
+    header without rows, no column ``label``, names in ``categorical`` that are not columns,
+    a numeric column holding stray strings (a typo such as ``1.2x``: a column most of whose
+    values are numbers), unless it is declared ``categorical``, and missing (NaN) or infinite
+    values in any column. Each error names the file's line numbers (header = line 1) and the
+    columns. Declared categorical columns are returned as strings.
+    """
+    import pandas as pd
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DatasetNotFoundError(f"CSV file {p} does not exist; give an existing path "
+                                   "after 'csv:' (and with test=...)")
+    try:
+        df = pd.read_csv(p)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{p} is empty (no header, no rows); a CSV dataset needs a header "
+                         "line and one row per example") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise InputError(f"{p} is not a readable CSV table ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:160]}); give a comma-separated UTF-8 "
+                         "text file with a header row (check its delimiter and quoting)") from None
+    if label not in df.columns:
+        raise InputError(f"{p} has no label column {label!r}; its columns are "
+                         f"{list(df.columns)} (choose one with label=... / --label-column)")
+    if len(df) == 0:
+        raise InputError(f"{p} has a header but no rows; add one row per example")
+    unknown = [c for c in categorical if c not in df.columns]
+    if unknown:
+        raise InputError(f"categorical columns {unknown} are not in {p}; its columns are "
+                         f"{list(df.columns)}")
+    for col in df.columns:
+        if col == label or col in categorical or pd.api.types.is_numeric_dtype(df[col]):
+            continue
+        present = df[col].notna()
+        numbers = pd.to_numeric(df[col], errors="coerce").notna()
+        stray = present & ~numbers
+        if numbers.sum() > present.sum() / 2 and stray.any():  # a numeric column, with typos
+            rows = list(np.flatnonzero(stray.to_numpy()))
+            raise InputError(
+                f"{p}: column {col!r} is numeric but holds text: "
+                + _cells(p, [(r, col, repr(df[col].iloc[r])) for r in rows])
+                + f"; fix the value(s), or declare the column categorical with -O "
+                f"categorical={col} (Python: categorical=[{col!r}])")
+    for col in categorical:
+        df[col] = df[col].where(df[col].isna(), df[col].astype(str))
+    hits: list[tuple[int, str, str]] = []
+    numeric = [c for c in df.columns if c != label and c not in categorical
+               and pd.api.types.is_numeric_dtype(df[c])]
+    if numeric:
+        values = df[numeric].to_numpy(dtype=np.float64)
+        rows, cols = np.nonzero(~np.isfinite(values))
+        hits += [(int(r), numeric[c], "NaN" if np.isnan(values[r, c]) else
+                  ("inf" if values[r, c] > 0 else "-inf")) for r, c in zip(rows, cols, strict=True)]
+    for col in [c for c in df.columns if c not in numeric]:
+        hits += [(int(r), col, "missing") for r in np.flatnonzero(df[col].isna().to_numpy())]
+    if hits:
+        raise InputError(f"{p} has missing (NaN) or infinite values: {_cells(p, hits)}; fill "
+                         "or drop those rows")
+    return df
 
 
 MNIST_HOW = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from acthash._utils.config import ConfigDict, DataFields, ModelFields, TrainFields
-from acthash.errors import ConfigError
+from acthash.errors import ConfigError, InputError
 
 __all__ = ["RunConfig"]
 
@@ -75,3 +75,14 @@ class RunConfig(DataFields, ModelFields, TrainFields, ConfigDict):
             raise ConfigError(f"k must be >= 1, got {self.k}")
         if self.kmeans_n_init < 1:
             raise ConfigError(f"kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
+        if isinstance(self.layers, str) and self.layers != "all":
+            from acthash._utils.validate import compile_layer_pattern
+
+            compile_layer_pattern(self.layers, ConfigError)
+        if self.memory_budget is not None:
+            from acthash._utils.budget import parse_memory_budget
+
+            try:
+                parse_memory_budget(self.memory_budget)
+            except InputError as e:
+                raise ConfigError(f"memory_budget: {e}") from None

@@ -15,7 +15,9 @@
   ``codes="aggregate"``/``"both"`` also ``codes/epoch_XXXX_{train,test}_aggregate.npy``, the
   (N, channels) float64 aggregate codes);
 - ``checkpoints/epoch_XXXX.pt`` and ``model.pt`` (the final model), loadable with
-  :func:`load_checkpoint`.
+  :func:`load_checkpoint`;
+- ``INCOMPLETE`` while the run is being written, and afterwards when it failed or was
+  interrupted (:func:`acthash._utils.run.run_transaction`); a complete run has none.
 """
 
 from __future__ import annotations
@@ -34,11 +36,18 @@ from torch import nn
 from acthash import data as datasets
 from acthash._utils.budget import parse_memory_budget
 from acthash._utils.io import save_torch, write_json, write_table
-from acthash._utils.run import environment_info, new_run_dir, progress_stage, save_array
+from acthash._utils.run import (
+    check_out_dir,
+    environment_info,
+    progress_stage,
+    run_transaction,
+    save_array,
+    start_run_dir,
+)
 from acthash.core.aggregate import aggregate_codes
 from acthash.core.capture import capture
 from acthash.data.manipulate import noisy_labels, random_labels, subsample, train_val_split
-from acthash.errors import CorruptFileError, InputError, MissingFileError
+from acthash.errors import ConfigError, CorruptFileError, InputError, MissingFileError
 from acthash.models import build_model
 from acthash.properties import (
     PropertyOptions,
@@ -143,28 +152,57 @@ def make_model(cfg: RunConfig, input_shape, n_classes: int) -> nn.Module:
     return build_model(cfg.model, input_shape, n_classes, **cfg.model_kwargs())
 
 
+def _check_run(cfg: RunConfig, model: nn.Module, x_tr, options: PropertyOptions) -> None:
+    """What can fail before training, checked before any file is written: the layers (on two
+    rows, eval mode, no gradient: the model is untouched) and ``k`` against the training set."""
+    n = len(x_tr)
+    if options.train_scores and cfg.k >= n:
+        raise ConfigError(f"k={cfg.k} needs more than k training examples (the training "
+                          f"split's k-NN is leave-one-out), but the run trains on {n}; "
+                          f"pass --k {max(1, n - 1)} or less, or more training examples")
+    if not options.train_scores and cfg.k > n:
+        raise ConfigError(f"k={cfg.k} needs at least k training examples, but the run "
+                          f"trains on {n}; pass --k {n} or less")
+    if cfg.codes in ("binary", "both"):
+        capture(model, x_tr[:2], layers=cfg.layers, check_finite=False)
+    if cfg.codes in ("aggregate", "both"):
+        aggregate_codes(model, x_tr[:2], layers=cfg.layers)
+
+
+@run_transaction
 def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None = None,
                    runs_root: str | Path = "runs", write: bool = True,
-                   progress: bool = False) -> RunResult:
+                   progress: bool = False, force: bool = False) -> RunResult:
     """Train, capture codes at each checkpoint and compute the encoding properties.
 
     Writes a self-describing run directory (``out_dir``, or a new folder under
-    ``runs_root``) unless ``write=False``.
+    ``runs_root``) unless ``write=False``. Everything that can be checked (the out
+    directory, dataset and its options, device, memory budget, layers, ``k`` against the
+    training set) is checked before any file is written. An existing, non-empty ``out_dir``
+    is refused unless ``force`` (which empties it). The run is a transaction
+    (:func:`acthash._utils.run.run_transaction`): the directory carries an ``INCOMPLETE``
+    marker until the run has finished, and keeps it, with the error, if it fails.
     """
     cfg = cfg or RunConfig()
     if cfg.tile_to is not None and int(cfg.tile_to) < 1:
         raise InputError(f"tile_to must be a positive number of rows, got {cfg.tile_to}")
+    if write and out_dir:
+        check_out_dir(out_dir, force=force)
+    device = resolve_device(cfg.device)
+    budget = parse_memory_budget(cfg.memory_budget)
+    # CPU: the compiled kernels
+    options = property_options(cfg, device if device.type != "cpu" else None)
+    tcfg = cfg.train_config()
     with progress_stage(f"loading {cfg.dataset}", enabled=progress):
         ds, data_info, (x_tr, y_tr, x_val, y_val), noisy_idx, train_rows = _prepare(cfg)
     model = make_model(cfg, ds.input_shape, ds.n_classes)
-    tcfg = cfg.train_config()
+    _check_run(cfg, model, x_tr, options)
     run_dir = None
     if write:
-        run_dir = Path(out_dir) if out_dir else new_run_dir(
-            runs_root, cfg.dataset, cfg.model, f"w{cfg.width}", f"d{cfg.depth}", f"s{cfg.seed}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", cfg.to_dict())
-        write_json(run_dir / "environment.json", environment_info(cfg.seed))
+        run_dir = start_run_dir(
+            out_dir, runs_root, (cfg.dataset, cfg.model, f"w{cfg.width}", f"d{cfg.depth}",
+                                 f"s{cfg.seed}"),
+            config=cfg.to_dict(), seed=cfg.seed, force=force)
         data_info["files"] = {"train_indices": "train_indices.npy",
                               "train_labels": "train_labels.npy"}
         write_json(run_dir / "dataset.json", data_info)
@@ -172,14 +210,9 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
         save_array(run_dir / "train_labels.npy", y_tr.numpy())
         if noisy_idx is not None:
             save_array(run_dir / "noisy_indices.npy", noisy_idx)
-    device = resolve_device(cfg.device)
     rows: list[dict] = []
     ckpt_meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs(),
                  "input_shape": list(ds.input_shape), "n_classes": ds.n_classes}
-
-    budget = parse_memory_budget(cfg.memory_budget)
-    # CPU: the compiled kernels
-    options = property_options(cfg, device if device.type != "cpu" else None)
     clock = {"start": time.perf_counter(), "in_checkpoints": 0.0}
     scratch: list[Path] = []
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from acthash._utils.io import write_table
+from acthash._utils.run import check_complete
 from acthash.errors import CorruptFileError, MissingFileError
 
 __all__ = ["ResultStore", "load_results", "load_sweep_meta", "sweep_dir_of"]
@@ -83,9 +84,12 @@ def load_results(path: str | Path) -> pd.DataFrame:
     """The results table of a sweep directory, or a Parquet/CSV results file.
 
     For a directory, ``results.parquet`` is read when it is up to date; while a sweep is
-    running (or after it was killed) the finished parts are read instead.
+    running (or after it was killed) the finished parts are read instead. A directory (or a
+    file's directory) with an ``INCOMPLETE`` marker — a run or study that failed, was
+    interrupted or is still running — raises :class:`~acthash.errors.IncompleteRunError`.
     """
     path = Path(path)
+    check_complete(sweep_dir_of(path))  # a run that failed or was interrupted is refused
     try:
         if path.is_dir():
             store = ResultStore(path)

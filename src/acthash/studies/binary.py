@@ -42,6 +42,7 @@ from torch import nn
 from acthash._utils.run import (
     atomic_path,
     progress_bar,
+    run_transaction,
     save_figure,
     save_torch,
     start_run_dir,
@@ -219,9 +220,10 @@ def _balanced_subset(y: torch.Tensor, n: int | None, seed: int):
     return subsample(y, n, balanced=True, seed=seed)
 
 
+@run_transaction
 def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Path | None = None,
                      runs_root: str | Path = "runs", write: bool = True,
-                     progress: bool = False) -> BinaryStudyResult:
+                     progress: bool = False, force: bool = False) -> BinaryStudyResult:
     """Train the variants over the seeds, measure them at each checkpoint, write the study
     directory (unless ``write=False``) and return the tables."""
     from acthash import data as datasets
@@ -248,7 +250,7 @@ def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Pat
     if write:
         run_dir = start_run_dir(out_dir, runs_root, ["binary", cfg.dataset],
                                 config={**cfg.to_dict(), "checkpoint_epochs": epochs},
-                                seed=base_seed)
+                                seed=base_seed, force=force)
         write_json(run_dir / "dataset.json", {
             "dataset": ds.describe(), "n_train_used": len(x_tr), "n_test_used": len(x_te),
             "n_attacked": len(x_att), "input_range": list(clip),

@@ -38,7 +38,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from acthash._utils.run import progress_bar, save_torch, start_run_dir, write_json, write_table
+from acthash._utils.run import (
+    progress_bar,
+    run_transaction,
+    save_torch,
+    start_run_dir,
+    write_json,
+    write_table,
+)
 from acthash.errors import InputError
 from acthash.lsh.measures import (
     REPRESENTATIONS,
@@ -54,7 +61,7 @@ from acthash.lsh.measures import (
 from acthash.models import MLP
 from acthash.studies.configs import LSHConfig
 from acthash.studies.lsh_plots import plot_invariance, plot_lsh_curve, plot_one_shot
-from acthash.train import evaluate, seed_everything, train
+from acthash.train import evaluate, resolve_device, seed_everything, train
 
 __all__ = [
     "LSHConfig",
@@ -152,21 +159,24 @@ def one_shot_real(cfg: LSHConfig, progress: bool = False):
 
 
 
+@run_transaction
 def run_lsh_study(cfg: LSHConfig | None = None, *, out_dir: str | Path | None = None,
                   runs_root: str | Path = "runs", write: bool = True,
-                  progress: bool = False) -> LSHResult:
+                  progress: bool = False, force: bool = False) -> LSHResult:
     """Run the whole LSH study; see the module docstring for what it measures."""
     cfg = cfg or LSHConfig()
-    run_dir = None
-    if write:
-        run_dir = start_run_dir(out_dir, runs_root, ("lsh", f"s{cfg.seed}"),
-                                config={"study": "lsh", **cfg.to_dict()}, seed=cfg.seed)
+    resolve_device(cfg.device)  # a bad device fails before the study directory is made
     gen = cfg.generator_obj()
     rng = np.random.default_rng([cfg.seed, 1])
     gammas = gen.sample_gammas(cfg.n_classes, rng)
     x_tr, y_tr, _ = gen.sample(gammas, cfg.per_class, rng, cfg.theta_range, cfg.noise)
     x_te, y_te, _ = gen.sample(gammas, max(cfg.per_class // 4, 1), rng, cfg.theta_range,
                                cfg.noise)
+    run_dir = None
+    if write:  # opened once the data are made (a bad generator setting writes nothing)
+        run_dir = start_run_dir(out_dir, runs_root, ("lsh", f"s{cfg.seed}"),
+                                config={"study": "lsh", **cfg.to_dict()}, seed=cfg.seed,
+                                force=force)
     trained, untrained, history = _train_mlp(torch.as_tensor(x_tr), torch.as_tensor(y_tr),
                                              cfg.n_classes, cfg, cfg.epochs, progress)
     models = {"trained": trained, "untrained": untrained}

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from acthash._utils.run import save_figure, start_run_dir, write_table
+from acthash._utils.run import run_transaction, save_figure, start_run_dir, write_table
 from acthash.geometry.regions import region_segment, regions_between
 from acthash.studies.configs import RegionsConfig
 
@@ -113,23 +113,26 @@ def _plot(diam: pd.DataFrame, counts: pd.DataFrame, figs: Path) -> None:
                         "pairs", figs / "region_counts", epochs)
 
 
+@run_transaction
 def run_regions_study(cfg: RegionsConfig | None = None, *, out_dir: str | Path | None = None,
                       runs_root: str | Path = "runs", write: bool = True,
-                      progress: bool = False) -> RegionsResult:
+                      progress: bool = False, force: bool = False) -> RegionsResult:
     """Train on ``cfg.dataset`` and measure region diameters and region counts (exact)."""
     from acthash import data as datasets
     from acthash.models import build_model
-    from acthash.train import seed_everything, train
+    from acthash.train import resolve_device, seed_everything, train
 
     cfg = cfg or RegionsConfig()
     ds = datasets.load(cfg.dataset, **cfg.dataset_options)
+    resolve_device(cfg.device)  # a bad device fails before the study directory is made
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, ds.input_shape, ds.n_classes, **cfg.model_kwargs())
     run_dir = None
     if write:
         run_dir = start_run_dir(
             out_dir, runs_root, ("regions", cfg.dataset, f"s{cfg.seed}"), seed=cfg.seed,
-            config={"study": "regions", **cfg.to_dict(), "checkpoints": cfg.epochs_to_measure()})
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model, ds.input_shape, ds.n_classes, **cfg.model_kwargs())
+            config={"study": "regions", **cfg.to_dict(), "checkpoints": cfg.epochs_to_measure()},
+            force=force)
     x_tr, y_tr, x_te, y_te = ds.x_train, ds.y_train, ds.x_test, ds.y_test
     if cfg.sample_size is not None:  # the first N, so the network can fit them
         x_tr, y_tr = x_tr[: cfg.sample_size], y_tr[: cfg.sample_size]

@@ -40,6 +40,7 @@ import torch
 from acthash import data as datasets
 from acthash._utils.run import (
     progress_bar,
+    run_transaction,
     save_figure,
     save_torch,
     start_run_dir,
@@ -125,23 +126,28 @@ def _network_accuracy(model, x, y, device) -> float:
     return correct / len(x)
 
 
+@run_transaction
 def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None,
                         runs_root="runs", write: bool = True,
-                        progress: bool = False) -> RetrievalStudyResult:
+                        progress: bool = False, force: bool = False) -> RetrievalStudyResult:
     """Run the study; writes a study directory unless ``write=False``."""
     cfg = cfg or RetrievalStudyConfig()
     t_start, cpu_start = time.perf_counter(), time.process_time()
     device = resolve_device(cfg.device)
+    # loaded before the study directory is opened: a missing dataset or a bad option writes
+    # nothing
+    sets = {name: datasets.load(name, **cfg.dataset_options.get(name, {}))
+            for name in cfg.datasets}
     run_dir = None
     if write:
         run_dir = start_run_dir(out_dir, runs_root, ["retrieval", *cfg.datasets],
-                                config=cfg.to_dict(), seed=cfg.seeds[0])
+                                config=cfg.to_dict(), seed=cfg.seeds[0], force=force)
     rows: list[dict] = []
     curves: list[pd.DataFrame] = []
     search_codes = None
     loaded = {}
     for name in cfg.datasets:
-        ds = datasets.load(name, **cfg.dataset_options.get(name, {}))
+        ds = sets[name]
         db_idx = _sample(len(ds.y_train), cfg.n_database, cfg.data_seed)
         q_idx = _sample(len(ds.y_test), cfg.n_queries, cfg.data_seed + 1)
         loaded[name] = len(db_idx)

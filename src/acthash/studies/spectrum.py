@@ -40,6 +40,7 @@ from torch import nn
 
 from acthash._utils.run import (
     atomic_path,
+    run_transaction,
     save_array,
     start_run_dir,
     write_json,
@@ -154,9 +155,10 @@ class SpectrumStudy:
     run_dir: Path | None
 
 
+@run_transaction
 def run_spectrum_study(cfg: SpectrumConfig | None = None, *, out_dir: str | Path | None = None,
                        runs_root: str | Path = "runs", write: bool = True,
-                       progress: bool = False,
+                       progress: bool = False, force: bool = False,
                        figure_formats: Sequence[str] = ("png", "svg")) -> SpectrumStudy:
     """Train every variant of ``cfg`` and record its NTK spectrum.
 
@@ -184,7 +186,8 @@ def run_spectrum_study(cfg: SpectrumConfig | None = None, *, out_dir: str | Path
                                     "variants": [v.label() for v in variants],
                                     "record_steps": cfg.record_steps(),
                                     "decay_steps": cfg.decay_steps(),
-                                    "resolved_loss": cfg.resolved_loss()})
+                                    "resolved_loss": cfg.resolved_loss()},
+                                force=force)
         write_json(run_dir / "task.json", meta)
     recs, eigs, hists, arrays = [], [], [], {}
     for v in variants:

@@ -52,7 +52,8 @@ def run_cell(cell: Cell | dict, cache_dir: str | None = None, threads: int = 1) 
         with warnings.catch_warnings():
             # K-Means on few distinct codes warns on every cell; the redundancy column says it
             warnings.filterwarnings("ignore", message="Number of distinct clusters")
-            res = run_experiment(cfg, out_dir=cdir, write=cdir is not None)
+            # a cache entry without cell.json is a cell that did not finish: replace it
+            res = run_experiment(cfg, out_dir=cdir, write=cdir is not None, force=True)
     finally:
         torch.set_num_threads(old)
     elapsed = time.perf_counter() - t0
