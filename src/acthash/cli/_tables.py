@@ -22,8 +22,21 @@ def _run_dir_line(path) -> None:
     console.print(f"run directory: [bold]{path}[/]")
 
 
+def _column_labels(metrics) -> list[str]:
+    """One label per metrics row: ``epoch N`` for a run's checkpoints, else the checkpoint
+    (or codes) file measured, else the row number."""
+    if "epoch" in metrics.columns:
+        return [f"epoch {e}" for e in metrics["epoch"]]
+    for col in ("checkpoint", "train_codes"):
+        if col in metrics.columns and metrics[col].notna().all():
+            return [str(v) for v in metrics[col]]
+    return ["measured" if "checkpoint" in metrics.columns else f"row {i}"
+            for i in range(len(metrics))]
+
+
 def print_metrics(metrics, k: int | None = None) -> None:
-    """Rich table: one row per property and split, one column per checkpoint epoch."""
+    """Rich table: one row per property and split, one column per checkpoint (epoch, or the
+    file measured)."""
     from acthash.properties.catalog import property_rows
 
     if k is None and "k" in metrics.columns:
@@ -31,8 +44,8 @@ def print_metrics(metrics, k: int | None = None) -> None:
     table = Table(title="encoding properties", show_lines=False)
     table.add_column("property", no_wrap=True)
     table.add_column("split")
-    for epoch in metrics["epoch"]:
-        table.add_column(f"epoch {epoch}", justify="right")
+    for label in _column_labels(metrics):
+        table.add_column(label, justify="right")
     for key, label in property_rows(k):
         first = True
         for split in ("train", "test"):
@@ -59,8 +72,8 @@ def print_timings(metrics) -> None:
         return
     table = Table(title="seconds")
     table.add_column("stage")
-    for epoch in metrics["epoch"]:
-        table.add_column(f"epoch {epoch}", justify="right")
+    for label in _column_labels(metrics):
+        table.add_column(label, justify="right")
     for key, label in present:
         table.add_row(label, *[f"{v:.1f}" for v in metrics[f"seconds_{key}"]])
     console.print(table)

@@ -1,7 +1,8 @@
 """The root of the ``acthash`` command: the Typer app, the one error boundary, and ``main``.
 
 Each command group lives in its own module (:mod:`~acthash.cli.run`,
-:mod:`~acthash.cli.data`, :mod:`~acthash.cli.sweeps`, :mod:`~acthash.cli.figures`,
+:mod:`~acthash.cli.measure`, :mod:`~acthash.cli.data`,
+:mod:`~acthash.cli.sweeps`, :mod:`~acthash.cli.figures`,
 :mod:`~acthash.cli.study`) and adds itself here with ``register(app)``; a command imports
 its experiment or study code when it runs, so ``acthash --help`` loads no training stack.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from acthash.cli import data, figures, run, study, sweeps
+from acthash.cli import data, figures, measure, run, study, sweeps
 from acthash.cli._tables import err_console
 from acthash.errors import EXIT_USER_ERROR, ActhashError
 
@@ -47,7 +48,7 @@ def _main() -> None:
 
 
 # commands first, in the order of `acthash --help`, then the groups
-for _group in (run, sweeps, figures, data, study):
+for _group in (run, measure, sweeps, figures, data, study):
     _group.register(app)
 
 
