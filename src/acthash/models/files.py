@@ -13,6 +13,7 @@ then named ``:relu``, ``:relu#2``, ... in forward order.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from acthash.errors import CorruptFileError, InputError, MissingFileError
@@ -92,7 +93,9 @@ def load_model_file(path, example=None):
             ) from e
         return recordable(program.module())
     try:
-        scripted = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch deprecates TorchScript; the user chose it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:
         raise CorruptFileError(
             f"{path} is not a TorchScript file ({type(e).__name__}: {e}); save the model "
