@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from acthash._utils.budget import resolve_device
 from acthash._utils.io import write_json, write_table
 from acthash.core.codes import NeuralCodes
 from acthash.errors import CorruptFileError, InputError, MissingFileError
@@ -157,9 +158,7 @@ def rescore(source, test=None, *, config: PropertiesConfig | None = None,
                                    f"properties-{key}.* and rescore")
         return PropertiesResult(pd.read_parquet(table), table, key, used, True)
 
-    import torch
-
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     popts = property_options(cfg, device if device.type != "cpu" else None)
     old = pd.read_parquet(run_dir / "metrics.parquet") if (
         run_dir is not None and (run_dir / "metrics.parquet").is_file()) else None
