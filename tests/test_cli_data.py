@@ -70,9 +70,9 @@ def test_option_defaults_are_the_configs_defaults():
     import dataclasses
 
     from acthash.cli._options import _defaults
-    from acthash.runs.config import RunConfig
+    from acthash.runs.config import MeasureConfig, PropertiesConfig, RunConfig
     from acthash.studies import configs
 
-    for cls in (RunConfig, configs.RegionsConfig, configs.LSHConfig, configs.SpectrumConfig,
+    for cls in (RunConfig, MeasureConfig, PropertiesConfig, configs.RegionsConfig, configs.LSHConfig, configs.SpectrumConfig,
                 configs.BinaryStudyConfig, configs.RetrievalStudyConfig):
         assert vars(_defaults(cls)) == dataclasses.asdict(cls()), cls.__name__

@@ -11,7 +11,8 @@ The folders, in the order data flows: :mod:`acthash.data` (datasets), :mod:`acth
 :mod:`acthash.core` (the activation recorder, capture, :class:`NeuralCodes`, aggregate codes),
 :mod:`acthash.ops` (algebra on packed codes: Hamming k-NN, Gram blocks, K-Means and logistic
 solvers), :mod:`acthash.properties` (the encoding properties and their catalog),
-:mod:`acthash.runs` (one run, presets, sweeps, the result store), :mod:`acthash.presentation`
+:mod:`acthash.runs` (one run, measuring a given model, re-scoring saved codes, presets, sweeps,
+the result store), :mod:`acthash.presentation`
 (figures, phase chart, claims, report); the companion sciences :mod:`acthash.geometry` (exact
 linear regions), :mod:`acthash.spectrum` (empirical NTK), :mod:`acthash.lsh`,
 :mod:`acthash.binary` (latent binary encoding) and :mod:`acthash.retrieval` (hash encoders and
@@ -57,6 +58,13 @@ _ATTRIBUTES = {
     "redundancy_ratio": "acthash.properties",
     "memory_budget": "acthash._utils.budget",
     "load_checkpoint": "acthash.runs.experiment",
+    "read_checkpoint": "acthash.runs.experiment",
+    "measure": "acthash.runs.measure",
+    "MeasureConfig": "acthash.runs.config",
+    "MeasureResult": "acthash.runs.measure",
+    "rescore": "acthash.runs.rescore",
+    "PropertiesConfig": "acthash.runs.config",
+    "PropertiesResult": "acthash.runs.rescore",
 }
 
 _SUBMODULES = ("binary", "core", "data", "errors", "geometry", "lsh", "models", "ops",

@@ -152,3 +152,39 @@ Format = Annotated[str, typer.Option(
     "--format", callback=_check_format,
     help="table (for people), or csv, json, markdown: the plain table on stdout, for "
     "scripts (notes go to stderr).")]
+
+
+# the measurement options of `run`, `measure` and `properties` (RunConfig's CodeFields and
+# PropertyFields), declared once
+K = Annotated[int, typer.Option(help="Neighbours of the Hamming k-NN.")]
+Layers = Annotated[str | None, typer.Option(
+    help="Regular expression selecting the captured layers.")]
+DropConstant = Annotated[bool, typer.Option(
+    help="Drop constant units (over the training set; the original convention: over "
+    "train and test).")]
+Codes = Annotated[str, typer.Option(
+    help="binary (neural codes), aggregate (per-channel sums of convolutional layers, "
+    "Euclidean k-NN) or both.")]
+Convention = Annotated[str, typer.Option(
+    help="acthash, or original: the original study's scripts (sklearn k-NN ties, union "
+    "constant mask, K-Means seed 9 float64 fixed K, liblinear, test-only scores).")]
+Ties = Annotated[str | None, typer.Option(
+    help="k-NN tie rule: share (order-independent) or sklearn [default: the convention's].")]
+KmeansNSeeds = Annotated[int | None, typer.Option(
+    help="K-Means seeds, reported as mean ± std [default: 5; original: 1].")]
+KmeansNInit = Annotated[int, typer.Option(help="K-Means restarts per seed (best inertia kept).")]
+LogregSolver = Annotated[str | None, typer.Option(
+    help="Logistic-regression solver: lbfgs, liblinear, ... [default: the convention's].")]
+PropertyBackend = Annotated[str, typer.Option(
+    help="K-Means/logreg/k-NN backend: auto, sklearn, numba (streamed, CPU), torch "
+    "(streamed, CPU or CUDA).")]
+MemoryBudget = Annotated[str | None, typer.Option(
+    help="Working memory of the streamed properties, e.g. 2GB (default 1GiB); codes "
+    "larger than it are captured straight to disk.")]
+CodesToDisk = Annotated[bool | None, typer.Option(
+    help="Capture the codes straight to a memory-mapped .ahc [default: when they exceed "
+    "--memory-budget].")]
+LogregStrategy = Annotated[str, typer.Option(
+    help="Logistic regression: ovo (the original), ovr or multinomial.")]
+SaveCodes = Annotated[bool, typer.Option(
+    help="Store the packed codes in the run directory.")]

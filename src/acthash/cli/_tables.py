@@ -36,6 +36,18 @@ def _run_dir_line(path, fmt: str = "table") -> None:
     (console if fmt == "table" else err_console).print(f"run directory: [bold]{path}[/]")
 
 
+def _column_labels(metrics) -> list[str]:
+    """One label per metrics row: ``epoch N`` for a run's checkpoints, else the checkpoint
+    (or codes) file measured, else the row number."""
+    if "epoch" in metrics.columns:
+        return [f"epoch {e}" for e in metrics["epoch"]]
+    for col in ("checkpoint", "train_codes"):
+        if col in metrics.columns and metrics[col].notna().all():
+            return [str(v) for v in metrics[col]]
+    return ["measured" if "checkpoint" in metrics.columns else f"row {i}"
+            for i in range(len(metrics))]
+
+
 def show(table: Table, target: Console | None = None) -> None:
     """Print a rich table whose cells fold instead of ending in "…" when the terminal is
     narrow (rich's default overflow cuts them)."""
@@ -142,7 +154,7 @@ def print_metrics(metrics, k: int | None = None, fmt: str = "table") -> None:
     if fmt in ("csv", "json"):
         print_frame(metrics, fmt)
         return
-    headers = [f"epoch {e}" for e in metrics["epoch"]]
+    headers = _column_labels(metrics)
     keys, values = _metric_rows(metrics, k)
     t_keys, t_values = _timing_rows(metrics)
     note = _kmeans_note(metrics)
@@ -171,7 +183,7 @@ def print_timings(metrics) -> None:
     if not keys:
         return
     for table in fitted_tables("seconds", ["stage"], keys,
-                               [f"epoch {e}" for e in metrics["epoch"]], values):
+                               _column_labels(metrics), values):
         console.print(table)
 
 

@@ -1,7 +1,8 @@
 """The root of the ``acthash`` command: the Typer app, the one error boundary, and ``main``.
 
 Each command group lives in its own module (:mod:`~acthash.cli.run`,
-:mod:`~acthash.cli.data`, :mod:`~acthash.cli.sweeps`, :mod:`~acthash.cli.figures`,
+:mod:`~acthash.cli.measure`, :mod:`~acthash.cli.data`,
+:mod:`~acthash.cli.sweeps`, :mod:`~acthash.cli.figures`,
 :mod:`~acthash.cli.study`) and adds itself here with ``register(app)``; a command imports
 its experiment or study code when it runs, so ``acthash --help`` loads no training stack.
 
@@ -22,7 +23,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from acthash.cli import data, examples, figures, run, study, sweeps
+from acthash.cli import data, examples, figures, measure, run, study, sweeps
 from acthash.cli._tables import err_console
 from acthash.errors import EXIT_USER_ERROR, ActhashError
 
@@ -121,7 +122,7 @@ def _main(
 
 
 # commands first, in the order of `acthash --help`, then the groups
-for _group in (run, sweeps, figures, data, study, examples):
+for _group in (run, measure, sweeps, figures, data, study, examples):
     _group.register(app)
 
 

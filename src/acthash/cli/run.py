@@ -14,26 +14,40 @@ from acthash.cli._options import (
     Batchnorm,
     BatchSize,
     Checkpoints,
+    Codes,
+    CodesToDisk,
+    Convention,
     DataDir,
     Dataset,
     DatasetOption,
     Depth,
     Device,
+    DropConstant,
     EarlyStopping,
     Epochs,
     Force,
     Format,
+    K,
+    KmeansNInit,
+    KmeansNSeeds,
+    Layers,
+    LogregSolver,
+    LogregStrategy,
     Lr,
+    MemoryBudget,
     Model,
     ModelOption,
     Momentum,
     Optimizer,
     Out,
     Progress,
+    PropertyBackend,
     RunsRoot,
+    SaveCodes,
     Schedule,
     Seed,
     StepSize,
+    Ties,
     WeightDecay,
     Width,
     WidthMult,
@@ -83,45 +97,20 @@ def run(
     val_split: Annotated[float, typer.Option(
         help="Hold out this fraction for validation (0.2 = the paper).")] = _RUN.val_split,
     seed: Seed = _RUN.seed,
-    k: Annotated[int, typer.Option(help="Neighbours of the Hamming k-NN.")] = _RUN.k,
-    layers: Annotated[str | None, typer.Option(
-        help="Regular expression selecting the captured layers.")] = _RUN.layers,
-    drop_constant: Annotated[bool, typer.Option(
-        help="Drop constant units (over the training set; the original convention: over "
-        "train and test).")] = _RUN.drop_constant,
-    codes: Annotated[str, typer.Option(
-        help="binary (neural codes), aggregate (per-channel sums of convolutional layers, "
-        "Euclidean k-NN) or both.")] = _RUN.codes,
-    convention: Annotated[str, typer.Option(
-        help="acthash, or original: the original study's scripts (sklearn k-NN ties, union "
-        "constant mask, K-Means seed 9 float64 fixed K, liblinear, test-only scores).")] = (
-            _RUN.convention),
-    ties: Annotated[str | None, typer.Option(
-        help="k-NN tie rule: share (order-independent) or sklearn [default: the "
-        "convention's].")] = _RUN.ties,
-    kmeans_n_seeds: Annotated[int | None, typer.Option(
-        help="K-Means seeds, reported as mean ± std [default: 5; original: 1].")] = (
-            _RUN.kmeans_n_seeds),
-    kmeans_n_init: Annotated[int, typer.Option(
-        help="K-Means restarts per seed (best inertia kept).")] = _RUN.kmeans_n_init,
-    logreg_solver: Annotated[str | None, typer.Option(
-        help="Logistic-regression solver: lbfgs, liblinear, ... [default: the "
-        "convention's].")] = _RUN.logreg_solver,
-    property_backend: Annotated[str, typer.Option(
-        help="K-Means/logreg/k-NN backend: auto, sklearn, numba (streamed, CPU), torch "
-        "(streamed, CPU or CUDA).")] = _RUN.property_backend,
-    memory_budget: Annotated[str | None, typer.Option(
-        help="Working memory of the streamed properties, e.g. 2GB (default 1GiB); codes "
-        "larger than it are captured straight to disk.")] = _RUN.memory_budget,
-    codes_to_disk: Annotated[bool | None, typer.Option(
-        help="Capture the codes straight to a memory-mapped .ahc [default: when they exceed "
-        "--memory-budget].")] = _RUN.codes_to_disk,
-    logreg_strategy: Annotated[str, typer.Option(
-        help="Logistic regression: ovo (the original), ovr or multinomial.")] = (
-            _RUN.logreg_strategy),
-    save_codes: Annotated[bool, typer.Option(
-        help="Store the packed codes of every checkpoint in the run directory.")] = (
-            _RUN.save_codes),
+    k: K = _RUN.k,
+    layers: Layers = _RUN.layers,
+    drop_constant: DropConstant = _RUN.drop_constant,
+    codes: Codes = _RUN.codes,
+    convention: Convention = _RUN.convention,
+    ties: Ties = _RUN.ties,
+    kmeans_n_seeds: KmeansNSeeds = _RUN.kmeans_n_seeds,
+    kmeans_n_init: KmeansNInit = _RUN.kmeans_n_init,
+    logreg_solver: LogregSolver = _RUN.logreg_solver,
+    property_backend: PropertyBackend = _RUN.property_backend,
+    memory_budget: MemoryBudget = _RUN.memory_budget,
+    codes_to_disk: CodesToDisk = _RUN.codes_to_disk,
+    logreg_strategy: LogregStrategy = _RUN.logreg_strategy,
+    save_codes: SaveCodes = _RUN.save_codes,
     device: Device = _RUN.device,
     out: Out = None,
     force: Force = False,

@@ -18,7 +18,8 @@ from acthash.errors import InputError
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["register_model", "list_models", "build_model", "builder_options"]
+__all__ = ["register_model", "list_models", "build_model", "builder_options",
+           "import_object"]
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -51,16 +52,38 @@ def list_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def import_object(spec: str):
+    """The object ``module:attr`` names (``attr`` may be dotted), imported with the current
+    working directory on ``sys.path`` (so ``mymodels.py`` beside the user is found without
+    setting PYTHONPATH; the path is restored afterwards)."""
+    import os
+    import sys
+
+    mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise InputError(f"expected 'package.module:function', got {spec!r}")
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        obj = importlib.import_module(mod_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+    except (ImportError, AttributeError) as e:
+        raise InputError(
+            f"cannot import {spec!r} ({type(e).__name__}: {e}); give 'package.module:function' "
+            f"importable from the working directory ({cwd}) or the Python path"
+        ) from e
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
 def _builder(name: str) -> Callable[..., nn.Module]:
     if ":" in name:
-        mod_name, _, attr = name.partition(":")
-        try:
-            return getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise InputError(
-                f"cannot import model builder {name!r} ({e}); give 'package.module:function' "
-                "on the Python path"
-            ) from e
+        return import_object(name)
     if name not in _BUILDERS:
         raise InputError(f"unknown model {name!r}; choose one of {', '.join(list_models())} "
                          "or give 'package.module:function'")
@@ -80,8 +103,10 @@ def builder_options(name: str) -> set[str] | None:
 def build_model(name: str, input_shape, n_classes: int, **options) -> nn.Module:
     """A model by registry name, or ``package.module:function`` returning an ``nn.Module``.
 
-    The builder receives ``input_shape`` (per example), ``n_classes`` and the options; an
-    option it does not take is an error naming the ones it does.
+    The builder receives ``input_shape`` (per example), ``n_classes`` (a
+    ``module:function`` builder only those of the two it names) and the options; an option
+    it does not take is an error naming the ones it does. ``module`` is imported with the
+    working directory on the path (:func:`import_object`).
     """
     accepted = builder_options(name)
     unknown = sorted(set(options) - accepted) if accepted is not None else []
@@ -92,18 +117,25 @@ def build_model(name: str, input_shape, n_classes: int, **options) -> nn.Module:
     if ":" in name:
         from torch import nn
 
-        kwargs = {"input_shape": tuple(input_shape), "n_classes": n_classes, **options}
         try:
-            inspect.signature(fn).bind(**kwargs)
-        except TypeError as e:
-            params = [p for p in inspect.signature(fn).parameters if p != "self"]
-            raise InputError(
-                f"model builder {name!r} does not accept the keywords "
-                f"{', '.join(kwargs)} ({e}); it accepts ({', '.join(params) or 'nothing'}): "
-                "give a function (or nn.Module class) taking input_shape=, n_classes= and "
-                "the model options as keywords") from None
+            params = inspect.signature(fn).parameters
         except ValueError:  # no signature to inspect (a builtin): call it and see
-            pass
+            params = None
+        given = {"input_shape": tuple(input_shape), "n_classes": n_classes}
+        if params is not None and not any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                          for p in params.values()):
+            given = {k: v for k, v in given.items() if k in params}  # a builder may take none
+        kwargs = {**given, **options}
+        if params is not None:
+            try:
+                inspect.signature(fn).bind(**kwargs)
+            except TypeError as e:
+                accepted = [p for p in params if p != "self"]
+                raise InputError(
+                    f"model builder {name!r} does not accept the keywords "
+                    f"{', '.join(kwargs)} ({e}); it accepts ({', '.join(accepted) or 'nothing'}): "
+                    "give a function (or nn.Module class) taking the model options as keywords "
+                    "(and input_shape=, n_classes= if it needs them)") from None
         model = fn(**kwargs)
         if not isinstance(model, nn.Module):
             raise InputError(f"{name} returned {type(model).__name__}, not an nn.Module")

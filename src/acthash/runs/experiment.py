@@ -60,7 +60,8 @@ from acthash.runs.config import RunConfig
 from acthash.train import resolve_device, seed_everything, train
 
 __all__ = ["RunConfig", "RunResult", "run_experiment", "load_checkpoint", "environment_info",
-           "prepare_data", "training_rows", "make_model", "derived_seed", "property_options"]
+           "prepare_data", "training_rows", "make_model", "derived_seed", "property_options",
+           "measure_codes", "read_checkpoint"]
 
 
 @dataclass
@@ -169,6 +170,93 @@ def _check_run(cfg: RunConfig, model: nn.Module, x_tr, options: PropertyOptions)
         aggregate_codes(model, x_tr[:2], layers=cfg.layers)
 
 
+def measure_codes(m: nn.Module, splits: dict, cfg, *, options: PropertyOptions, device,
+                  run_dir: Path | None, stem: str = "", stage: str = "",
+                  progress: bool = False) -> dict:
+    """Capture ``m``'s codes of ``splits`` (``{"train": (x, y), "test": (x, y)}``, ``y`` a
+    numpy array) and measure them: the encoding properties record of one checkpoint (without
+    its ``epoch``), with ``seconds_capture`` and ``seconds_<property>``.
+
+    ``cfg`` supplies the code settings (``codes``, ``layers``, ``codes_to_disk``,
+    ``save_codes``, ``memory_budget``, ``convention``; a :class:`RunConfig` or a
+    :class:`~acthash.runs.config.MeasureConfig`). With a ``run_dir`` and ``cfg.save_codes``
+    the codes go to ``run_dir/codes/<stem>{train,test}.ahc`` (and ``_aggregate.npy``).
+    Shared by :func:`run_experiment` (once per checkpoint) and
+    :func:`acthash.runs.measure.measure` (once). ``progress``: each stage on stderr, its name
+    prefixed by ``stage``."""
+    budget = parse_memory_budget(cfg.memory_budget)
+    keep = run_dir is not None and cfg.save_codes
+    scratch: list[Path] = []
+
+    def capture_split(split: str):
+        """Capture in memory, or straight to a .ahc when the codes exceed the budget."""
+        x, y = splits[split]
+        to_disk = cfg.codes_to_disk
+        if to_disk is None:
+            n_bits = capture(m, x[:2], layers=cfg.layers, device=device).codes.n_bits
+            to_disk = len(x) * ((n_bits + 7) // 8) > budget
+        out = None
+        if to_disk:
+            if keep:
+                out = run_dir / "codes" / f"{stem}{split}.ahc"
+            else:
+                import tempfile
+
+                scratch.append(Path(tempfile.mkdtemp(prefix="acthash-codes-")))
+                out = scratch[-1] / f"{split}.ahc"
+        return capture(m, x, labels=y, layers=cfg.layers, keep_outputs=True, device=device,
+                       out=out), out is not None
+
+    t0 = time.perf_counter()
+    rec: dict = {}
+    tr = te = agg_tr = agg_te = None
+    timings: dict = {}
+    capture_s = 0.0
+    try:
+        if cfg.codes in ("binary", "both"):
+            with progress_stage(f"{stage}capture", enabled=progress):
+                (tr, tr_on_disk), (te, te_on_disk) = capture_split("train"), capture_split("test")
+            capture_s += time.perf_counter() - t0
+            rec.update(encoding_properties(tr.codes, None, te.codes, None, options=options,
+                                           train_outputs=tr.outputs, test_outputs=te.outputs,
+                                           timings=timings, progress=progress and stage))
+            rec.update(dead_unit_fractions(tr.codes, "dead_units_train"))  # never active
+            if keep:
+                if not tr_on_disk:
+                    tr.codes.save(run_dir / "codes" / f"{stem}train.ahc")
+                if not te_on_disk:
+                    te.codes.save(run_dir / "codes" / f"{stem}test.ahc")
+        if cfg.codes in ("aggregate", "both"):
+            t1 = time.perf_counter()
+            agg = {split: aggregate_codes(m, x, labels=y, layers=cfg.layers, device=device,
+                                          keep_outputs=tr is None)
+                   for split, (x, y) in splits.items()}
+            agg_tr, agg_te = agg["train"], agg["test"]
+            capture_s += time.perf_counter() - t1
+            if tr is None:
+                rec.update({"n_train": len(agg_tr), "n_test": len(agg_te),
+                            "n_classes": int(len(np.unique(agg_tr.labels))),
+                            "convention": cfg.convention})
+                for split, codes in (("train", agg_tr), ("test", agg_te)):
+                    s = network_scores(codes.outputs, codes.labels)
+                    rec[f"net_loss_{split}"], rec[f"net_acc_{split}"] = s["loss"], s["accuracy"]
+            t2 = time.perf_counter()
+            with progress_stage(f"{stage}aggregate-code properties", enabled=progress):
+                rec.update(aggregate_properties(agg_tr, None, agg_te, None, options=options))
+            timings["aggregate"] = time.perf_counter() - t2
+            if keep:
+                save_array(run_dir / "codes" / f"{stem}train_aggregate.npy", agg_tr.values)
+                save_array(run_dir / "codes" / f"{stem}test_aggregate.npy", agg_te.values)
+    finally:
+        del tr, te
+        for folder in scratch:
+            shutil.rmtree(folder, ignore_errors=True)
+    rec["seconds_capture"] = capture_s
+    for key, value in timings.items():
+        rec[f"seconds_{key}"] = value
+    return rec
+
+
 @run_transaction
 def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None = None,
                    runs_root: str | Path = "runs", write: bool = True,
@@ -189,7 +277,7 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     if write and out_dir:
         check_out_dir(out_dir, force=force)
     device = resolve_device(cfg.device)
-    budget = parse_memory_budget(cfg.memory_budget)
+    parse_memory_budget(cfg.memory_budget)  # an unreadable budget fails before any file
     # CPU: the compiled kernels
     options = property_options(cfg, device if device.type != "cpu" else None)
     tcfg = cfg.train_config()
@@ -214,87 +302,24 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     ckpt_meta = {"model": cfg.model, "model_kwargs": cfg.model_kwargs(),
                  "input_shape": list(ds.input_shape), "n_classes": ds.n_classes}
     clock = {"start": time.perf_counter(), "in_checkpoints": 0.0}
-    scratch: list[Path] = []
-
-    def capture_split(m, x, y, split: str, epoch: int):
-        """Capture in memory, or straight to a .ahc when the codes exceed the budget."""
-        to_disk = cfg.codes_to_disk
-        if to_disk is None:
-            n_bits = capture(m, x[:2], layers=cfg.layers, device=device).codes.n_bits
-            to_disk = len(x) * ((n_bits + 7) // 8) > budget
-        out = None
-        if to_disk:
-            if run_dir is not None and cfg.save_codes:
-                out = run_dir / "codes" / f"epoch_{epoch:04d}_{split}.ahc"
-            else:
-                import tempfile
-
-                scratch.append(Path(tempfile.mkdtemp(prefix="acthash-codes-")))
-                out = scratch[-1] / f"{split}.ahc"
-        return capture(m, x, labels=y, layers=cfg.layers, keep_outputs=True, device=device,
-                       out=out), out is not None
+    splits = {"train": (x_tr, y_tr.numpy()), "test": (ds.x_test, ds.y_test.numpy())}
 
     def on_checkpoint(epoch: int, m: nn.Module) -> None:
         t0 = time.perf_counter()
         seconds_train = t0 - clock["start"] - clock["in_checkpoints"]
-        rec = {"epoch": epoch}
-        tr = te = agg_tr = agg_te = None
-        tr_on_disk = te_on_disk = False
-        timings: dict = {}
-        capture_s = 0.0
-        stage = f"epoch {epoch}: "
-        if cfg.codes in ("binary", "both"):
-            with progress_stage(f"{stage}capture", enabled=progress):
-                tr, tr_on_disk = capture_split(m, x_tr, y_tr.numpy(), "train", epoch)
-                te, te_on_disk = capture_split(m, ds.x_test, ds.y_test.numpy(), "test", epoch)
-            capture_s += time.perf_counter() - t0
-            rec.update(encoding_properties(tr.codes, None, te.codes, None, options=options,
-                                           train_outputs=tr.outputs, test_outputs=te.outputs,
-                                           timings=timings, progress=progress and stage))
-            rec.update(dead_unit_fractions(tr.codes, "dead_units_train"))  # never active
-        if cfg.codes in ("aggregate", "both"):
-            t1 = time.perf_counter()
-            agg_tr = aggregate_codes(m, x_tr, labels=y_tr.numpy(), layers=cfg.layers,
-                                     device=device, keep_outputs=tr is None)
-            agg_te = aggregate_codes(m, ds.x_test, labels=ds.y_test.numpy(), layers=cfg.layers,
-                                     device=device, keep_outputs=te is None)
-            capture_s += time.perf_counter() - t1
-            if tr is None:
-                rec.update({"n_train": len(agg_tr), "n_test": len(agg_te),
-                            "n_classes": int(len(np.unique(agg_tr.labels))),
-                            "convention": cfg.convention})
-                for split, codes in (("train", agg_tr), ("test", agg_te)):
-                    s = network_scores(codes.outputs, codes.labels)
-                    rec[f"net_loss_{split}"], rec[f"net_acc_{split}"] = s["loss"], s["accuracy"]
-            t2 = time.perf_counter()
-            with progress_stage(f"{stage}aggregate-code properties", enabled=progress):
-                rec.update(aggregate_properties(agg_tr, None, agg_te, None, options=options))
-            timings["aggregate"] = time.perf_counter() - t2
-        rec["seconds_train"] = seconds_train
-        rec["seconds_capture"] = capture_s
-        for key, value in timings.items():
-            rec[f"seconds_{key}"] = value
+        measured = measure_codes(m, splits, cfg, options=options, device=device,
+                                 run_dir=run_dir, stem=f"epoch_{epoch:04d}_",
+                                 stage=f"epoch {epoch}: ", progress=progress)
+        seconds = {k: v for k, v in measured.items() if k.startswith("seconds_")}
+        rec = {"epoch": epoch, **{k: v for k, v in measured.items() if k not in seconds},
+               "seconds_train": seconds_train, **seconds}
         rows.append(rec)
         if run_dir is not None:
-            if cfg.save_codes and tr is not None:
-                if not tr_on_disk:
-                    tr.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_train.ahc")
-                if not te_on_disk:
-                    te.codes.save(run_dir / "codes" / f"epoch_{epoch:04d}_test.ahc")
-            if cfg.save_codes and agg_tr is not None:
-                save_array(run_dir / "codes" / f"epoch_{epoch:04d}_train_aggregate.npy",
-                           agg_tr.values)
-                save_array(run_dir / "codes" / f"epoch_{epoch:04d}_test_aggregate.npy",
-                           agg_te.values)
             state = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
             save_torch(run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt",
                        {**ckpt_meta, "epoch": epoch, "state_dict": state})
             # partial metrics survive an interruption
             write_table(run_dir / "metrics.parquet", pd.DataFrame(rows))
-        del tr, te
-        for folder in scratch:
-            shutil.rmtree(folder, ignore_errors=True)
-        scratch.clear()
         clock["in_checkpoints"] += time.perf_counter() - t0
 
     x_fit, y_fit = x_tr, y_tr
@@ -321,14 +346,12 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     return RunResult(metrics, result.history, run_dir, model)
 
 
-def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> nn.Module:
-    """Load a checkpoint written by a run into ``model`` (or a model rebuilt from it).
-
-    Raises CorruptFileError for an unreadable file and ValueError, naming the mismatching
-    tensors, when the checkpoint does not fit the model.
-    """
+def read_checkpoint(path: str | Path) -> dict:
+    """The contents of a checkpoint file: a run's (``{"model", "model_kwargs",
+    "input_shape", "n_classes", "epoch", "state_dict"}``) or a bare state_dict (then
+    ``{"state_dict": ...}``). Raises MissingFileError / CorruptFileError."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise MissingFileError(f"no checkpoint at {path}")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)
@@ -337,12 +360,31 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> nn.Modu
             f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); rerun the "
             "training or restore the file"
         ) from e
-    state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
-    if not isinstance(state, dict):
-        raise CorruptFileError(f"{path} holds no state_dict")
+    if isinstance(blob, dict) and isinstance(blob.get("state_dict"), dict):
+        return blob
+    if isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
+        return {"state_dict": blob}
+    raise CorruptFileError(f"{path} holds no state_dict (a mapping of tensor names to "
+                           "tensors, or a run's checkpoint); save model.state_dict()")
+
+
+def load_checkpoint(path: str | Path, model: nn.Module | None = None, *,
+                    blob: dict | None = None) -> nn.Module:
+    """Load a checkpoint into ``model`` (or a model rebuilt from it), in eval mode.
+
+    ``path``: a checkpoint written by a run (``model.pt``, ``checkpoints/epoch_XXXX.pt``,
+    which also describe the model) or a file of ``model.state_dict()``. ``blob``: its
+    contents already read (:func:`read_checkpoint`). Raises MissingFileError or
+    CorruptFileError for a missing or unreadable file, and InputError (a ValueError) naming
+    the missing, unexpected and mis-shaped tensors when the checkpoint does not fit the model.
+    """
+    path = Path(path)
+    blob = read_checkpoint(path) if blob is None else blob
+    state = blob["state_dict"]
     if model is None:
         if "model" not in blob:
-            raise InputError(f"{path} has no model description; pass the model to load into")
+            raise InputError(f"{path} has no model description (a bare state_dict); pass the "
+                             "model to load into (acthash measure: --model)")
         model = build_model(blob["model"], blob["input_shape"], blob["n_classes"],
                             **blob["model_kwargs"])
     own = model.state_dict()
@@ -361,7 +403,8 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> nn.Modu
                 for k in wrong[:5]))
         raise InputError(
             f"checkpoint {path} does not match {type(model).__name__} ({'; '.join(parts)}); "
-            "build the model with the options recorded in the run's config.json"
+            "build the model with the options recorded in the run's config.json "
+            "(acthash measure: --model, --width, --depth, -M)"
         )
     model.load_state_dict(state)
     model.eval()
