@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from acthash._utils.fmt import mean_pm, spread_label
 from acthash.cli._options import (
     Activation,
     Batchnorm,
@@ -184,8 +185,8 @@ def study_lsh(
                         ("one-shot accuracy on held-out real classes", result.real_summary)):
         if summ is None:
             continue
-        wide = summ.assign(cell=[f"{m:.3f} ± {s:.3f}" for m, s in zip(summ["mean"], summ["std"],
-                                                                       strict=True)])
+        wide = summ.assign(cell=[mean_pm(m, s, int(n)) for m, s, n in
+                                 zip(summ["mean"], summ["std"], summ["repeats"], strict=True)])
         wide = wide.pivot(index="n_unseen", columns="representation", values="cell")
         wide = wide[[c for c in REPRESENTATIONS if c in wide.columns]]
         table = Table(title=title)
@@ -457,7 +458,8 @@ def study_retrieval(
     summary = result.summary
     for name, sub in summary.groupby("dataset", sort=False):
         labels = list(dict.fromkeys(sub["bits"]))
-        table = Table(title=f"{name}: mAP of Hamming ranking (mean ± std over seeds)")
+        table = Table(title=f"{name}: mAP of Hamming ranking "
+                      f"({spread_label(int(sub['n_seeds'].min()))})")
         table.add_column("encoder")
         for b in labels:
             table.add_column(b, justify="right")
@@ -466,7 +468,8 @@ def study_retrieval(
             for b in labels:
                 r = sub[(sub["encoder"] == enc) & (sub["bits"] == b)]
                 cells.append("n/a" if r.empty else
-                             f"{r['map_mean'].iloc[0]:.3f} ± {r['map_std'].iloc[0]:.3f}")
+                             mean_pm(r["map_mean"].iloc[0], r["map_std"].iloc[0],
+                                     int(r["n_seeds"].iloc[0])))
             table.add_row(enc, *cells)
         console.print(table)
     if result.search is not None:

@@ -37,13 +37,15 @@ _SUMMARY_COLS = summary_columns()  # the headline columns, from the property cat
 
 
 def summary_table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean ± std over seeds of the headline columns per ``by`` group, as strings."""
+    """Mean ± std over seeds of the headline columns per ``by`` group, as strings (the
+    value alone where a group has a single seed: no spread is shown)."""
     cols = [c for c in _SUMMARY_COLS if c in df.columns]
     g = df.groupby(by, dropna=False)[cols]
-    mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
+    mean, std = g.mean(), g.std(ddof=1)
     out = pd.DataFrame(index=mean.index)
     for c in cols:
-        out[c] = [f"{m:.3f} ± {s:.3f}" for m, s in zip(mean[c], std[c], strict=True)]
+        out[c] = [f"{m:.3f}" if pd.isna(s) else f"{m:.3f} ± {s:.3f}"
+                  for m, s in zip(mean[c], std[c], strict=True)]
     out["seeds"] = g.size()
     return out.reset_index()
 

@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 from acthash import data as datasets
+from acthash._utils.fmt import mean_pm, spread_label
 from acthash._utils.run import (
     progress_bar,
     save_figure,
@@ -294,7 +295,7 @@ def map_table(summary: pd.DataFrame, cfg: RetrievalStudyConfig | None = None,
         labels = list(dict.fromkeys(sub["bits"]))
         full = sub.loc[sub["bits"] == "full", "n_bits"]
         head = [f"full ({int(full.iloc[0])})" if b == "full" and len(full) else b for b in labels]
-        lines = [f"**{name}** — {metric} (mean ± std over seeds)", "",
+        lines = [f"**{name}** — {metric} ({spread_label(int(sub['n_seeds'].min()))})", "",
                  "| encoder | " + " | ".join(head) + " |",
                  "|---|" + "---:|" * len(labels)]
         order = [e for e in ENCODER_NAMES if e in set(sub["encoder"])]
@@ -303,7 +304,8 @@ def map_table(summary: pd.DataFrame, cfg: RetrievalStudyConfig | None = None,
             for b in labels:
                 r = sub[(sub["encoder"] == enc) & (sub["bits"] == b)]
                 cells.append("n/a" if r.empty else
-                             f"{r[metric + '_mean'].iloc[0]:.3f} ± {r[metric + '_std'].iloc[0]:.3f}")
+                             mean_pm(r[metric + "_mean"].iloc[0], r[metric + "_std"].iloc[0],
+                                     int(r["n_seeds"].iloc[0])))
             lines.append(f"| {enc} | " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
@@ -332,7 +334,8 @@ def _panels(n: int, ax=None):
 
 
 def plot_map_vs_bits(summary: pd.DataFrame, metric: str = "map", ax=None):
-    """mAP against the bit budget, one line per encoder (mean ± std over seeds), one panel
+    """mAP against the bit budget, one line per encoder (mean ± std over seeds, no bar with
+    one seed), one panel
     per dataset (``ax``: a sequence of axes, one per dataset). Returns the axes array."""
     names = list(dict.fromkeys(summary["dataset"]))
     axes = _panels(len(names), ax)
