@@ -72,13 +72,32 @@ CLI_ONLY = {"data_dir", "dataset_option", "model_option", "width_mult", "label_c
             "runs_root", "progress"}
 
 
+def _user_set(name: str) -> bool:
+    """True when the running command's option ``name`` was given on the command line (or
+    the environment), False when it holds its default; True outside a command."""
+    import click
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT,
+                                                  ParameterSource.DEFAULT_MAP, None)
+
+
 def _config(cls, params: dict, **derived):
-    """``cls`` from the command's parameters that are its fields (plus ``derived`` ones)."""
+    """``cls`` from the command's parameters that are its fields (plus ``derived`` ones).
+
+    An option left at its default is not passed, so the config knows which fields the user
+    set (:meth:`~acthash._utils.config.ConfigDict.is_set`): ``--width 100`` with a model
+    that takes no width is refused, although 100 is the default."""
     names = cls.field_names()
     unknown = sorted(set(params) - names - CLI_ONLY - set(derived))
     if unknown:  # a programming error: an option that maps to no field
         raise ConfigError(f"options {unknown} are not fields of {cls.__name__}")
-    values = {k: v for k, v in params.items() if k in names}
+    defaults = vars(_defaults(cls))
+    values = {k: v for k, v in params.items() if k in names
+              and (_user_set(k) or k not in defaults or defaults[k] != v)}
     values.update(derived)
     return cls(**values)
 

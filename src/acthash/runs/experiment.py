@@ -160,7 +160,7 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     run_dir = None
     if write:
         run_dir = Path(out_dir) if out_dir else new_run_dir(
-            runs_root, cfg.dataset, cfg.model, f"w{cfg.width}", f"d{cfg.depth}", f"s{cfg.seed}")
+            runs_root, cfg.dataset, *cfg.model_name_parts(), f"s{cfg.seed}")
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", cfg.to_dict())
         write_json(run_dir / "environment.json", environment_info(cfg.seed))
