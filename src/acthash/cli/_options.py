@@ -154,3 +154,34 @@ Out = Annotated[Path | None, typer.Option(help="Output directory (default: a new
                                           "--runs-root).")]
 RunsRoot = Annotated[Path, typer.Option(help="Where new run directories go.")]
 Progress = Annotated[bool, typer.Option(help="Show progress bars.")]
+
+
+# ---------------------------------------------------------------------------- former spellings
+
+
+def Deprecated(old_flag: str, new_flag: str):  # noqa: N802 - reads like the option types
+    """A hidden option keeping a former spelling for one release: ``old_: Annotated[str |
+    None, Deprecated("--real-dataset", "--dataset")] = None``; :func:`_take_deprecated`
+    moves its value to the new option with a warning."""
+    return typer.Option(old_flag, hidden=True, help=f"Deprecated: use {new_flag}.")
+
+
+def _take_deprecated(params: dict, renames: dict[str, str]) -> dict:
+    """Move each given former spelling (parameter ``alias`` -> ``new``) onto the new
+    parameter with a warning on stderr; both given is a usage error. Pops every alias."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    flags = {p.name: p.opts[0] for p in ctx.command.params} if ctx is not None else {}
+    for alias, new in renames.items():
+        value = params.pop(alias, None)
+        if value is None or value == [] or value == ():
+            continue
+        old_flag, new_flag = flags.get(alias, alias), flags.get(new, new)
+        if _user_set(new):
+            raise typer.BadParameter(f"{old_flag} is the former name of {new_flag}; give only "
+                                     f"{new_flag}")
+        typer.echo(f"warning: {old_flag} is deprecated and will be removed; use {new_flag}",
+                   err=True)
+        params[new] = value
+    return params

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from acthash.cli._options import _parse_ints
+from acthash.cli._options import Deprecated, _parse_ints, _take_deprecated
 from acthash.cli._tables import console, err_console
 from acthash.errors import EXIT_USER_ERROR
 
@@ -22,10 +22,10 @@ def sweep(
         help="Preset scale: cpu (minutes on 2 cores) or paper.")] = "cpu",
     dataset: Annotated[str | None, typer.Option(
         help="Preset dataset (default digits; paper: mnist).")] = None,
-    seeds: Annotated[str | None, typer.Option(
+    seed: Annotated[str | None, typer.Option(
         help="Seeds, comma-separated (replaces the file's or preset's).")] = None,
     repeats: Annotated[int | None, typer.Option(
-        help="Seeds 0..N-1 (instead of --seeds).")] = None,
+        help="Seeds 0..N-1 (instead of --seed).")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Sweep directory (default sweeps/<name>).")] = None,
     executor: Annotated[str, typer.Option(help="serial, process or ray.")] = "serial",
@@ -43,15 +43,17 @@ def sweep(
     dry_run: Annotated[bool, typer.Option(help="List the cells and stop.")] = False,
     progress: Annotated[bool, typer.Option(
         help="Show a progress bar (cells done/total, ETA).")] = True,
+    seeds_: Annotated[str | None, Deprecated("--seeds", "--seed")] = None,
 ) -> None:
     """Run a grid of experiments; a rerun computes only the missing cells."""
+    seeds = _take_deprecated({"seed": seed, "seeds_": seeds_}, {"seeds_": "seed"})["seed"]
     from acthash.runs.presets import preset as make_preset
     from acthash.runs.sweep import SweepConfig, run_sweep
 
     if (config is None) == (preset is None):
         raise typer.BadParameter("give either a sweep file CONFIG or --preset NAME")
     if seeds is not None and repeats is not None:
-        raise typer.BadParameter("give either --seeds or --repeats, not both")
+        raise typer.BadParameter("give either --seed or --repeats, not both")
     cfg = (make_preset(preset, scale=scale, dataset=dataset) if preset
            else SweepConfig.from_file(config))
     if seeds is not None or repeats is not None:

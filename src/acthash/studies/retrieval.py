@@ -104,7 +104,7 @@ def _model_for(cfg: RetrievalStudyConfig, name: str, ds, x_db, y_db, seed: int, 
     if cfg.train_size is not None and cfg.train_size < len(y_db):
         rows = subsample(y_db, cfg.train_size, balanced=True, seed=cfg.data_seed)
     seed_everything(seed)
-    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=list(cfg.widths))
+    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=list(cfg.width))
     steps_per_epoch = -(-len(rows) // cfg.batch_size)
     epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
     tcfg = TrainConfig(epochs=epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed,
@@ -135,13 +135,13 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
     device = resolve_device(cfg.device)
     run_dir = None
     if write:
-        run_dir = start_run_dir(out_dir, runs_root, ["retrieval", *cfg.datasets],
-                                config=cfg.to_dict(), seed=cfg.seeds[0])
+        run_dir = start_run_dir(out_dir, runs_root, ["retrieval", *cfg.dataset],
+                                config=cfg.to_dict(), seed=cfg.seed[0])
     rows: list[dict] = []
     curves: list[pd.DataFrame] = []
     search_codes = None
     loaded = {}
-    for name in cfg.datasets:
+    for name in cfg.dataset:
         ds = datasets.load(name, **cfg.dataset_options.get(name, {}))
         db_idx = _sample(len(ds.y_train), cfg.n_database, cfg.data_seed)
         q_idx = _sample(len(ds.y_test), cfg.n_queries, cfg.data_seed + 1)
@@ -156,13 +156,13 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
         raw_db = x_db.reshape(len(x_db), -1).double().numpy()
         raw_q = x_q.reshape(len(x_q), -1).double().numpy()
         raw_basis = None
-        for seed in cfg.seeds:
+        for seed in cfg.seed:
             model, info = _model_for(cfg, name, ds, x_db, y_db, seed, device)
             net_acc = _network_accuracy(model, x_q, y_q, device)
             if write:
                 state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
                 save_torch(run_dir / "models" / f"{name}_seed{seed}.pt",
-                           {"model": "mlp", "model_kwargs": {"widths": list(cfg.widths)},
+                           {"model": "mlp", "model_kwargs": {"widths": list(cfg.width)},
                             "input_shape": list(ds.input_shape), "n_classes": ds.n_classes,
                             "state_dict": state, **info})
             full_db = neural_codes(model, x_db, device=device)
@@ -227,7 +227,7 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
                 if write and cfg.save_encoders:
                     enc.save(run_dir / "encoders" / f"{name}_{enc_name}_{label}_seed{seed}.npz")
                 want_bits = cfg.search_bits if cfg.search_bits is not None else n_full
-                if (cfg.search and seed == cfg.seeds[0] and enc_name == cfg.search_encoder
+                if (cfg.search and seed == cfg.seed[0] and enc_name == cfg.search_encoder
                         and n_bits == want_bits and (label != "full" or cfg.search_bits is None)):
                     search_codes = search_codes or {}
                     search_codes[name] = (c_db, c_q, enc_name, label)
@@ -261,7 +261,7 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
         write_json(run_dir / "study.json", {
             "seconds": seconds, "cpu_seconds": time.process_time() - cpu_start,
             "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "datasets": cfg.datasets, "database_sizes": loaded})
+            "datasets": cfg.dataset, "database_sizes": loaded})
         if cfg.figures and results["status"].eq("ok").any():
             save_figure(plot_map_vs_bits(summary)[0].figure, run_dir / "map_vs_bits")
             if len(pr_curves):
