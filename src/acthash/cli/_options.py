@@ -72,17 +72,23 @@ CLI_ONLY = {"data_dir", "dataset_option", "model_option", "width_mult", "label_c
             "runs_root", "progress"}
 
 
+def _context():
+    """The running command's click context (Typer ships its own copy of click), or None."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # a Typer that uses the click package
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
 def _user_set(name: str) -> bool:
     """True when the running command's option ``name`` was given on the command line (or
     the environment), False when it holds its default; True outside a command."""
-    import click
-    from click.core import ParameterSource
-
-    ctx = click.get_current_context(silent=True)
+    ctx = _context()
     if ctx is None:
         return True
-    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT,
-                                                  ParameterSource.DEFAULT_MAP, None)
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _config(cls, params: dict, **derived):
@@ -169,9 +175,7 @@ def Deprecated(old_flag: str, new_flag: str):  # noqa: N802 - reads like the opt
 def _take_deprecated(params: dict, renames: dict[str, str]) -> dict:
     """Move each given former spelling (parameter ``alias`` -> ``new``) onto the new
     parameter with a warning on stderr; both given is a usage error. Pops every alias."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
+    ctx = _context()
     flags = {p.name: p.opts[0] for p in ctx.command.params} if ctx is not None else {}
     for alias, new in renames.items():
         value = params.pop(alias, None)
