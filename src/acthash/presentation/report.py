@@ -138,7 +138,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *,
     by = [c for c in ("dataset", "width", "depth", "n_train", "weight_decay", "label_noise",
                       "epoch") if c in df.columns and df[c].nunique(dropna=False) > 1]
     if by:
-        parts.append("<h2>Summary (mean ± std over seeds)</h2>")
+        parts.append("<h2>Summary (mean ± std over seeds; the value alone for one seed)</h2>")
         parts.append(_table(summary_table(df, by)))
     if phase_table is not None:
         parts.append("<h2>Phase classification</h2>")

@@ -344,7 +344,8 @@ def plot_map_vs_bits(summary: pd.DataFrame, metric: str = "map", ax=None):
         for enc in [e for e in ENCODER_NAMES if e in set(sub["encoder"])]:
             s = sub[sub["encoder"] == enc].sort_values("n_bits")
             color, ls, marker = _style(enc)
-            a.errorbar(s["n_bits"], s[metric + "_mean"], yerr=s[metric + "_std"], color=color,
+            spread = s[metric + "_std"] if s["n_seeds"].min() >= 2 else None  # one seed: none
+            a.errorbar(s["n_bits"], s[metric + "_mean"], yerr=spread, color=color,
                        ls=ls, marker=marker, ms=4, lw=2.2 if enc == "neural" else 1.3,
                        capsize=2, label=enc)
         ticks = sub.drop_duplicates("bits").sort_values("n_bits")
