@@ -476,8 +476,8 @@ def study_retrieval(
     summary = result.summary
     for name, sub in summary.groupby("dataset", sort=False):
         labels = list(dict.fromkeys(sub["bits"]))
-        table = Table(title=f"{name}: mAP of Hamming ranking "
-                      f"({spread_label(int(sub['n_seeds'].min()))})")
+        table = Table(title=f"{name}: mAP of Hamming ranking",
+                      caption=spread_label(int(sub["n_seeds"].min())))
         table.add_column("encoder")
         for b in labels:
             table.add_column(b, justify="right")
