@@ -75,6 +75,9 @@ def test_normalise_masks_what_varies_between_runs():
     b = "run directory: runs/digits-mlp-w100-d1-s0-20261203-101010-2\n│ seconds_train │ 3.5 │\n"
     assert tool.normalise(a) == tool.normalise(b)
     assert tool.normalise("│ redundancy │ 0.0007 │") != tool.normalise("│ redundancy │ 0.0008 │")
+    timing = "      seconds\n┏━━━┓\n│ K-Means │ {} │\n└───┘\nrun directory: x\n"
+    assert tool.normalise(timing.format("  81.9")) == tool.normalise(timing.format("   5.3"))
+    assert "81.9" not in tool.normalise(timing.format("81.9"))
     text = "a\n<!-- output: quick-tour -->\n```console\n$ old\n```\n<!-- /output -->\nb\n"
     new = tool.rewrite(text, {"quick-tour": "$ new\n1\n"})
     assert new == "a\n<!-- output: quick-tour -->\n```console\n$ new\n1\n```\n<!-- /output -->\nb\n"

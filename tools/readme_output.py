@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-COLUMNS = 80  # the terminal width the shown output is rendered at
+COLUMNS = 100  # the terminal width the shown output is rendered at
 
 
 @dataclass(frozen=True)
@@ -59,17 +59,24 @@ OUTPUTS: dict[str, Output] = {
 _BLOCK = re.compile(r"(<!-- output: (?P<name>[\w.-]+) -->\n)```console\n(?P<body>.*?)```\n"
                     r"(<!-- /output -->)", re.S)
 _STAMP = re.compile(r"\d{8}-\d{6}(-\d+)?")
-_SECONDS = re.compile(r"second|\bseconds?_|\btime\b|\bs\b", re.I)
+_SECONDS = re.compile(r"second|\btime\b|\bs\b", re.I)
+_BOX = set("┏┃┡│└┗┠┣╭╰|+")  # the first character of a table line
 
 
 def normalise(text: str) -> str:
     """``text`` with what varies between identical runs masked: run-directory time stamps
-    (``20261201-081512`` -> ``<time>``) and the numbers on lines about seconds."""
-    out = []
+    (``20261201-081512`` -> ``<time>``), the numbers on lines about seconds and every
+    number of a table titled with seconds (the timing table)."""
+    out, timing = [], False
     for line in text.splitlines():
         line = _STAMP.sub("<time>", line.rstrip())
-        if _SECONDS.search(line):
-            line = re.sub(r"\d+(\.\d+)?", "#", line)
+        boxed = line.lstrip()[:1] in _BOX
+        if _SECONDS.search(line) and not boxed:
+            timing = True  # a table title: the table below it is timings
+        elif not boxed:
+            timing = False
+        if timing or _SECONDS.search(line):
+            line = re.sub(r"\s+", " ", re.sub(r"\d+(\.\d+)?", "#", line))  # and the padding
         out.append(line)
     return "\n".join(out).strip("\n") + "\n"
 
