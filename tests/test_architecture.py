@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 import acthash
 from acthash import errors
 from acthash.cli import CLI_ONLY, app
+from acthash.cli._options import _defaults
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 runner = CliRunner()
@@ -166,7 +167,15 @@ def test_unknown_model_options_are_rejected():
 
     with pytest.raises(errors.ConfigError, match="resnet20.*width"):
         RunConfig(model="resnet20", width=50).model_kwargs()
-    assert "width" not in RunConfig(model="resnet20").model_kwargs()  # default: left out
+    assert "width" not in RunConfig(model="resnet20").model_kwargs()  # not set: left out
+    with pytest.raises(errors.ConfigError, match="resnet20.*width"):  # set, at the default
+        RunConfig(model="resnet20", width=100).model_kwargs()
+    with pytest.raises(errors.ConfigError, match="resnet20.*depth"):
+        RunConfig.from_dict({"model": "resnet20", "depth": 1}).model_kwargs()
+    # a saved config (every field) reads back: there a field is set when not at its default
+    saved = RunConfig.from_dict(RunConfig(model="resnet20").to_dict())
+    assert "width" not in saved.model_kwargs()
+    assert "width" not in dataclasses.replace(RunConfig(model="resnet20"), seed=3).model_kwargs()
     with pytest.raises(errors.InputError, match="no option"):
         build_model("vgg11", (3, 32, 32), 10, batchnorm=False)
 
@@ -207,16 +216,57 @@ def _command(path: list[str]):
 ])
 def test_cli_options_are_config_fields(path, cls, composite):
     """Every option sets the config field of its name (``composite``: documented parts of a
-    dict field, e.g. the binary study's --width/--depth of backbone_options)."""
+    dict field, e.g. the binary study's --width/--depth of model_options); hidden options
+    are only the former spellings, kept one release."""
     import importlib
 
     mod, _, name = cls.partition(":")
-    fields = getattr(importlib.import_module(mod), name).field_names()
-    params = {p.name for p in _command(path).params}
+    config = getattr(importlib.import_module(mod), name)
+    fields = config.field_names()
+    cmd = _command(path)
+    params = {p.name for p in cmd.params if not getattr(p, "hidden", False)}
     assert params - fields - CLI_ONLY - composite == set(), path
-    if path not in (["layers"], ["properties"]):  # properties reads saved codes only
-        # a dataset or model is used: --data-dir, -O and --device are there
-        assert {"data_dir", "dataset_option", "device"} <= params, path
+    if path == ["properties"]:  # reads saved codes only: no data directory, no model
+        assert {"dataset", "seed", "device"} <= params, path
+    else:
+        # a dataset and a model are used: --dataset, --data-dir, -O, --device, --seed
+        assert {"dataset", "data_dir", "dataset_option", "device"} <= params, path
+        if path != ["layers"]:
+            assert "seed" in params, path
+    by_name = {p.name: p for p in cmd.params}
+    assert by_name["device"].default == "auto", path  # the same default everywhere
+    for p in cmd.params:
+        if getattr(p, "hidden", False):
+            assert p.help.startswith("Deprecated: use --"), (path, p.name)
+            assert p.name.endswith("_"), (path, p.name)
+        elif p.param_type_name == "option":  # arguments (properties' sources) have no flag
+            assert p.opts[0] == "--" + p.name.replace("_", "-"), (path, p.name)
+    # Python defaults equal CLI defaults, field by field
+    defaults = vars(_defaults(config))
+    for p in cmd.params:
+        if p.name in defaults and not getattr(p, "hidden", False) and not isinstance(
+                defaults[p.name], (list, tuple, dict)) and defaults[p.name] is not None:
+            assert p.default == defaults[p.name], (path, p.name, p.default, defaults[p.name])
+
+
+#: one name per thing, in every command; the former spellings are hidden aliases
+_FORMER = {"datasets", "real_dataset", "task", "widths", "seeds", "backbone", "lr_schedule",
+           "lr_step_size", "steps", "gamma"}
+
+
+@pytest.mark.parametrize("path", [["run"], ["layers"], ["measure"], ["sweep"], ["study", "regions"],
+                                  ["study", "lsh"], ["study", "spectrum"], ["study", "binary"],
+                                  ["study", "retrieval"]])
+def test_every_command_uses_the_shared_option_names(path):
+    cmd = _command(path)
+    visible = {p.name for p in cmd.params if not getattr(p, "hidden", False)}
+    assert not visible & _FORMER, (path, visible & _FORMER)
+    assert "dataset" in visible, path
+    hidden = {p.name.rstrip("_") for p in cmd.params if getattr(p, "hidden", False)}
+    assert hidden <= _FORMER, path
+    training = {"run", "regions", "binary"} & set(path)
+    if training:  # a schedule of the learning rate is named the same way
+        assert {"schedule", "step_size"} <= visible, path
 
 
 def test_companion_studies_live_under_study():

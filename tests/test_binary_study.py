@@ -16,14 +16,14 @@ from acthash.studies.binary import (
     shifted_inputs,
 )
 
-SMALL = dict(epochs=3, checkpoints=[0, 3], backbone_options={"width": 16, "depth": 1},
+SMALL = dict(epochs=3, checkpoints=[0, 3], model_options={"width": 16, "depth": 1},
              robustness_size=40, test_size=100, kmeans_n_init=1, pgd_steps=3, device="cpu",
              logreg_strategy="multinomial", bimodality_max_dims=8)
 
 
 @pytest.mark.slow
 def test_binary_study_writes_a_self_describing_directory(tmp_path):
-    cfg = BinaryStudyConfig(**SMALL, seeds=[0, 1])
+    cfg = BinaryStudyConfig(**SMALL, seed=[0, 1])
     res = run_binary_study(cfg, out_dir=tmp_path / "study")
     d = res.run_dir
     for name in ("config.json", "environment.json", "dataset.json", "metrics.parquet",
@@ -68,7 +68,7 @@ def test_binary_study_writes_a_self_describing_directory(tmp_path):
     z = np.load(d / "latents" / "compressed_seed1.npz")
     assert z["z_test"].shape == (100, 4)
     # seeded: the same config gives the same numbers
-    again = run_binary_study(BinaryStudyConfig(**SMALL, seeds=[1], variants=["compressed"]),
+    again = run_binary_study(BinaryStudyConfig(**SMALL, seed=[1], variants=["compressed"]),
                              write=False)
     first = res.metrics[(res.metrics["variant"] == "compressed") & (res.metrics["seed"] == 1)]
     pd.testing.assert_frame_equal(again.metrics, first.reset_index(drop=True))
@@ -79,8 +79,8 @@ def test_binary_study_rejects_unknown_variant():
         BinaryStudyConfig(variants=["compressed", "sigmoid"])
     with pytest.raises(ConfigError, match="unknown optimizer"):
         BinaryStudyConfig(optimizer="lbfgs")
-    with pytest.raises(ConfigError, match="lr_schedule"):
-        BinaryStudyConfig(lr_schedule="plateau")
+    with pytest.raises(ConfigError, match="schedule"):
+        BinaryStudyConfig(schedule="plateau")
     with pytest.raises(ConfigError, match="twice"):
         BinaryStudyConfig(ood_sets=["uniform", "uniform"])
 
@@ -104,7 +104,7 @@ def test_shifted_inputs_keep_the_shape_and_range():
 
 def test_authors_training_options_reach_the_optimizer():
     cfg = BinaryStudyConfig(**AUTHORS_TRAINING, epochs=1)
-    assert (cfg.optimizer, cfg.weight_decay, cfg.lr_schedule) == ("adamw", 5e-4, "step")
+    assert (cfg.optimizer, cfg.weight_decay, cfg.schedule) == ("adamw", 5e-4, "step")
     assert cfg.gamma_ratio == 1.05 and cfg.to_dict()["lr_gamma"] == 0.5
 
 
@@ -115,8 +115,8 @@ def test_cli_study_binary(tmp_path):
         "study", "binary", "--epochs", "2", "--width", "8", "--depth", "1",
         "--variants", "compressed,none", "--checkpoints", "2", "--robustness-size", "20",
         "--test-size", "50", "--device", "cpu", "--no-progress", "--no-figures",
-        "--optimizer", "adamw", "--weight-decay", "5e-4", "--lr-schedule", "step",
-        "--lr-step-size", "1", "--lr-gamma", "0.5", "--gamma-ratio", "1.025",
+        "--optimizer", "adamw", "--weight-decay", "5e-4", "--schedule", "step",
+        "--step-size", "1", "--lr-gamma", "0.5", "--gamma-ratio", "1.025",
         "--ood-sets", "uniform", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "same-encoding" in r.output
@@ -124,7 +124,7 @@ def test_cli_study_binary(tmp_path):
     assert not (out / "latent_histograms.png").exists()
     assert not (out / "metrics_over_epochs.png").exists()
     cfg = json.loads((out / "config.json").read_text())
-    assert (cfg["optimizer"], cfg["weight_decay"], cfg["lr_schedule"]) == ("adamw", 5e-4, "step")
+    assert (cfg["optimizer"], cfg["weight_decay"], cfg["schedule"]) == ("adamw", 5e-4, "step")
     assert cfg["gamma_ratio"] == 1.025 and cfg["ood_sets"] == ["uniform"]
     hist = pd.read_parquet(out / "history.parquet")
     assert hist.loc[hist["variant"] == "none", "lr"].tolist() == [1e-3, 5e-4]  # StepLR

@@ -249,3 +249,80 @@ def test_cli_and_report_show_the_claims_on_a_real_sweep(tmp_path):
     page = build_report(d).read_text()
     assert "Paper claims" in page and "redundancy-width" in page
     assert json.loads((d / "sweep.json").read_text())["name"] == "model-size"
+
+
+def _width_sweep_at_checkpoints(tmp_path, meta):
+    """A user sweep over widths, every cell measured at epochs 0 and 40: at epoch 40 the
+    picture is the paper's, at epoch 0 it is not (redundancy does not fall)."""
+    pts = []
+    for w, red40, acc40 in ((2, 0.99, 0.2), (32, 0.40, 0.6), (256, 0.0, 0.9)):
+        pts.append({"width": w, "epoch": 0, "redundancy_train": 0.5, "redundancy_test": 0.5,
+                    "dead_units_train": 0.0, **_acc(0.3)})
+        pts.append({"width": w, "epoch": 40, "redundancy_train": red40,
+                    "redundancy_test": red40, "dead_units_train": 0.0, **_acc(acc40)})
+    rows = _rows(pts)
+    for r in rows:
+        r["cell"] = f"w{r['width']}-{r['seed']}"
+    d = tmp_path / "widths"
+    write_table(d / "results.parquet", pd.DataFrame(rows))
+    write_json(d / "sweep.json", meta)
+    return d
+
+
+def test_a_width_sweep_with_checkpoints_is_a_model_size_sweep(tmp_path):
+    d = _width_sweep_at_checkpoints(tmp_path, {"name": "my-widths", "factor": "width",
+                                               "hue": None})
+    from acthash.runs.results import load_results
+
+    assert sweep_roles(load_results(d), {"name": "my-widths", "factor": "width"}) == [
+        "model-size"]
+    t = _by_claim(evaluate_claims([d]))
+    assert t.loc["redundancy-width", "verdict"] == "holds"
+    assert t.loc["accuracy-width", "verdict"] == "holds"
+    # the numbers are the last checkpoint's, and the text says so
+    assert "red.train 0.991" in t.loc["redundancy-width", "measured"]  # not epoch 0: 0.501
+    assert "epoch 40, the last checkpoint" in t.loc["redundancy-width", "measured"]
+    assert "+0.700" in t.loc["accuracy-width", "measured"]
+    assert t.loc["redundancy-epoch", "verdict"] == "not measured here"
+    # without a declared factor the epochs are taken as the factor, as before
+    guessed = _width_sweep_at_checkpoints(tmp_path / "g", {"name": "my-widths"})
+    t = _by_claim(evaluate_claims([guessed]))
+    assert t.loc["redundancy-width", "verdict"] == "not measured here"
+
+
+def test_checkpoint_note_and_the_width_figure_title(tmp_path, monkeypatch):
+    from acthash.presentation.claims import checkpoint_note
+    from acthash.presentation.plots import plot_results
+    from acthash.runs.results import load_results
+
+    d = _width_sweep_at_checkpoints(tmp_path, {"name": "my-widths", "factor": "width",
+                                               "hue": None})
+    df = load_results(d)
+    assert checkpoint_note(df) == "epoch 40, the last checkpoint"
+    assert checkpoint_note(df[df["epoch"] == 40]) == ""
+    uneven = df[~((df["width"] == 256) & (df["epoch"] == 40))]
+    assert checkpoint_note(uneven) == "each cell's last checkpoint"
+    import matplotlib.pyplot as plt
+
+    from acthash.presentation import plots
+
+    titles = []
+    real = plots.plot_factor
+
+    def spy(*args, **kw):
+        titles.append(kw.get("title"))
+        fig = real(*args, **kw)
+        titles.append(fig.axes[0].get_ylabel())
+        return fig
+
+    monkeypatch.setattr(plots, "plot_factor", spy)
+    plot_results(d)
+    plt.close("all")
+    assert titles[0] == ("my-widths: encoding properties vs hidden units per layer "
+                         "(epoch 40, the last checkpoint)")
+    assert titles[1] == "mean ± std over 2 seeds"
+    one_seed = df[df["seed"] == 0]
+    titles.clear()
+    plot_results(one_seed, tmp_path / "figs", factor="width")
+    plt.close("all")
+    assert titles[1] == "value (1 seed)"

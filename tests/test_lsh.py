@@ -108,7 +108,7 @@ def test_lsh_study_end_to_end(tmp_path):
     cfg = LSHConfig(n_classes=6, per_class=30, input_dim=16, gamma_dim=3, theta_dim=1,
                     width=32, depth=2, epochs=3, distances=(0.0, 3.0), n_pairs=40,
                     srp_bits=(4, 8), inv_classes=3, inv_per_class=4, n_unseen=(2, 4),
-                    queries_per_class=5, repeats=2, real_dataset="digits", real_epochs=2,
+                    queries_per_class=5, repeats=2, dataset="digits", real_epochs=2,
                     real_max_train=200)
     res = run_lsh_study(cfg, out_dir=tmp_path / "run")
     run = tmp_path / "run"
@@ -128,7 +128,7 @@ def test_lsh_study_end_to_end(tmp_path):
     # seeded: a second run gives the same tables
     from dataclasses import replace
 
-    again = run_lsh_study(replace(cfg, real_dataset=None), write=False)
+    again = run_lsh_study(replace(cfg, dataset=None), write=False)
     assert again.one_shot["accuracy"].tolist() == res.one_shot["accuracy"].tolist()
     assert again.lsh_curve["collision"].tolist() == curve["collision"].tolist()
 

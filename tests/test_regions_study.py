@@ -35,7 +35,7 @@ def test_cli_regions_and_study_lsh(tmp_path):
     r = runner.invoke(app, ["study", "lsh", "--n-classes", "4", "--per-class", "10",
                             "--input-dim", "8", "--width", "8", "--epochs", "1", "--n-pairs", "10",
                             "--distances", "0,2", "--n-unseen", "2", "--repeats", "1",
-                            "--real-dataset", "", "--out", str(tmp_path / "lsh"), "--no-progress"])
+                            "--dataset", "", "--out", str(tmp_path / "lsh"), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "one-shot accuracy on unseen manifolds" in r.output and (tmp_path / "lsh" / "lsh_curve.csv").exists()
     bad = runner.invoke(app, ["study", "regions", "--direction", "sideways", "--no-progress"])

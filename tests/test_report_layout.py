@@ -199,7 +199,7 @@ def test_report_page_css_wraps_text_and_bounds_images(report):
 def test_report_tables_use_one_number_format(report):
     page = report.read_text()
     one = re.compile(r"^(-?\d+\.\d{3}( ± \d+\.\d{3})?|-?\d+)$")  # 0.123, 0.123 ± 0.004, 12
-    for section in ("Summary (mean ± std over seeds)", "Phase classification"):
+    for section in ("Summary (mean ± std over seeds", "Phase classification"):
         start = page.index(section)
         body = page[start:page.index("</table>", start)]
         cells = re.findall(r"<td>([^<]*)</td>", body)  # numeric cells (text cells: class)

@@ -17,9 +17,9 @@ from acthash.studies.retrieval import RetrievalStudyConfig, map_table, run_retri
 
 
 def _tiny(**kw):
-    base = dict(datasets=["digits"], bits=[8, 16], encoders=["neural", "neural-last", "lsh-raw",
+    base = dict(dataset=["digits"], bits=[8, 16], encoders=["neural", "neural-last", "lsh-raw",
                 "pca-raw", "itq-feat", "sh-feat"], n_queries=60, n_database=400, train_size=None,
-                widths=[48, 40], epochs=2, min_steps=0, seeds=[0, 1], itq_iter=5, ks=[1, 10],
+                width=[48, 40], epochs=2, min_steps=0, seed=[0, 1], itq_iter=5, ks=[1, 10],
                 search_bits=16, device="cpu")
     base.update(kw)
     return RetrievalStudyConfig(**base)
@@ -86,7 +86,7 @@ def test_study_files_and_summary(study):
 
 
 def test_study_is_deterministic_given_the_seed():
-    cfg = _tiny(seeds=[3], encoders=["neural", "lsh-feat", "itq-raw", "sh-raw"], search=False)
+    cfg = _tiny(seed=[3], encoders=["neural", "lsh-feat", "itq-raw", "sh-raw"], search=False)
     a = run_retrieval_study(cfg, write=False).results
     b = run_retrieval_study(cfg, write=False).results
     cols = ["encoder", "bits", "map", "map_expected", "p@10", "p_r2"]
@@ -95,7 +95,7 @@ def test_study_is_deterministic_given_the_seed():
 
 def test_study_uses_the_model_of_a_run(tmp_path):
     run = acthash.run(dataset="digits", width=24, epochs=1, out_dir=tmp_path / "run")
-    cfg = _tiny(encoders=["neural"], bits=[8], seeds=[0], runs={"digits": str(run.run_dir)},
+    cfg = _tiny(encoders=["neural"], bits=[8], seed=[0], runs={"digits": str(run.run_dir)},
                 search=False, figures=False)
     res = run_retrieval_study(cfg, out_dir=tmp_path / "study").results
     assert res.loc[res["bits"] == "full", "n_bits"].iloc[0] == 24
@@ -120,12 +120,14 @@ def test_map_table_marks_missing_budgets(study):
 
 def test_cli_study_retrieval(tmp_path):
     result = CliRunner().invoke(app, [
-        "study", "retrieval", "--datasets", "digits", "--bits", "8", "--encoders",
+        "study", "retrieval", "--dataset", "digits", "--bits", "8", "--encoders",
         "neural,lsh-raw", "--n-queries", "40", "--n-database", "300", "--train-size", "0",
-        "--widths", "16", "--epochs", "1", "--min-steps", "0", "--seeds", "0", "--search-bits", "8",
+        "--width", "16", "--epochs", "1", "--min-steps", "0", "--seed", "0", "--search-bits", "8",
         "--device", "cpu", "--out", str(tmp_path / "s"), "--no-progress", "--no-figures"])
     assert result.exit_code == 0, result.output
-    assert "mAP of Hamming ranking" in result.output and "recall@10" in result.output
+    words = " ".join(result.output.split())  # a narrow table wraps its title
+    assert "mAP of Hamming ranking" in words and "recall@10" in words
+    assert "value (1 seed)" in words and "±" not in result.output  # one seed: no spread
     assert (tmp_path / "s" / "results.csv").exists()
     bad = CliRunner().invoke(app, ["study", "retrieval", "--encoders", "kmeans", "--out",
                                    str(tmp_path / "t")])

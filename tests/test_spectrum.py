@@ -96,13 +96,13 @@ def test_image_task_and_variants():
     assert names == ["d6-gd-constant", "d2-gd-constant", "d6-gd-step", "d6-adam-constant"]
     with pytest.raises(ValueError, match="unknown comparison"):
         spectrum_variants(SpectrumConfig(compare=["width"]))
-    steps = SpectrumConfig(steps=100, n_records=6).record_steps()
+    steps = SpectrumConfig(epochs=100, n_records=6).record_steps()
     assert steps[0] == 0 and steps[-1] == 100 and steps == sorted(set(steps))
 
 
 @pytest.mark.slow
 def test_spectrum_study_end_to_end_image(tmp_path):
-    cfg = SpectrumConfig(grid=10, depth=2, width=16, steps=12, n_records=3, ks=[1, 4],
+    cfg = SpectrumConfig(grid=10, depth=2, width=16, epochs=12, n_records=3, ks=[1, 4],
                          n_eigs=10, n_vectors=2, compare=["depth"], lr=0.1)
     st = run_spectrum_study(cfg, out_dir=tmp_path, figure_formats=("png",))
     assert set(st.records["variant"]) == {"d2-gd-constant", "d6-gd-constant"}
@@ -122,7 +122,7 @@ def test_spectrum_study_end_to_end_image(tmp_path):
 
 @pytest.mark.slow
 def test_spectrum_study_classification(tmp_path):
-    cfg = SpectrumConfig(task="digits", n_train=60, depth=2, width=16, steps=10, n_records=3,
+    cfg = SpectrumConfig(dataset="digits", n_train=60, depth=2, width=16, epochs=10, n_records=3,
                          ks=[1, 10], n_eigs=5, optimizer="adam", adam_lr=1e-2)
     st = run_spectrum_study(cfg, out_dir=tmp_path, figure_formats=("png",))
     r = st.records
@@ -149,8 +149,8 @@ def test_cli_spectrum_small_run(tmp_path):
 
     from acthash.cli import app
 
-    res = CliRunner().invoke(app, ["study", "spectrum", "--task", "digits", "--n-train", "30",
-                                   "--depth", "1", "--width", "8", "--steps", "3",
+    res = CliRunner().invoke(app, ["study", "spectrum", "--dataset", "digits", "--n-train", "30",
+                                   "--depth", "1", "--width", "8", "--epochs", "3",
                                    "--n-records", "2", "--ks", "1,5", "--no-progress",
                                    "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from acthash.errors import ConfigError
 
@@ -40,9 +40,33 @@ class ConfigDict:
     """
 
     _kind = "config"
+    #: old keys still read (one release), mapped to their current names with a warning
+    _renamed: dict = {}
+
+    def __new__(cls, *args, **kwargs):
+        # the fields the caller set (positional or keyword): an option a model does not take
+        # is refused when it was set, whatever its value. A call that gives every field (a
+        # saved config read back, ``dataclasses.replace``) cannot tell set from default:
+        # there a field counts as set when it differs from its default.
+        self = super().__new__(cls)
+        init = [f.name for f in fields(cls) if f.init]
+        given = set(init[:len(args)]) | set(kwargs)
+        object.__setattr__(self, "_explicit", None if given >= set(init) else frozenset(given))
+        return self
 
     def __post_init__(self) -> None:
         self.validate()
+
+    def is_set(self, name: str) -> bool:
+        """True when field ``name`` was given by the caller (see ``__new__``), or, for a
+        config built with every field, when it differs from its default."""
+        explicit = getattr(self, "_explicit", None)
+        if explicit is not None:
+            return name in explicit
+        f = next(f for f in fields(self) if f.name == name)
+        default = (f.default_factory() if f.default_factory is not MISSING  # type: ignore[misc]
+                   else f.default)
+        return getattr(self, name) != default
 
     def validate(self) -> None:
         """Raise ConfigError naming the bad setting (the blocks' checks run first)."""
@@ -63,10 +87,32 @@ class ConfigDict:
             raise ConfigError(f"a {cls._kind} must be a mapping of settings, got "
                               f"{type(d).__name__}")
         names = cls.field_names()
+        d = cls.upgrade_keys(d)
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"unknown {cls._kind} keys {unknown}; valid keys: {sorted(names)}")
         return cls(**d)
+
+
+    @classmethod
+    def upgrade_keys(cls, d: dict) -> dict:
+        """``d`` with the keys of ``_renamed`` (a former spelling -> the current one) renamed,
+        with a :class:`DeprecationWarning` naming the new key; both spellings is an error."""
+        old = [k for k in d if k in cls._renamed]
+        if not old:
+            return d
+        import warnings
+
+        out = dict(d)
+        for k in old:
+            new = cls._renamed[k]
+            if new in d:
+                raise ConfigError(f"{cls._kind}: {k!r} is the former name of {new!r}; give "
+                                  "only one of them")
+            warnings.warn(f"{cls._kind} key {k!r} is now {new!r}; the old key is read for one "
+                          "release", DeprecationWarning, stacklevel=3)
+            out[new] = out.pop(k)
+        return out
 
 
 @dataclass
@@ -88,8 +134,9 @@ class DataFields:
 class ModelFields:
     """The model: a registry name or ``package.module:function``; ``width``/``depth``/
     ``batchnorm``/``activation`` are passed to builders that take them, ``model_options``
-    (e.g. ``width_mult``) as they are. A non-default option the builder does not take is an
-    error (see :func:`acthash.models.build_model`)."""
+    (e.g. ``width_mult``) as they are. An option the builder does not take is an error when
+    it was set, whatever its value (``RunConfig(model="resnet20", width=100)``; see
+    :meth:`ConfigDict.is_set` and :func:`acthash.models.build_model`)."""
 
     model: str = "mlp"
     width: int = 100
@@ -106,23 +153,38 @@ class ModelFields:
 
     def model_kwargs(self) -> dict:
         """The builder's keyword options (generic fields the builder does not take are left
-        out when at their default, and rejected otherwise)."""
+        out when not set, and rejected when set)."""
         from acthash.models.registry import builder_options
 
         accepted = builder_options(self.model)
-        defaults = {f.name: f.default for f in fields(ModelFields)}
         out = {}
         for key in ("width", "depth", "batchnorm", "activation"):
             value = getattr(self, key)
             if accepted is None or key in accepted:
                 out[key] = value
-            elif value != defaults[key]:
+            elif self.is_set(key):
                 raise ConfigError(
                     f"model {self.model!r} has no option {key!r} (its options: "
                     f"{', '.join(sorted(accepted)) or 'none'}); remove --{key.replace('_', '-')}"
                     " or choose a model that takes it")
         out.update(self.model_options)
         return out
+
+    def model_name_parts(self) -> list[str]:
+        """The model's part of a run-directory name, from the options it really takes:
+        ``["mlp", "w100", "d1"]``, ``["resnet20", "wm0.25"]``; a builder taking ``**kw`` is
+        named by the generic options set for it."""
+        from acthash.models.registry import builder_options
+
+        accepted = builder_options(self.model)
+        kw = self.model_kwargs()
+        parts = [self.model]
+        for key, tag in (("width", "w"), ("depth", "d")):
+            if key in kw and (accepted is not None or self.is_set(key)):
+                parts.append(f"{tag}{kw[key]}")
+        if "width_mult" in kw:
+            parts.append(f"wm{kw['width_mult']:g}")
+        return parts
 
 
 @dataclass

@@ -72,13 +72,38 @@ CLI_ONLY = {"data_dir", "dataset_option", "model_option", "width_mult", "label_c
             "runs_root", "progress", "format", "force"}
 
 
+def _context():
+    """The running command's click context (Typer ships its own copy of click), or None."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # a Typer that uses the click package
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
+def _user_set(name: str) -> bool:
+    """True when the running command's option ``name`` was given on the command line (or
+    the environment), False when it holds its default; True outside a command."""
+    ctx = _context()
+    if ctx is None:
+        return True
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def _config(cls, params: dict, **derived):
-    """``cls`` from the command's parameters that are its fields (plus ``derived`` ones)."""
+    """``cls`` from the command's parameters that are its fields (plus ``derived`` ones).
+
+    An option left at its default is not passed, so the config knows which fields the user
+    set (:meth:`~acthash._utils.config.ConfigDict.is_set`): ``--width 100`` with a model
+    that takes no width is refused, although 100 is the default."""
     names = cls.field_names()
     unknown = sorted(set(params) - names - CLI_ONLY - set(derived))
     if unknown:  # a programming error: an option that maps to no field
         raise ConfigError(f"options {unknown} are not fields of {cls.__name__}")
-    values = {k: v for k, v in params.items() if k in names}
+    defaults = vars(_defaults(cls))
+    values = {k: v for k, v in params.items() if k in names
+              and (_user_set(k) or k not in defaults or defaults[k] != v)}
     values.update(derived)
     return cls(**values)
 
@@ -188,3 +213,32 @@ LogregStrategy = Annotated[str, typer.Option(
     help="Logistic regression: ovo (the original), ovr or multinomial.")]
 SaveCodes = Annotated[bool, typer.Option(
     help="Store the packed codes in the run directory.")]
+
+
+# ---------------------------------------------------------------------------- former spellings
+
+
+def Deprecated(old_flag: str, new_flag: str):  # noqa: N802 - reads like the option types
+    """A hidden option keeping a former spelling for one release: ``old_: Annotated[str |
+    None, Deprecated("--real-dataset", "--dataset")] = None``; :func:`_take_deprecated`
+    moves its value to the new option with a warning."""
+    return typer.Option(old_flag, hidden=True, help=f"Deprecated: use {new_flag}.")
+
+
+def _take_deprecated(params: dict, renames: dict[str, str]) -> dict:
+    """Move each given former spelling (parameter ``alias`` -> ``new``) onto the new
+    parameter with a warning on stderr; both given is a usage error. Pops every alias."""
+    ctx = _context()
+    flags = {p.name: p.opts[0] for p in ctx.command.params} if ctx is not None else {}
+    for alias, new in renames.items():
+        value = params.pop(alias, None)
+        if value is None or value == [] or value == ():
+            continue
+        old_flag, new_flag = flags.get(alias, alias), flags.get(new, new)
+        if _user_set(new):
+            raise typer.BadParameter(f"{old_flag} is the former name of {new_flag}; give only "
+                                     f"{new_flag}")
+        typer.echo(f"warning: {old_flag} is deprecated and will be removed; use {new_flag}",
+                   err=True)
+        params[new] = value
+    return params

@@ -143,7 +143,7 @@ def layers(
     activation: Activation = _RUN.activation,
     width_mult: WidthMult = None,
     model_option: ModelOption = [],  # noqa: B006
-    device: Device = "cpu",
+    device: Device = _RUN.device,
 ) -> None:
     """List the ReLU-like layers a model's code is made of (names, shapes, bit spans)."""
     params = dict(locals())

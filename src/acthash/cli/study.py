@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from acthash._utils.fmt import mean_pm, spread_label
 from acthash.cli._options import (
     Activation,
     Batchnorm,
@@ -17,6 +18,7 @@ from acthash.cli._options import (
     DataDir,
     Dataset,
     DatasetOption,
+    Deprecated,
     Depth,
     Device,
     Epochs,
@@ -41,6 +43,7 @@ from acthash.cli._options import (
     _parse_floats,
     _parse_ints,
     _parse_names,
+    _take_deprecated,
 )
 from acthash.cli._tables import _fmt, _run_dir_line, console, show
 from acthash.studies.configs import (
@@ -155,8 +158,8 @@ def study_lsh(
         help="Query examples per unseen class.")] = _LSH.queries_per_class,
     repeats: Annotated[int, typer.Option(help="Draws per number of unseen classes.")] = (
         _LSH.repeats),
-    real_dataset: Annotated[str, typer.Option(
-        help="Real dataset for held-out-class one-shot ('' = skip).")] = _LSH.real_dataset,
+    dataset: Annotated[str, typer.Option(
+        help="Real dataset for held-out-class one-shot ('' = skip).")] = _LSH.dataset,
     data_dir: DataDir = None,
     dataset_option: DatasetOption = [],  # noqa: B006
     real_train_classes: Annotated[int | None, typer.Option(
@@ -172,25 +175,25 @@ def study_lsh(
     force: Force = False,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
+    real_dataset_: Annotated[str | None, Deprecated("--real-dataset", "--dataset")] = None,
 ) -> None:
     """LSH study: collision curves vs gamma distance, per-layer invariance, and one-shot
     learning of unseen classes (raw vs untrained vs trained representation vs code)."""
-    params = dict(locals())
+    params = _take_deprecated(dict(locals()), {"real_dataset_": "dataset"})
     from acthash.studies.lsh import REPRESENTATIONS, run_lsh_study
 
-    params.pop("dataset_option")
     cfg = _config(LSHConfig, params, distances=tuple(_parse_floats(distances)),
                   srp_bits=tuple(_parse_ints(srp_bits)), n_unseen=tuple(_parse_ints(n_unseen)),
-                  real_dataset=real_dataset or None,
-                  real_dataset_options=_dataset_options(data_dir, dataset_option))
+                  dataset=params["dataset"] or None,
+                  dataset_options=_dataset_options(data_dir, dataset_option))
     result = run_lsh_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
                            force=force)
     for title, summ in (("one-shot accuracy on unseen manifolds", result.one_shot_summary),
                         ("one-shot accuracy on held-out real classes", result.real_summary)):
         if summ is None:
             continue
-        wide = summ.assign(cell=[f"{m:.3f} ± {s:.3f}" for m, s in zip(summ["mean"], summ["std"],
-                                                                       strict=True)])
+        wide = summ.assign(cell=[mean_pm(m, s, int(n)) for m, s, n in
+                                 zip(summ["mean"], summ["std"], summ["repeats"], strict=True)])
         wide = wide.pivot(index="n_unseen", columns="representation", values="cell")
         wide = wide[[c for c in REPRESENTATIONS if c in wide.columns]]
         table = Table(title=title)
@@ -208,9 +211,9 @@ _SPEC = _defaults(SpectrumConfig)
 
 @study_app.command("spectrum")
 def study_spectrum(
-    task: Annotated[str, typer.Option(
+    dataset: Annotated[str, typer.Option(
         help="'image' (2-D regression of a grayscale image from pixel coordinates) or a "
-        "classification dataset name (digits, ...).")] = _SPEC.task,
+        "classification dataset name (digits, ...).")] = _SPEC.dataset,
     data_dir: DataDir = None,
     dataset_option: DatasetOption = [],  # noqa: B006
     image: Annotated[str, typer.Option(
@@ -228,13 +231,14 @@ def study_spectrum(
     lr: Annotated[float, typer.Option(help="Learning rate for gd.")] = _SPEC.lr,
     adam_lr: Annotated[float, typer.Option(help="Learning rate for adam.")] = _SPEC.adam_lr,
     schedule: Annotated[str, typer.Option(
-        help="constant, or step (x gamma at decay-at).")] = _SPEC.schedule,
+        help="constant, or step (x lr-gamma at decay-at).")] = _SPEC.schedule,
     decay_at: Annotated[str, typer.Option(
-        help="Step decay points as fractions of steps.")] = _csv(_SPEC.decay_at),
-    gamma: Annotated[float, typer.Option(help="Step decay factor.")] = _SPEC.gamma,
-    steps: Annotated[int, typer.Option(help="Training steps (full batch).")] = _SPEC.steps,
+        help="Step decay points as fractions of the epochs.")] = _csv(_SPEC.decay_at),
+    lr_gamma: Annotated[float, typer.Option(help="Step decay factor.")] = _SPEC.lr_gamma,
+    epochs: Annotated[int, typer.Option(
+        help="Training epochs (full batch: one step each).")] = _SPEC.epochs,
     n_records: Annotated[int, typer.Option(
-        help="Recorded steps, log-spaced from 0 to steps.")] = _SPEC.n_records,
+        help="Recorded epochs, log-spaced from 0 to --epochs.")] = _SPEC.n_records,
     ks: Annotated[str, typer.Option(help="k values for E_k (top-k energy).")] = _csv(_SPEC.ks),
     n_eigs: Annotated[int, typer.Option(help="Eigenvalues kept per record.")] = _SPEC.n_eigs,
     n_vectors: Annotated[int, typer.Option(
@@ -256,10 +260,14 @@ def study_spectrum(
     force: Force = False,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
+    task_: Annotated[str | None, Deprecated("--task", "--dataset")] = None,
+    steps_: Annotated[int | None, Deprecated("--steps", "--epochs")] = None,
+    gamma_: Annotated[float | None, Deprecated("--gamma", "--lr-gamma")] = None,
 ) -> None:
     """Neural spectrum alignment: the NTK's spectrum and its alignment with the target
     over training (Kopitkov & Indelman)."""
-    params = dict(locals())
+    params = _take_deprecated(dict(locals()), {"task_": "dataset", "steps_": "epochs",
+                                               "gamma_": "lr_gamma"})
     from acthash.studies.spectrum import run_spectrum_study, summary_table
 
     cfg = _config(SpectrumConfig, params, decay_at=_parse_floats(decay_at),
@@ -290,13 +298,13 @@ def study_binary(
         help="Class-balanced training subset size.")] = _BIN.sample_size,
     test_size: Annotated[int | None, typer.Option(
         help="Class-balanced test subset size.")] = _BIN.test_size,
-    backbone: Annotated[str, typer.Option(
-        help="Backbone model name (its output layer is removed).")] = _BIN.backbone,
+    model: Annotated[str, typer.Option(
+        help="Backbone model name (its output layer is removed).")] = _BIN.model,
     width: Annotated[int, typer.Option(
-        help="Backbone hidden units per layer (sets backbone_options).")] = (
-            _BIN.backbone_options["width"]),
+        help="Backbone hidden units per layer (sets model_options).")] = (
+            _BIN.model_options["width"]),
     depth: Annotated[int, typer.Option(
-        help="Backbone hidden layers (sets backbone_options).")] = _BIN.backbone_options["depth"],
+        help="Backbone hidden layers (sets model_options).")] = _BIN.model_options["depth"],
     model_option: ModelOption = [],  # noqa: B006
     latent_dim: Annotated[int, typer.Option(
         help="Penultimate dimension d (~ceil(log2 classes)).")] = _BIN.latent_dim,
@@ -309,10 +317,10 @@ def study_binary(
         _BIN.optimizer),
     weight_decay: Annotated[float, typer.Option(
         help="Weight decay (the authors: 5e-4, AdamW).")] = _BIN.weight_decay,
-    lr_schedule: Annotated[str, typer.Option(help="none, step (StepLR) or cosine.")] = (
-        _BIN.lr_schedule),
-    lr_step_size: Annotated[int, typer.Option(help="StepLR: epochs between decays.")] = (
-        _BIN.lr_step_size),
+    schedule: Annotated[str, typer.Option(help="none, step (StepLR) or cosine.")] = (
+        _BIN.schedule),
+    step_size: Annotated[int, typer.Option(help="StepLR: epochs between decays.")] = (
+        _BIN.step_size),
     lr_gamma: Annotated[float, typer.Option(
         help="StepLR: learning-rate factor per decay.")] = _BIN.lr_gamma,
     ood_sets: Annotated[str, typer.Option(
@@ -328,8 +336,8 @@ def study_binary(
         _BIN.gamma_cap),
     checkpoints: Annotated[str, typer.Option(
         help="Epochs to measure at (default: 0 and 10 even steps).")] = "",
-    seeds: Annotated[str, typer.Option(help="Seeds, comma-separated (one model each).")] = (
-        _csv(_BIN.seeds)),
+    seed: Annotated[str, typer.Option(help="Seeds, comma-separated (one model each).")] = (
+        _csv(_BIN.seed)),
     data_seed: Annotated[int, typer.Option(
         help="Seed of the train/test/attack subsets (the same for every seed).")] = (
             _BIN.data_seed),
@@ -345,21 +353,27 @@ def study_binary(
     force: Force = False,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
+    backbone_: Annotated[str | None, Deprecated("--backbone", "--model")] = None,
+    lr_schedule_: Annotated[str | None, Deprecated("--lr-schedule", "--schedule")] = None,
+    lr_step_size_: Annotated[int | None, Deprecated("--lr-step-size", "--step-size")] = None,
+    seeds_: Annotated[str | None, Deprecated("--seeds", "--seed")] = None,
 ) -> None:
     """Latent binary encoding: train the compressed bottleneck model and its three
     baselines, then compare same-encoding fraction, bimodality, robustness and reliability."""
-    params = dict(locals())
+    params = _take_deprecated(dict(locals()), {
+        "backbone_": "model", "lr_schedule_": "schedule", "lr_step_size_": "step_size",
+        "seeds_": "seed"})
     from acthash.studies.binary import TABLE_COLUMNS, run_binary_study
 
-    for composite in ("width", "depth"):  # parts of backbone_options
+    for composite in ("width", "depth"):  # parts of model_options
         params.pop(composite)
     cfg = _config(BinaryStudyConfig, params,
                   dataset_options=_dataset_options(data_dir, dataset_option),
-                  backbone_options={"width": width, "depth": depth,
-                                    **_model_options(None, model_option)},
+                  model_options={"width": width, "depth": depth,
+                                 **_model_options(None, model_option)},
                   variants=_parse_names(variants), ood_sets=_parse_names(ood_sets),
                   bimodality_max_dims=bimodality_max_dims or None,
-                  checkpoints=_parse_ints(checkpoints), seeds=_parse_ints(seeds) or [0],
+                  checkpoints=_parse_ints(checkpoints), seed=_parse_ints(params["seed"]) or [0],
                   robustness_size=robustness_size or None)
     result = run_binary_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
                               force=force)
@@ -388,8 +402,8 @@ _FILE_BASED = {"fashion-mnist", "mnist", "cifar10", "svhn"}
 
 @study_app.command("retrieval")
 def study_retrieval(
-    datasets: Annotated[str, typer.Option(help="Datasets, comma-separated.")] = (
-        _csv(_RET.datasets)),
+    dataset: Annotated[list[str], typer.Option(
+        help="Datasets: repeat the option or separate them by commas.")] = _RET.dataset,
     data_dir: Annotated[Path | None, typer.Option(
         help="Directory holding the files of file-based datasets (fashion-mnist, ...).")] = None,
     dataset_option: DatasetOption = [],  # noqa: B006
@@ -405,16 +419,16 @@ def study_retrieval(
     train_size: Annotated[int, typer.Option(
         help="Class-balanced training sample of the database for the network (0 = all).")] = (
             _RET.train_size or 0),
-    widths: Annotated[str, typer.Option(help="Hidden widths of the MLP, comma-separated.")] = (
-        _csv(_RET.widths)),
+    width: Annotated[str, typer.Option(
+        help="Hidden widths of the MLP, one per layer, comma-separated.")] = _csv(_RET.width),
     epochs: Epochs = _RET.epochs,
     min_steps: Annotated[int, typer.Option(
         help="At least this many optimizer steps (more epochs on small training sets).")] = (
             _RET.min_steps),
     lr: Lr = _RET.lr,
     batch_size: BatchSize = _RET.batch_size,
-    seeds: Annotated[str, typer.Option(help="Seeds (network, LSH, ITQ), comma-separated.")] = (
-        _csv(_RET.seeds)),
+    seed: Annotated[str, typer.Option(help="Seeds (network, LSH, ITQ), comma-separated.")] = (
+        _csv(_RET.seed)),
     data_seed: Annotated[int, typer.Option(
         help="Seed of the query/database/training samples.")] = _RET.data_seed,
     select: Annotated[str, typer.Option(
@@ -440,13 +454,18 @@ def study_retrieval(
     force: Force = False,
     runs_root: RunsRoot = Path("runs"),
     progress: Progress = True,
+    datasets_: Annotated[str | None, Deprecated("--datasets", "--dataset")] = None,
+    widths_: Annotated[str | None, Deprecated("--widths", "--width")] = None,
+    seeds_: Annotated[str | None, Deprecated("--seeds", "--seed")] = None,
 ) -> None:
     """Neural codes as a retrieval hash: mAP, precision@k and radius-2 precision of Hamming
     ranking against LSH, PCA, ITQ and spectral hashing at equal bit budgets."""
-    params = dict(locals())
+    params = _take_deprecated(dict(locals()), {"datasets_": "dataset", "widths_": "width",
+                                               "seeds_": "seed"})
     from acthash.studies.retrieval import run_retrieval_study
 
-    names = _parse_names(datasets)
+    given = params["dataset"]
+    names = _parse_names(",".join([given] if isinstance(given, str) else given))
     run_dirs = {}
     for item in runs:
         key, sep, value = item.partition("=")
@@ -457,18 +476,19 @@ def study_retrieval(
     options = {n: {**shared, **({"root": str(data_dir)} if data_dir and n in _FILE_BASED
                                 else {})} for n in names}
     options = {n: o for n, o in options.items() if o}
-    cfg = _config(RetrievalStudyConfig, params, datasets=names, dataset_options=options,
+    cfg = _config(RetrievalStudyConfig, params, dataset=names, dataset_options=options,
                   bits=_parse_ints(bits), encoders=_parse_names(encoders),
                   n_queries=n_queries or None, n_database=n_database or None,
-                  train_size=train_size or None, widths=_parse_ints(widths),
-                  seeds=_parse_ints(seeds) or [0], itq_fit_size=itq_fit_size or None,
+                  train_size=train_size or None, width=_parse_ints(params["width"]),
+                  seed=_parse_ints(params["seed"]) or [0], itq_fit_size=itq_fit_size or None,
                   search_bits=search_bits or None, runs=run_dirs)
     result = run_retrieval_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
                                  force=force)
     summary = result.summary
     for name, sub in summary.groupby("dataset", sort=False):
         labels = list(dict.fromkeys(sub["bits"]))
-        table = Table(title=f"{name}: mAP of Hamming ranking (mean ± std over seeds)")
+        table = Table(title=f"{name}: mAP of Hamming ranking",
+                      caption=spread_label(int(sub["n_seeds"].min())))
         table.add_column("encoder")
         for b in labels:
             table.add_column(b, justify="right")
@@ -477,7 +497,8 @@ def study_retrieval(
             for b in labels:
                 r = sub[(sub["encoder"] == enc) & (sub["bits"] == b)]
                 cells.append("n/a" if r.empty else
-                             f"{r['map_mean'].iloc[0]:.3f} ± {r['map_std'].iloc[0]:.3f}")
+                             mean_pm(r["map_mean"].iloc[0], r["map_std"].iloc[0],
+                                     int(r["n_seeds"].iloc[0])))
             table.add_row(enc, *cells)
         show(table)
     if result.search is not None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from acthash.cli._options import Format, _parse_ints
+from acthash.cli._options import Deprecated, Format, _parse_ints, _take_deprecated
 from acthash.cli._tables import console, err_console, print_frame, show
 from acthash.errors import EXIT_USER_ERROR, ConfigError
 
@@ -24,10 +24,10 @@ def sweep(
     dataset: Annotated[str | None, typer.Option(
         help="Preset dataset (default digits; paper: mnist); --preset only (a sweep file "
         "sets base.dataset or grid.dataset).")] = None,
-    seeds: Annotated[str | None, typer.Option(
+    seed: Annotated[str | None, typer.Option(
         help="Seeds, comma-separated (replaces the file's or preset's).")] = None,
     repeats: Annotated[int | None, typer.Option(
-        help="Seeds 0..N-1 (instead of --seeds).")] = None,
+        help="Seeds 0..N-1 (instead of --seed).")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Sweep directory (default sweeps/<name>).")] = None,
     executor: Annotated[str, typer.Option(help="serial, process or ray.")] = "serial",
@@ -46,15 +46,17 @@ def sweep(
     progress: Annotated[bool, typer.Option(
         help="Show a progress bar (cells done/total, ETA).")] = True,
     format: Format = "table",
+    seeds_: Annotated[str | None, Deprecated("--seeds", "--seed")] = None,
 ) -> None:
     """Run a grid of experiments; a rerun computes only the missing cells."""
+    seeds = _take_deprecated({"seed": seed, "seeds_": seeds_}, {"seeds_": "seed"})["seed"]
     from acthash.runs.presets import preset as make_preset
     from acthash.runs.sweep import SweepConfig, run_sweep
 
     if (config is None) == (preset is None):
         raise typer.BadParameter("give either a sweep file CONFIG or --preset NAME")
     if seeds is not None and repeats is not None:
-        raise typer.BadParameter("give either --seeds or --repeats, not both")
+        raise typer.BadParameter("give either --seed or --repeats, not both")
     if preset:
         cfg = make_preset(preset, scale=scale or "cpu", dataset=dataset)
     else:

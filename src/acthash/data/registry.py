@@ -62,6 +62,7 @@ class Dataset:
             "n_train": len(self.x_train),
             "n_test": len(self.x_test),
             "n_classes": self.n_classes,
+            "class_names": [str(c) for c in self.class_names],  # every dataset, CSV included
             "input_shape": list(self.input_shape),
             "normalization": self.normalization,
             **self.info,

@@ -28,16 +28,22 @@ import pandas as pd
 from acthash.errors import InputError, MissingFileError
 from acthash.properties.catalog import claim_columns, short_names
 from acthash.properties.clustering import matched_chance
+from acthash.runs.results import FACTOR_OF_ROLE as _FACTOR_OF_ROLE
+from acthash.runs.results import ROLES as _ROLES
+from acthash.runs.results import (
+    checkpoint_note,
+    final_checkpoints,
+    is_random,
+    sweep_roles,
+    varies,
+)
 
-__all__ = ["ClaimCriteria", "CLAIMS", "VERDICTS", "evaluate_claims", "matched_chance",
-           "sweep_roles"]
+__all__ = ["ClaimCriteria", "CLAIMS", "VERDICTS", "checkpoint_note", "evaluate_claims",
+           "matched_chance", "sweep_roles"]
 
 VERDICTS = ("holds", "does not hold", "not measured here")
 HOLDS, FAILS, UNMEASURED = VERDICTS
 
-_FACTOR_OF_ROLE = {"model-size": "width", "training-time": "epoch", "sample-size": "n_train",
-                   "regularization": "weight_decay", "label-noise": "label_noise"}
-_ROLES = (*_FACTOR_OF_ROLE, "random-data")  # = the presets' names
 _MAIN_ROLES = _ROLES[:3]  # the factors the minor ones are compared with
 _SHORT = short_names()  # column -> short name in the measured texts (property catalog)
 _RERUN = "rerun the sweep (it computes only the missing cells)"
@@ -176,33 +182,8 @@ class _Book:
         return list(dict.fromkeys(d for d, _ in self.parts))  # in the order given
 
 
-def _is_random(df: pd.DataFrame) -> pd.Series:
-    return df["dataset"].astype(str).str.startswith("random:")
-
-
 def _base(name: str) -> str:
     return name.split(":", 1)[1] if str(name).startswith("random:") else str(name)
-
-
-def _varies(df: pd.DataFrame, col: str) -> bool:
-    return col in df.columns and df[col].nunique(dropna=False) > 1
-
-
-def sweep_roles(df: pd.DataFrame, meta: dict | None = None) -> list[str]:
-    """The factors a results table can testify about: its preset name when it is one,
-    else the factors that vary (sample size, weight decay, label noise, random inputs,
-    training time, width, in that order of precedence)."""
-    meta = meta or {}
-    if meta.get("name") in _ROLES:
-        return [meta["name"]]
-    if "dataset" in df.columns and _is_random(df).any():
-        return ["random-data"]
-    for col, role in (("sample_size", "sample-size"), ("n_train", "sample-size"),
-                      ("weight_decay", "regularization"), ("label_noise", "label-noise"),
-                      ("epoch", "training-time"), ("width", "model-size")):
-        if _varies(df, col):
-            return [role]
-    return []
 
 
 def _sweep_wall_time(sweep_dir: Path) -> float | None:
@@ -254,15 +235,6 @@ def _load(paths) -> _Book:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _final(df: pd.DataFrame) -> pd.DataFrame:
-    """The last checkpoint of every cell."""
-    if "epoch" not in df.columns:
-        return df
-    if "cell" not in df.columns:
-        return df[df["epoch"] == df["epoch"].max()]
-    return df[df["epoch"] == df.groupby("cell")["epoch"].transform("max")]
-
-
 def _means(df: pd.DataFrame, by: list[str], cols) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean and std over seeds of ``cols`` per ``by`` value, sorted by it."""
     cols = [c for c in cols if c in df.columns]
@@ -293,7 +265,7 @@ def _fmt_w(v) -> str:
 def _series_col(df: pd.DataFrame, factor: str) -> str | None:
     """The column that splits a factor's curves (width), when it varies."""
     for c in ("width", "depth"):
-        if c != factor and _varies(df, c):
+        if c != factor and varies(df, c):
             return c
     return None
 
@@ -318,9 +290,9 @@ def _factor_frame(part: _Part) -> tuple[pd.DataFrame, str]:
     """The rows and the column of the part's factor (training time keeps every epoch)."""
     if part.role == "training-time":
         return part.table, "epoch"
-    df = _final(part.table)
+    df = final_checkpoints(part.table)
     factor = _FACTOR_OF_ROLE[part.role]
-    if factor == "n_train" and not _varies(df, "n_train") and _varies(df, "sample_size"):
+    if factor == "n_train" and not varies(df, "n_train") and varies(df, "sample_size"):
         factor = "sample_size"
     return df, factor
 
@@ -328,7 +300,7 @@ def _factor_frame(part: _Part) -> tuple[pd.DataFrame, str]:
 def _too_few(part: _Part) -> str:
     """Why a (partial) sweep cannot testify yet: its factor has fewer than two values."""
     if part.role == "random-data":
-        if not _is_random(part.table).any():
+        if not is_random(part.table).any():
             return f"no random:NAME cell has finished in {part.sweep}; {_RERUN}"
         return ""
     df, factor = _factor_frame(part)
@@ -362,7 +334,7 @@ def _unmeasured(claim: Claim, dataset: str, criterion: str, missing: list[str]) 
 
 
 def _redundancy_width(part: _Part, main: list[_Part], c: ClaimCriteria):
-    df = _final(part.table)
+    df = final_checkpoints(part.table)
     cols = [*c.redundancy, "dead_units_train"]
     _need(c.redundancy, df, part.role)
     m, sd = _means(df, ["width"], cols)
@@ -491,9 +463,9 @@ def _minor(part: _Part, main: list[_Part], c: ClaimCriteria):
 
 
 def _random_inputs(part: _Part, main: list[_Part], c: ClaimCriteria):
-    df = _final(part.table)
+    df = final_checkpoints(part.table)
     _need([*c.redundancy, *c.accuracies], df, part.role)
-    rnd, real = df[_is_random(df)], df[~_is_random(df)]
+    rnd, real = df[is_random(df)], df[~is_random(df)]
     if rnd.empty:
         return "-", UNMEASURED, "no random:NAME rows (the random-data preset has them)"
     w = rnd["width"].max() if "width" in rnd.columns else None
@@ -593,6 +565,9 @@ def evaluate_claims(sweeps, criteria: ClaimCriteria | dict | None = None) -> pd.
                                  f"{ds.split(' (', 1)[0]}`)", [part]))
                 continue
             meas, verdict, reason = claim.check(part, main, c)
+            note = checkpoint_note(part.table) if part.role != "training-time" else ""
+            if note:
+                meas += f" (at {note})"
             rows.append(_row(claim, ds, crit, meas, verdict, reason,
                              [part, *main] if compares else [part]))
     return pd.DataFrame(rows)

@@ -21,7 +21,7 @@ import pandas as pd
 from acthash._utils.run import save_figure
 from acthash.errors import InputError
 from acthash.properties.catalog import knn_label, quantities
-from acthash.runs.results import load_results, load_sweep_meta
+from acthash.runs.results import checkpoint_note, load_results, load_sweep_meta
 
 __all__ = ["QUANTITIES", "FACTOR_LABELS", "PANEL_COLUMNS", "TICK_FONTSIZE", "aggregate", "plot_factor", "plot_results",
            "infer_factor", "factor_column", "knn_label", "save_figure"]
@@ -238,9 +238,11 @@ def plot_factor(df: pd.DataFrame, factor: str, hue: str | None = None, *,
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=TICK_FONTSIZE)
+    n_min = int(agg["n"].min()) if len(agg) else 0
+    y_label = f"mean ± std over {n_min} seeds" if n_min >= 2 else "value (1 seed)"
     for i, ax in enumerate(axes):
         if i % ncols == 0:
-            ax.set_ylabel("mean ± std over seeds")
+            ax.set_ylabel(y_label)
     handles, labels = axes[0].get_legend_handles_labels()
     if len(labels) <= 4:
         axes[0].legend(fontsize=LEGEND_FONTSIZE, loc="best")
@@ -287,7 +289,7 @@ def plot_results(results, out_dir: str | Path | None = None, *, factor: str | No
     plot_df = df
     if factor != "epoch" and multi_epoch:
         plot_df = df[df["epoch"] == df["epoch"].max()]
-    title = f"{name}: encoding properties vs {FACTOR_LABELS.get(factor, factor)}"
+    title = f"{name}: encoding properties vs {FACTOR_LABELS.get(factor, factor)}" + (f" ({checkpoint_note(df)})" if factor != "epoch" and multi_epoch else "")
     fig = plot_factor(plot_df, factor, hue, title=title)
     paths += save_figure(fig, out_dir / f"{name}_{factor}")
     if factor != "epoch" and multi_epoch:

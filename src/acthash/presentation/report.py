@@ -63,13 +63,14 @@ _SUMMARY_COLS = summary_columns()  # the headline columns, from the property cat
 
 def summary_table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Mean ± std over seeds of the headline columns per ``by`` group, as strings
-    (3 decimals, the report's one number format)."""
+    (3 decimals, the report's one number format; the value alone where a group has a single
+    seed: no spread is shown)."""
     cols = [c for c in _SUMMARY_COLS if c in df.columns]
     g = df.groupby(by, dropna=False)[cols]
-    mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
+    mean, std = g.mean(), g.std(ddof=1)
     out = pd.DataFrame(index=mean.index)
     for c in cols:
-        out[c] = [f"{fmt_number(m)} ± {fmt_number(s)}"
+        out[c] = [fmt_number(m) if pd.isna(s) else f"{fmt_number(m)} ± {fmt_number(s)}"
                   for m, s in zip(mean[c], std[c], strict=True)]
     out["seeds"] = g.size()
     return out.reset_index()
@@ -225,7 +226,7 @@ def build_report(sweep_dir: str | Path, out: str | Path | None = None, *,
     by = [c for c in ("dataset", "width", "depth", "n_train", "weight_decay", "label_noise",
                       "epoch") if c in df.columns and df[c].nunique(dropna=False) > 1]
     if by:
-        parts.append("<h2>Summary (mean ± std over seeds)</h2>")
+        parts.append("<h2>Summary (mean ± std over seeds; the value alone for one seed)</h2>")
         parts.append(_table(summary_table(df, by), settings=settings))
     if phase_table is not None:
         parts.append("<h2>Phase classification</h2>")

@@ -14,7 +14,7 @@ from scipy.optimize import linear_sum_assignment
 from acthash.core.codes import NeuralCodes, as_codes
 from acthash.errors import InputError
 from acthash.properties._common import _labels_for, _streamed, _use_sklearn
-from acthash.properties.options import _check_backend
+from acthash.properties.options import PropertyOptions, _check_backend
 
 __all__ = ["cluster_accuracy", "matched_chance", "kmeans_scores", "kmeans_accuracy", "MAPPINGS",
            "ORIGINAL_KMEANS_MAPPING", "original_kmeans_mapping"]
@@ -101,10 +101,11 @@ def _check_n_seeds(n_seeds) -> None:
 
 
 def kmeans_scores(codes, labels=None, *, n_clusters: int | None = None, seed: int = 0,
-                  n_init: int = 10, n_seeds: int = 1, dtype="float32", backend: str = "auto",
-                  memory_budget=None, device=None) -> dict:
+                  n_init: int = 10, n_seeds: int | None = None, dtype="float32",
+                  backend: str = "auto", memory_budget=None, device=None) -> dict:
     """K-Means (K = ``n_clusters``, default the number of distinct labels) on the code bits,
-    scored both ways, over ``n_seeds`` K-Means seeds ``seed, seed + 1, ...``.
+    scored both ways, over ``n_seeds`` K-Means seeds ``seed, seed + 1, ...`` (default: the
+    acthash convention's, 5, as in :func:`~acthash.properties.record.encoding_properties`).
 
     Each seed is one scikit-learn ``KMeans(n_init=n_init, random_state=seed_i)`` fit on the
     bits as ``dtype`` (float32 by default; the original study fitted float64). Returns
@@ -120,6 +121,7 @@ def kmeans_scores(codes, labels=None, *, n_clusters: int | None = None, seed: in
     codes = as_codes(codes)
     labels = _labels_for(codes, labels)
     _check_backend(backend)
+    n_seeds = PropertyOptions().kmeans_n_seeds if n_seeds is None else n_seeds
     _check_n_seeds(n_seeds)
     k = int(n_clusters or len(np.unique(labels)))
     _check_n_clusters(k, len(codes))
@@ -177,11 +179,11 @@ def _kmeans_on(fit, labels: np.ndarray, seed: int, n_seeds: int) -> dict:
 
 
 def kmeans_accuracy(codes, labels=None, mapping: str = "hungarian", *, seed: int = 0,
-                    n_init: int = 10, n_seeds: int = 1, n_clusters: int | None = None,
+                    n_init: int = 10, n_seeds: int | None = None, n_clusters: int | None = None,
                     dtype="float32", backend: str = "auto", memory_budget=None,
                     device=None) -> float:
     """K-Means categorization accuracy of the codes (see :func:`cluster_accuracy`), the mean
-    over ``n_seeds`` seeds (see :func:`kmeans_scores`)."""
+    over ``n_seeds`` seeds (default: the acthash convention's 5; see :func:`kmeans_scores`)."""
     _check_mapping(mapping)
     return kmeans_scores(codes, labels, seed=seed, n_init=n_init, n_seeds=n_seeds,
                          n_clusters=n_clusters, dtype=dtype, backend=backend,

@@ -145,13 +145,14 @@ class MeasureConfig(DataFields, ModelFields, CodeFields, PropertyFields, ConfigD
 class PropertiesConfig(PropertyFields, ConfigDict):
     """Re-scoring saved codes (``acthash properties``). ``seed``/``dataset``: None takes the
     run directory's (else 0 and no dataset; the dataset only picks the original study's
-    K-Means mapping); ``device``: where the streamed properties run ("cpu" by default)."""
+    K-Means mapping); ``device``: where the streamed properties run ("auto": CUDA when
+    available)."""
 
     _kind = "properties config"
 
     seed: int | None = None
     dataset: str | None = None
-    device: str = "cpu"
+    device: str = "auto"
 
     def validate(self) -> None:
         super().validate()

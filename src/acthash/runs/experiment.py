@@ -288,8 +288,7 @@ def run_experiment(cfg: RunConfig | None = None, *, out_dir: str | Path | None =
     run_dir = None
     if write:
         run_dir = start_run_dir(
-            out_dir, runs_root, (cfg.dataset, cfg.model, f"w{cfg.width}", f"d{cfg.depth}",
-                                 f"s{cfg.seed}"),
+            out_dir, runs_root, (cfg.dataset, *cfg.model_name_parts(), f"s{cfg.seed}"),
             config=cfg.to_dict(), seed=cfg.seed, force=force)
         data_info["files"] = {"train_indices": "train_indices.npy",
                               "train_labels": "train_labels.npy"}

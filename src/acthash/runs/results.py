@@ -24,7 +24,18 @@ from acthash._utils.io import write_table
 from acthash._utils.run import check_complete
 from acthash.errors import CorruptFileError, MissingFileError
 
-__all__ = ["ResultStore", "load_results", "load_sweep_meta", "sweep_dir_of"]
+__all__ = ["ResultStore", "load_results", "load_sweep_meta", "sweep_dir_of", "sweep_roles",
+           "ROLES", "FACTOR_OF_ROLE", "final_checkpoints", "checkpoint_note", "is_random",
+           "varies"]
+
+#: a sweep's role (= the preset's name) -> the column of the factor it varies
+FACTOR_OF_ROLE = {"model-size": "width", "training-time": "epoch", "sample-size": "n_train",
+                  "regularization": "weight_decay", "label-noise": "label_noise"}
+ROLES = (*FACTOR_OF_ROLE, "random-data")  # = the presets' names
+#: the factor a sweep declares (``factor:`` in its file, or its preset's) -> its role
+_ROLE_OF_FACTOR = {"width": "model-size", "epoch": "training-time",
+                   "sample_size": "sample-size", "n_train": "sample-size",
+                   "weight_decay": "regularization", "label_noise": "label-noise"}
 
 
 class ResultStore:
@@ -130,3 +141,58 @@ def load_sweep_meta(path: str | Path) -> dict:
         raise CorruptFileError(f"{p} is not valid JSON ({e}); rerun the sweep to rewrite it") from e
 
 
+
+
+# ---------------------------------------------------------------------------- sweep roles
+
+
+def is_random(df: pd.DataFrame) -> pd.Series:
+    """Rows of ``random:NAME`` datasets."""
+    return df["dataset"].astype(str).str.startswith("random:")
+
+
+def varies(df: pd.DataFrame, col: str) -> bool:
+    return col in df.columns and df[col].nunique(dropna=False) > 1
+
+
+def sweep_roles(df: pd.DataFrame, meta: dict | None = None) -> list[str]:
+    """The factors a results table can testify about: its preset name when it is one,
+    random inputs when it holds ``random:NAME`` rows, else the factor the sweep declares
+    (``factor:`` in ``sweep.json``: a width sweep measured at several checkpoints is a
+    model-size sweep), else the factors that vary (sample size, weight decay, label noise,
+    training time, width, in that order of precedence)."""
+    meta = meta or {}
+    if meta.get("name") in ROLES:
+        return [meta["name"]]
+    if "dataset" in df.columns and is_random(df).any():
+        return ["random-data"]
+    declared = _ROLE_OF_FACTOR.get(meta.get("factor") or "")
+    if declared is not None:
+        return [declared]
+    for col, role in (("sample_size", "sample-size"), ("n_train", "sample-size"),
+                      ("weight_decay", "regularization"), ("label_noise", "label-noise"),
+                      ("epoch", "training-time"), ("width", "model-size")):
+        if varies(df, col):
+            return [role]
+    return []
+
+
+def final_checkpoints(df: pd.DataFrame) -> pd.DataFrame:
+    """The last checkpoint of every cell."""
+    if "epoch" not in df.columns:
+        return df
+    if "cell" not in df.columns:
+        return df[df["epoch"] == df["epoch"].max()]
+    return df[df["epoch"] == df.groupby("cell")["epoch"].transform("max")]
+
+
+def checkpoint_note(df: pd.DataFrame) -> str:
+    """Which checkpoint a figure or claim over a factor other than training time reads
+    when the cells were measured at several: "epoch 40, the last checkpoint" (or "each
+    cell's last checkpoint" when they differ); "" for a single checkpoint."""
+    if "epoch" not in df.columns or df["epoch"].nunique() < 2:
+        return ""
+    last = final_checkpoints(df)["epoch"].unique()
+    if len(last) == 1:
+        return f"epoch {int(last[0])}, the last checkpoint"
+    return "each cell's last checkpoint"

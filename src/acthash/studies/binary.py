@@ -62,9 +62,9 @@ __all__ = ["VARIANTS", "AUTHORS_TRAINING", "BinaryStudyConfig", "BinaryStudyResu
 
 #: the optimization of the authors' configuration files (CIFAR-10/100; their SVHN file
 #: grows γ by 1.025 per epoch instead): ``BinaryStudyConfig(**AUTHORS_TRAINING, ...)``.
-#: Their StepLR only starts at epoch 250 of 800, which ``lr_schedule="step"`` does not model.
-AUTHORS_TRAINING = {"optimizer": "adamw", "weight_decay": 5e-4, "lr_schedule": "step",
-                    "lr_step_size": 50, "lr_gamma": 0.5, "gamma_ratio": 1.05}
+#: Their StepLR only starts at epoch 250 of 800, which ``schedule="step"`` does not model.
+AUTHORS_TRAINING = {"optimizer": "adamw", "weight_decay": 5e-4, "schedule": "step",
+                    "step_size": 50, "lr_gamma": 0.5, "gamma_ratio": 1.05}
 
 #: (column, label) of the comparison table, in order
 TABLE_COLUMNS = [
@@ -231,7 +231,7 @@ def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Pat
     cfg = cfg or BinaryStudyConfig()
     ds = datasets.load(cfg.dataset, **cfg.dataset_options)
     x_tr, y_tr, x_te, y_te = ds.x_train, ds.y_train, ds.x_test, ds.y_test
-    base_seed = cfg.seeds[0]
+    base_seed = cfg.seed[0]
     idx = _balanced_subset(y_tr, cfg.sample_size, cfg.data_seed)
     if idx is not None:
         x_tr, y_tr = x_tr[idx], y_tr[idx]
@@ -260,20 +260,20 @@ def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Pat
     histories: list[pd.DataFrame] = []
     models: dict = {}
     latents: dict = {}
-    jobs = [(v, s) for s in cfg.seeds for v in cfg.variants]
+    jobs = [(v, s) for s in cfg.seed for v in cfg.variants]
     bar = progress_bar(total=len(jobs), enabled=progress, desc="binary study", unit="model",
                        leave=True)
     for variant, seed in jobs:
         kind, compress = VARIANTS[variant]
         seed_everything(seed)
-        model = build_model("bottleneck", ds.input_shape, ds.n_classes, backbone=cfg.backbone,
+        model = build_model("bottleneck", ds.input_shape, ds.n_classes, backbone=cfg.model,
                             latent_dim=cfg.latent_dim, penultimate=kind,
-                            latent_activation=cfg.latent_activation, **cfg.backbone_options)
+                            latent_activation=cfg.latent_activation, **cfg.model_options)
         loss = (CompressionLoss(cfg.gamma0, cfg.gamma_ratio, cfg.gamma_cap) if compress
                 else None)
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                            optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
-                           schedule=cfg.lr_schedule, step_size=cfg.lr_step_size,
+                           schedule=cfg.schedule, step_size=cfg.step_size,
                            lr_gamma=cfg.lr_gamma, checkpoints=epochs, seed=seed,
                            device=str(device))
         final: dict = {}
@@ -307,10 +307,10 @@ def run_binary_study(cfg: BinaryStudyConfig | None = None, *, out_dir: str | Pat
             save_torch(run_dir / "models" / f"{variant}_seed{seed}.pt", {
                 "model": "bottleneck", "input_shape": list(ds.input_shape),
                 "n_classes": ds.n_classes,
-                "model_kwargs": {"backbone": cfg.backbone, "latent_dim": cfg.latent_dim,
+                "model_kwargs": {"backbone": cfg.model, "latent_dim": cfg.latent_dim,
                                  "penultimate": kind,
                                  "latent_activation": cfg.latent_activation,
-                                 **cfg.backbone_options},
+                                 **cfg.model_options},
                 "epoch": cfg.epochs, "state_dict": state})
         bar.update(1)
     bar.close()

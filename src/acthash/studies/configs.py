@@ -24,6 +24,18 @@ __all__ = ["RegionsConfig", "LSHConfig", "SpectrumConfig", "COMPARISONS", "Binar
            "VARIANTS", "RetrievalStudyConfig", "ENCODER_NAMES"]
 
 
+def _as_list(value, kind) -> list:
+    """A field that takes several values: a list as given, one value or "a,b" as a list."""
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").split(",") if v]
+    elif not isinstance(value, (list, tuple)):
+        value = [value]
+    try:
+        return [kind(v) for v in value]
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected {kind.__name__} values, got {value!r}") from None
+
+
 # ---------------------------------------------------------------------------- regions
 
 
@@ -42,7 +54,6 @@ class RegionsConfig(DataFields, ModelFields, TrainFields, ConfigDict):
     direction: str = "centre"  # "centre" or "random"
     t_max: float = 5.0
     n_pairs: int = 100
-    device: str = "cpu"
 
     def epochs_to_measure(self) -> list[int]:
         return sorted(set(self.checkpoints or (0, self.epochs)))
@@ -65,11 +76,13 @@ class LSHConfig(TrainFields, ConfigDict):
     """Settings of the LSH study (defaults: a CPU-scale run of a few minutes).
 
     Training fields come from :class:`~acthash._utils.config.TrainFields` (the classifier is an MLP
-    of ``depth`` hidden layers of ``width`` units; Adam, lr 1e-3 here). ``real_*`` fields
-    set the held-out-class one-shot on a real dataset (``real_dataset=None`` skips it).
+    of ``depth`` hidden layers of ``width`` units; Adam, lr 1e-3 here). ``dataset`` (with
+    ``dataset_options``) and the ``real_*`` fields set the held-out-class one-shot on a real
+    dataset (``dataset=None`` skips it).
     """
 
     _kind = "LSH study config"
+    _renamed = {"real_dataset": "dataset", "real_dataset_options": "dataset_options"}
 
     # manifolds (training classes)
     n_classes: int = 100
@@ -86,7 +99,6 @@ class LSHConfig(TrainFields, ConfigDict):
     width: int = 256
     depth: int = 2
     lr: float = 1e-3
-    device: str = "cpu"
     # LSH curve
     distances: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
     n_pairs: int = 400
@@ -99,8 +111,8 @@ class LSHConfig(TrainFields, ConfigDict):
     queries_per_class: int = 20
     repeats: int = 10
     # real data (None: skip)
-    real_dataset: str | None = "digits"
-    real_dataset_options: dict = field(default_factory=dict)
+    dataset: str | None = "digits"
+    dataset_options: dict = field(default_factory=dict)
     real_train_classes: int | None = None  # the first this many classes; None = half
     real_max_train: int | None = None
     real_epochs: int = 20
@@ -136,11 +148,13 @@ COMPARISONS = {"depth": (2, 6), "schedule": ("constant", "step"), "optimizer": (
 
 @dataclass
 class SpectrumConfig(ConfigDict):
-    """One spectrum run (``compare`` expands it into variants)."""
+    """One spectrum run (``compare`` expands it into variants). Training is full batch: one
+    optimizer step per epoch."""
 
     _kind = "spectrum config"
+    _renamed = {"task": "dataset", "steps": "epochs", "gamma": "lr_gamma"}
 
-    task: str = "image"  # "image" or a classification dataset name
+    dataset: str = "image"  # "image" or a classification dataset name
     image: str = "grace_hopper.jpg"
     grid: int = 32  # image task: grid x grid points
     n_train: int = 500  # classification: class-balanced subset size
@@ -151,10 +165,10 @@ class SpectrumConfig(ConfigDict):
     lr: float = 0.2  # learning rate for gd
     adam_lr: float = 1e-3  # learning rate for adam
     schedule: str = "constant"  # "constant" or "step"
-    decay_at: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of steps
-    gamma: float = 0.1
-    steps: int = 3000
-    n_records: int = 16  # recorded steps, log-spaced from 0 to ``steps``
+    decay_at: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of epochs
+    lr_gamma: float = 0.1
+    epochs: int = 3000  # full-batch steps
+    n_records: int = 16  # recorded epochs, log-spaced from 0 to ``epochs``
     ks: list[int] = field(default_factory=lambda: [1, 4, 16, 64, 256])
     n_eigs: int = 200
     n_vectors: int = 6
@@ -166,11 +180,11 @@ class SpectrumConfig(ConfigDict):
     seed: int = 0
     compare: list[str] = field(default_factory=list)  # subset of COMPARISONS
     dataset_options: dict = field(default_factory=dict)  # classification task's loader options
-    device: str = "cpu"  # "auto", "cpu", "cuda", ...
+    device: str = "auto"  # "auto", "cpu", "cuda", ...
 
     @property
     def is_image(self) -> bool:
-        return self.task == "image"
+        return self.dataset == "image"
 
     def resolved_loss(self) -> str:
         return ("mse" if self.is_image else "ce") if self.loss == "auto" else self.loss
@@ -180,11 +194,11 @@ class SpectrumConfig(ConfigDict):
             raise ConfigError(f"n_records must be >= 2 (start and end), got {self.n_records}")
         import numpy as np
 
-        s = np.round(np.geomspace(1, self.steps + 1, self.n_records)) - 1
-        return sorted({0, self.steps, *[int(v) for v in s]})
+        s = np.round(np.geomspace(1, self.epochs + 1, self.n_records)) - 1
+        return sorted({0, self.epochs, *[int(v) for v in s]})
 
     def decay_steps(self) -> list[int]:
-        return [int(round(f * self.steps)) for f in self.decay_at]
+        return [int(round(f * self.epochs)) for f in self.decay_at]
 
     def label(self) -> str:
         return f"d{self.depth}-{self.optimizer}-{self.schedule}"
@@ -198,8 +212,8 @@ class SpectrumConfig(ConfigDict):
             raise ConfigError(f"optimizer must be 'gd' or 'adam', got {self.optimizer!r}")
         if self.schedule not in ("constant", "step"):
             raise ConfigError(f"schedule must be 'constant' or 'step', got {self.schedule!r}")
-        if self.depth < 1 or self.width < 1 or self.steps < 1:
-            raise ConfigError("depth, width and steps must be positive")
+        if self.depth < 1 or self.width < 1 or self.epochs < 1:
+            raise ConfigError("depth, width and epochs must be positive")
         if self.kernel not in ("trace", "per-logit"):
             raise ConfigError(f"kernel must be 'trace' or 'per-logit', got {self.kernel!r}")
         if not self.ks or min(self.ks) < 1:
@@ -222,16 +236,19 @@ _SHIFTS = ("permuted", "uniform")
 
 @dataclass
 class BinaryStudyConfig(ConfigDict):
-    """Everything that fixes the study (with the seeds, bit for bit on CPU)."""
+    """Everything that fixes the study (with the seeds, bit for bit on CPU). ``model`` is
+    the backbone (its output layer removed), ``model_options`` its options."""
 
     _kind = "study config"
+    _renamed = {"backbone": "model", "backbone_options": "model_options",
+                "lr_schedule": "schedule", "lr_step_size": "step_size", "seeds": "seed"}
 
     dataset: str = "digits"
     dataset_options: dict = field(default_factory=dict)
     sample_size: int | None = None  # train on a class-balanced random subset of N examples
     test_size: int | None = None  # evaluate on a class-balanced random subset of the test set
-    backbone: str = "mlp"
-    backbone_options: dict = field(default_factory=lambda: {"width": 100, "depth": 2})
+    model: str = "mlp"
+    model_options: dict = field(default_factory=lambda: {"width": 100, "depth": 2})
     latent_dim: int = 4
     latent_activation: str = "relu"
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
@@ -240,14 +257,14 @@ class BinaryStudyConfig(ConfigDict):
     batch_size: int = 64
     optimizer: str = "adam"  # "adam", "adamw" (the authors') or "sgd"
     weight_decay: float = 0.0  # the authors: 5e-4 with AdamW
-    lr_schedule: str = "none"  # "none", "step" (StepLR) or "cosine"
-    lr_step_size: int = 50  # StepLR: epochs between decays
+    schedule: str = "none"  # "none", "step" (StepLR) or "cosine"
+    step_size: int = 50  # StepLR: epochs between decays
     lr_gamma: float = 0.5  # StepLR: factor per decay
     gamma0: float = 0.01
     gamma_ratio: float = 1.06  # growth of γ per epoch (the authors: 1.05 CIFAR, 1.025 SVHN)
     gamma_cap: float | None = None
     checkpoints: list[int] = field(default_factory=list)  # empty: 0 and 10 even steps
-    seeds: list[int] = field(default_factory=lambda: [0])  # one model per variant and seed
+    seed: list[int] = field(default_factory=lambda: [0])  # one model per variant and seed
     data_seed: int = 0  # fixes the train/test/attack subsets, the same for every seed
     robustness_size: int | None = 500  # test examples attacked (None: all)
     deepfool_max_iter: int = 50
@@ -267,10 +284,11 @@ class BinaryStudyConfig(ConfigDict):
 
     def validate(self) -> None:
         super().validate()
+        self.seed = _as_list(self.seed, int)
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise ConfigError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-        if not self.seeds:
+        if not self.seed:
             raise ConfigError("give at least one seed")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
@@ -280,12 +298,12 @@ class BinaryStudyConfig(ConfigDict):
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use one of "
                               f"{', '.join(OPTIMIZERS)}")
-        if self.lr_schedule not in _SCHEDULES:
-            raise ConfigError(f"unknown lr_schedule {self.lr_schedule!r}; use one of "
+        if self.schedule not in _SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; use one of "
                               f"{', '.join(_SCHEDULES)}")
-        if self.lr_step_size < 1 or not self.lr_gamma > 0:
-            raise ConfigError(f"need lr_step_size >= 1 and lr_gamma > 0, got "
-                              f"{self.lr_step_size} and {self.lr_gamma}")
+        if self.step_size < 1 or not self.lr_gamma > 0:
+            raise ConfigError(f"need step_size >= 1 and lr_gamma > 0, got "
+                              f"{self.step_size} and {self.lr_gamma}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not self.gamma_ratio > 0:
@@ -316,11 +334,14 @@ ENCODER_NAMES = ("neural", "neural-last", "lsh-raw", "pca-raw", "itq-raw", "sh-r
 
 @dataclass
 class RetrievalStudyConfig(ConfigDict):
-    """Everything that fixes the retrieval study (with the seeds, bit for bit on CPU)."""
+    """Everything that fixes the retrieval study (with the seeds, bit for bit on CPU).
+    ``dataset``, ``width`` and ``seed`` are lists: the study runs every dataset and seed, and
+    the MLP has one hidden layer per width."""
 
     _kind = "study config"
+    _renamed = {"datasets": "dataset", "widths": "width", "seeds": "seed"}
 
-    datasets: list[str] = field(default_factory=lambda: ["digits", "fashion-mnist"])
+    dataset: list[str] = field(default_factory=lambda: ["digits", "fashion-mnist"])
     dataset_options: dict = field(default_factory=dict)  # dataset name -> load() options
     bits: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
     full: bool = True  # also the budget of every unit of the network
@@ -328,12 +349,12 @@ class RetrievalStudyConfig(ConfigDict):
     n_queries: int | None = 1000  # seeded sample of the test set; None: the whole test set
     n_database: int | None = None  # seeded sample of the training set; None: all of it
     train_size: int | None = 10000  # class-balanced training sample of the database (None: all)
-    widths: list[int] = field(default_factory=lambda: [256, 128])
+    width: list[int] = field(default_factory=lambda: [256, 128])
     epochs: int = 10
     min_steps: int = 1000  # train at least this many optimizer steps (more epochs on small sets)
     lr: float = 1e-3
     batch_size: int = 128
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seed: list[int] = field(default_factory=lambda: [0, 1, 2])
     data_seed: int = 0  # fixes the query, database and training samples for every seed
     select: str = "entropy"  # unit selection of the neural encoders
     itq_iter: int = 50
@@ -355,6 +376,8 @@ class RetrievalStudyConfig(ConfigDict):
 
     def validate(self) -> None:
         super().validate()
+        self.dataset = _as_list(self.dataset, str)
+        self.width, self.seed = _as_list(self.width, int), _as_list(self.seed, int)
         unknown = [e for e in self.encoders if e not in ENCODER_NAMES]
         if unknown or not self.encoders:
             raise ConfigError(f"unknown encoders {unknown}; choose from {', '.join(ENCODER_NAMES)}")
@@ -362,16 +385,16 @@ class RetrievalStudyConfig(ConfigDict):
         if bad or (not self.bits and not self.full):
             raise ConfigError(f"bit budgets must be positive integers (got {bad or 'none'}); "
                               "give e.g. bits=[16, 32, 64] or full=True")
-        if not self.datasets:
+        if not self.dataset:
             raise ConfigError("give at least one dataset")
-        if not self.seeds:
+        if not self.seed:
             raise ConfigError("give at least one seed")
         if self.select not in ("entropy", "decorrelated", "first"):
             raise ConfigError(f"unknown unit selection {self.select!r}; choose entropy, "
                               "decorrelated or first")
         if self.search_encoder not in ENCODER_NAMES:
             raise ConfigError(f"unknown search encoder {self.search_encoder!r}")
-        stray = sorted(set(self.runs) - set(self.datasets))
+        stray = sorted(set(self.runs) - set(self.dataset))
         if stray:
             raise ConfigError(f"runs are given for {stray}, which are not among the datasets "
-                              f"{self.datasets}; add them to datasets or drop the runs")
+                              f"{self.dataset}; add them to dataset or drop the runs")

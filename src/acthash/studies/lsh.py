@@ -106,10 +106,10 @@ def _train_mlp(x, y, n_classes: int, cfg: LSHConfig, epochs: int, progress: bool
 
 
 def one_shot_real(cfg: LSHConfig, progress: bool = False):
-    """Held-out-class one-shot on ``cfg.real_dataset``: (rows, summary, info, models)."""
+    """Held-out-class one-shot on ``cfg.dataset``: (rows, summary, info, models)."""
     from acthash import data as datasets
 
-    ds = datasets.load(cfg.real_dataset, **cfg.real_dataset_options)
+    ds = datasets.load(cfg.dataset, **cfg.dataset_options)
     classes = np.unique(ds.y_train.numpy())
     k = cfg.real_train_classes or len(classes) // 2
     if not 1 <= k < len(classes) - 1:
@@ -201,7 +201,7 @@ def run_lsh_study(cfg: LSHConfig | None = None, *, out_dir: str | Path | None = 
     }
     real_df = real_summary = None
     real_models = real_history = None
-    if cfg.real_dataset:
+    if cfg.dataset:
         real_df, real_summary, real_info, real_models, real_history = one_shot_real(cfg,
                                                                                     progress)
         summary["real"] = real_info

@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 from acthash import data as datasets
+from acthash._utils.fmt import mean_pm, spread_label
 from acthash._utils.run import (
     progress_bar,
     run_transaction,
@@ -104,7 +105,7 @@ def _model_for(cfg: RetrievalStudyConfig, name: str, ds, x_db, y_db, seed: int, 
     if cfg.train_size is not None and cfg.train_size < len(y_db):
         rows = subsample(y_db, cfg.train_size, balanced=True, seed=cfg.data_seed)
     seed_everything(seed)
-    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=list(cfg.widths))
+    model = build_model("mlp", ds.input_shape, ds.n_classes, widths=list(cfg.width))
     steps_per_epoch = -(-len(rows) // cfg.batch_size)
     epochs = max(cfg.epochs, -(-cfg.min_steps // steps_per_epoch))
     tcfg = TrainConfig(epochs=epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed,
@@ -137,16 +138,16 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
     # loaded before the study directory is opened: a missing dataset or a bad option writes
     # nothing
     sets = {name: datasets.load(name, **cfg.dataset_options.get(name, {}))
-            for name in cfg.datasets}
+            for name in cfg.dataset}
     run_dir = None
     if write:
-        run_dir = start_run_dir(out_dir, runs_root, ["retrieval", *cfg.datasets],
-                                config=cfg.to_dict(), seed=cfg.seeds[0], force=force)
+        run_dir = start_run_dir(out_dir, runs_root, ["retrieval", *cfg.dataset],
+                                config=cfg.to_dict(), seed=cfg.seed[0], force=force)
     rows: list[dict] = []
     curves: list[pd.DataFrame] = []
     search_codes = None
     loaded = {}
-    for name in cfg.datasets:
+    for name in cfg.dataset:
         ds = sets[name]
         db_idx = _sample(len(ds.y_train), cfg.n_database, cfg.data_seed)
         q_idx = _sample(len(ds.y_test), cfg.n_queries, cfg.data_seed + 1)
@@ -161,13 +162,13 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
         raw_db = x_db.reshape(len(x_db), -1).double().numpy()
         raw_q = x_q.reshape(len(x_q), -1).double().numpy()
         raw_basis = None
-        for seed in cfg.seeds:
+        for seed in cfg.seed:
             model, info = _model_for(cfg, name, ds, x_db, y_db, seed, device)
             net_acc = _network_accuracy(model, x_q, y_q, device)
             if write:
                 state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
                 save_torch(run_dir / "models" / f"{name}_seed{seed}.pt",
-                           {"model": "mlp", "model_kwargs": {"widths": list(cfg.widths)},
+                           {"model": "mlp", "model_kwargs": {"widths": list(cfg.width)},
                             "input_shape": list(ds.input_shape), "n_classes": ds.n_classes,
                             "state_dict": state, **info})
             full_db = neural_codes(model, x_db, device=device)
@@ -232,7 +233,7 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
                 if write and cfg.save_encoders:
                     enc.save(run_dir / "encoders" / f"{name}_{enc_name}_{label}_seed{seed}.npz")
                 want_bits = cfg.search_bits if cfg.search_bits is not None else n_full
-                if (cfg.search and seed == cfg.seeds[0] and enc_name == cfg.search_encoder
+                if (cfg.search and seed == cfg.seed[0] and enc_name == cfg.search_encoder
                         and n_bits == want_bits and (label != "full" or cfg.search_bits is None)):
                     search_codes = search_codes or {}
                     search_codes[name] = (c_db, c_q, enc_name, label)
@@ -266,7 +267,7 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
         write_json(run_dir / "study.json", {
             "seconds": seconds, "cpu_seconds": time.process_time() - cpu_start,
             "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "datasets": cfg.datasets, "database_sizes": loaded})
+            "datasets": cfg.dataset, "database_sizes": loaded})
         if cfg.figures and results["status"].eq("ok").any():
             save_figure(plot_map_vs_bits(summary)[0].figure, run_dir / "map_vs_bits")
             if len(pr_curves):
@@ -300,7 +301,7 @@ def map_table(summary: pd.DataFrame, cfg: RetrievalStudyConfig | None = None,
         labels = list(dict.fromkeys(sub["bits"]))
         full = sub.loc[sub["bits"] == "full", "n_bits"]
         head = [f"full ({int(full.iloc[0])})" if b == "full" and len(full) else b for b in labels]
-        lines = [f"**{name}** — {metric} (mean ± std over seeds)", "",
+        lines = [f"**{name}** — {metric} ({spread_label(int(sub['n_seeds'].min()))})", "",
                  "| encoder | " + " | ".join(head) + " |",
                  "|---|" + "---:|" * len(labels)]
         order = [e for e in ENCODER_NAMES if e in set(sub["encoder"])]
@@ -309,7 +310,8 @@ def map_table(summary: pd.DataFrame, cfg: RetrievalStudyConfig | None = None,
             for b in labels:
                 r = sub[(sub["encoder"] == enc) & (sub["bits"] == b)]
                 cells.append("n/a" if r.empty else
-                             f"{r[metric + '_mean'].iloc[0]:.3f} ± {r[metric + '_std'].iloc[0]:.3f}")
+                             mean_pm(r[metric + "_mean"].iloc[0], r[metric + "_std"].iloc[0],
+                                     int(r["n_seeds"].iloc[0])))
             lines.append(f"| {enc} | " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
@@ -338,7 +340,8 @@ def _panels(n: int, ax=None):
 
 
 def plot_map_vs_bits(summary: pd.DataFrame, metric: str = "map", ax=None):
-    """mAP against the bit budget, one line per encoder (mean ± std over seeds), one panel
+    """mAP against the bit budget, one line per encoder (mean ± std over seeds, no bar with
+    one seed), one panel
     per dataset (``ax``: a sequence of axes, one per dataset). Returns the axes array."""
     names = list(dict.fromkeys(summary["dataset"]))
     axes = _panels(len(names), ax)
@@ -347,7 +350,8 @@ def plot_map_vs_bits(summary: pd.DataFrame, metric: str = "map", ax=None):
         for enc in [e for e in ENCODER_NAMES if e in set(sub["encoder"])]:
             s = sub[sub["encoder"] == enc].sort_values("n_bits")
             color, ls, marker = _style(enc)
-            a.errorbar(s["n_bits"], s[metric + "_mean"], yerr=s[metric + "_std"], color=color,
+            spread = s[metric + "_std"] if s["n_seeds"].min() >= 2 else None  # one seed: none
+            a.errorbar(s["n_bits"], s[metric + "_mean"], yerr=spread, color=color,
                        ls=ls, marker=marker, ms=4, lw=2.2 if enc == "neural" else 1.3,
                        capsize=2, label=enc)
         ticks = sub.drop_duplicates("bits").sort_values("n_bits")

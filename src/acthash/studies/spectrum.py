@@ -136,12 +136,12 @@ def _task_data(cfg: SpectrumConfig):
     from acthash import data as datasets
     from acthash.data.manipulate import subsample
 
-    ds = datasets.load(cfg.task, **cfg.dataset_options)
+    ds = datasets.load(cfg.dataset, **cfg.dataset_options)
     n = min(cfg.n_train, len(ds.y_train))
     idx = subsample(ds.y_train, n, balanced=True, seed=cfg.seed)
     x = ds.x_train[idx].reshape(n, -1)
     y = ds.y_train[idx]
-    return x, y, {"task": cfg.task, "n": n, "n_out": ds.n_classes, "slice_index": [],
+    return x, y, {"task": cfg.dataset, "n": n, "n_out": ds.n_classes, "slice_index": [],
                   "dataset": ds.describe()}
 
 
@@ -180,7 +180,7 @@ def run_spectrum_study(cfg: SpectrumConfig | None = None, *, out_dir: str | Path
         y_fit = y
     run_dir = None
     if write:
-        run_dir = start_run_dir(out_dir, runs_root, ("spectrum", cfg.task, f"s{cfg.seed}"),
+        run_dir = start_run_dir(out_dir, runs_root, ("spectrum", cfg.dataset, f"s{cfg.seed}"),
                                 seed=cfg.seed, config={
                                     "study": "spectrum", **cfg.to_dict(),
                                     "variants": [v.label() for v in variants],
@@ -193,9 +193,9 @@ def run_spectrum_study(cfg: SpectrumConfig | None = None, *, out_dir: str | Path
     for v in variants:
         model = _build(v, x.shape[1], meta["n_out"]).to(device)
         trace = track_spectrum(
-            model, x, y_fit, steps=v.steps, record_at=v.record_steps(),
+            model, x, y_fit, steps=v.epochs, record_at=v.record_steps(),
             optimizer=v.optimizer, lr=v.lr if v.optimizer == "gd" else v.adam_lr,
-            schedule=v.schedule, decay_steps=v.decay_steps(), gamma=v.gamma,
+            schedule=v.schedule, decay_steps=v.decay_steps(), gamma=v.lr_gamma,
             loss=v.resolved_loss(), ks=v.ks, n_eigs=v.n_eigs,
             n_vectors=v.n_vectors if v.is_image else 0,
             slice_index=meta["slice_index"], method=v.method, kernel=v.kernel,
