@@ -57,6 +57,8 @@ _ATTRIBUTES = {
     "redundancy_ratio": "acthash.properties",
     "memory_budget": "acthash._utils.budget",
     "load_checkpoint": "acthash.runs.experiment",
+    "plane_partition": "acthash.geometry.planes",
+    "PlanePartition": "acthash.geometry.planes",
 }
 
 _SUBMODULES = ("binary", "core", "data", "errors", "geometry", "lsh", "models", "ops",
