@@ -59,6 +59,7 @@ _ATTRIBUTES = {
     "load_checkpoint": "acthash.runs.experiment",
     "plane_partition": "acthash.geometry.planes",
     "PlanePartition": "acthash.geometry.planes",
+    "local_complexity": "acthash.geometry.local_complexity",
 }
 
 _SUBMODULES = ("binary", "core", "data", "errors", "geometry", "lsh", "models", "ops",
