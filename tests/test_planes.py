@@ -163,3 +163,35 @@ def test_bad_inputs_are_refused():
     with pytest.raises(InputError, match="convex"):
         plane_partition(_mlp(sizes=(3, 4, 2)), plane=(np.zeros(3), np.eye(3)[0], np.eye(3)[1],
                                                       [[0, 0], [1, 1], [1, 0], [0, 1]]))
+
+
+def test_figures_draw_one_patch_per_region():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from acthash.geometry.plane_plots import (
+        anchor_codes,
+        plot_plane_hamming,
+        plot_plane_regions,
+        plot_plane_strip,
+    )
+
+    net = _mlp(sizes=(4, 8, 3))
+    anchors = torch.randn(3, 4, dtype=torch.float64)
+    part = plane_partition(net, anchors)
+    fig, ax = plt.subplots()
+    plot_plane_regions(part, ax=ax)
+    assert len(ax.collections[0].get_paths()) == part.n_regions
+    assert ax.get_title() == f"{part.n_regions} regions"
+    # anchor codes are the capture codes of the anchors themselves
+    np.testing.assert_array_equal(anchor_codes(part), neural_codes(net, anchors).packed)
+    fig2, ax2 = plt.subplots()
+    plot_plane_hamming(part, 1, ax=ax2)
+    face = ax2.collections[0].get_facecolors()
+    own = part.hamming_to(anchor_codes(part)[1]) == 0
+    assert own.sum() >= 1 and len(np.unique(face[own], axis=0)) == 1
+    axes = plot_plane_strip([part, part], ["epoch 0", "epoch 1"])
+    assert len(axes) == 2 and axes[1].get_title().startswith("epoch 1")
+    plt.close("all")
