@@ -11,7 +11,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from acthash.cli import data, figures, run, study, sweeps
+from acthash.cli import data, figures, run, study, study_geometry, sweeps  # noqa: F401
 from acthash.cli._tables import err_console
 from acthash.errors import EXIT_USER_ERROR, ActhashError
 

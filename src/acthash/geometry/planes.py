@@ -118,16 +118,16 @@ class PlanePartition:
     def euler(self, tol: float | None = None) -> dict:
         """Euler's relation on the planar graph of the subdivision.
 
-        Vertices closer than ``tol`` (default ``1e-7 * scale``) are merged; edges are the
-        distinct pairs of consecutive merged vertices of the region polygons; faces are the
-        regions plus the outer face. Returns ``{"V", "E", "F", "components", "ok"}`` with
+        Vertices closer than ``tol`` (default ``1e-10 * scale``; real regions can be a few
+        ``1e-6`` across, rounding errors are ~1e-14) are merged; edges are the distinct pairs
+        of consecutive merged vertices of the region polygons; faces are the regions plus the outer face. Returns ``{"V", "E", "F", "components", "ok"}`` with
         ``ok = V - E + F == 1 + components``.
         """
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
         from scipy.spatial import cKDTree
 
-        tol = 1e-7 * self.scale if tol is None else tol
+        tol = 1e-10 * self.scale if tol is None else tol
         pts = np.concatenate(self.regions)
         pairs = cKDTree(pts).query_pairs(tol, output_type="ndarray")
         n = len(pts)

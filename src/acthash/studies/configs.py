@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from acthash.data.manifolds import ManifoldGenerator
 
 __all__ = ["RegionsConfig", "LSHConfig", "SpectrumConfig", "COMPARISONS", "BinaryStudyConfig",
-           "VARIANTS", "RetrievalStudyConfig", "ENCODER_NAMES"]
+           "VARIANTS", "RetrievalStudyConfig", "ENCODER_NAMES", "PlanesConfig"]
 
 
 # ---------------------------------------------------------------------------- regions
@@ -375,3 +375,37 @@ class RetrievalStudyConfig(ConfigDict):
         if stray:
             raise ConfigError(f"runs are given for {stray}, which are not among the datasets "
                               f"{self.datasets}; add them to datasets or drop the runs")
+
+
+# ---------------------------------------------------------------------------- planes
+
+
+@dataclass
+class PlanesConfig(DataFields, TrainFields, ConfigDict):
+    """Settings of the plane study: MLPs of every ``widths`` x ``depths`` (ReLU), trained on
+    the dataset (the shared training block), and the exact region count on ``n_planes``
+    planes through random triples of test points (the same triples for every model), at
+    initialization and after training. ``margin``: the square around each triangle (a
+    fraction of its side on each side); ``max_regions``: the budget of one partition."""
+
+    _kind = "planes study config"
+
+    widths: list[int] = field(default_factory=lambda: [8, 16, 32])
+    depths: list[int] = field(default_factory=lambda: [1, 2, 3])
+    n_planes: int = 3
+    margin: float = 0.25
+    sample_size: int | None = 2000
+    max_regions: int = 200_000
+    epochs: int = 5
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.widths or any(w < 1 for w in self.widths):
+            raise ConfigError(f"widths must be positive integers, got {self.widths}")
+        if not self.depths or any(d < 1 for d in self.depths):
+            raise ConfigError(f"depths must be positive integers, got {self.depths}")
+        if self.n_planes < 1 or self.margin < 0 or self.max_regions < 1:
+            raise ConfigError("n_planes and max_regions must be >= 1 and margin >= 0")
+        if self.sample_size is not None and self.sample_size < 1:
+            raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")

@@ -1,0 +1,51 @@
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from acthash.cli.app import app
+from acthash.errors import ConfigError
+from acthash.studies.configs import PlanesConfig
+from acthash.studies.planes import hanin_rolnick_verdict
+
+
+def _counts(fn):
+    rows = [{"epoch": 0, "width": w, "depth": d, "neurons": w * d, "plane": 0,
+             "n_regions": fn(w * d, d)} for w in (4, 8, 16, 32) for d in (1, 2, 3)]
+    return pd.DataFrame(rows)
+
+
+def test_verdict_reads_the_exponent_and_the_depth_factor():
+    quad = hanin_rolnick_verdict(_counts(lambda n, d: 3.0 * n**2)).iloc[0]
+    assert quad.exponent_in_neurons == pytest.approx(2.0)
+    assert quad.factor_per_extra_layer == pytest.approx(1.0)
+    assert quad.verdict == "holds"
+    lin = hanin_rolnick_verdict(_counts(lambda n, d: 5.0 * n)).iloc[0]
+    assert lin.exponent_in_neurons == pytest.approx(1.0) and lin.verdict == "does not hold"
+    deep = hanin_rolnick_verdict(_counts(lambda n, d: n**2 * 3.0**d)).iloc[0]
+    assert deep.factor_per_extra_layer == pytest.approx(3.0) and deep.verdict == "does not hold"
+
+
+def test_config_rejects_empty_widths():
+    with pytest.raises(ConfigError, match="widths"):
+        PlanesConfig(widths=[])
+
+
+def test_cli_study_planes_end_to_end(tmp_path):
+    out = tmp_path / "planes"
+    r = CliRunner().invoke(app, ["study", "planes", "--widths", "4,8", "--depths", "1,2",
+                                 "--n-planes", "1", "--epochs", "1", "--sample-size", "200",
+                                 "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    counts = pd.read_csv(out / "counts.csv")
+    assert len(counts) == 4 * 2  # 4 models x (init, trained) x 1 plane
+    assert counts["euler_ok"].all() and (counts["n_regions"] >= 1).all()
+    # one hidden layer: an arrangement of N lines has at most 1 + N + N(N-1)/2 cells
+    one = counts[counts["depth"] == 1]
+    n = one["neurons"]
+    assert (one["n_regions"] <= 1 + n + n * (n - 1) // 2).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["epoch"]) == [0, 1]
+    assert set(summary["verdict"]) <= {"holds", "does not hold"}
+    assert (out / "figures" / "plane_regions.png").exists()
+    assert np.isfinite(summary["exponent_in_neurons"]).all()
