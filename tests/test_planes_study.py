@@ -49,3 +49,26 @@ def test_cli_study_planes_end_to_end(tmp_path):
     assert set(summary["verdict"]) <= {"holds", "does not hold"}
     assert (out / "figures" / "plane_regions.png").exists()
     assert np.isfinite(summary["exponent_in_neurons"]).all()
+
+
+def test_lc_checkpoints_are_log_spaced():
+    from acthash.studies.configs import LocalComplexityConfig
+
+    assert LocalComplexityConfig(epochs=20, n_checkpoints=4).epochs_to_measure() == [0, 2, 7, 20]
+    assert LocalComplexityConfig(checkpoints=[3, 1]).epochs_to_measure() == [1, 3]
+    with pytest.raises(ConfigError, match="radius"):
+        LocalComplexityConfig(radius=0)
+
+
+def test_cli_study_local_complexity_end_to_end(tmp_path):
+    out = tmp_path / "lc"
+    r = CliRunner().invoke(app, ["study", "local-complexity", "--width", "8", "--epochs", "2",
+                                 "--n-checkpoints", "2", "--n-points", "10", "--n-directions",
+                                 "4", "--sample-size", "100", "--out", str(out),
+                                 "--no-progress"])
+    assert r.exit_code == 0, r.output
+    lc = pd.read_csv(out / "lc.csv")
+    assert sorted(set(lc["epoch"])) == [0, 2] and set(lc["set"]) == {"train", "test", "random"}
+    # one hidden layer of 8 units: at most 8 neurons can cross
+    assert (lc["mean"] <= 8).all() and (lc["mean"] >= 0).all()
+    assert (out / "figures" / "lc_over_training.png").exists()
