@@ -195,3 +195,13 @@ def test_figures_draw_one_patch_per_region():
     axes = plot_plane_strip([part, part], ["epoch 0", "epoch 1"])
     assert len(axes) == 2 and axes[1].get_title().startswith("epoch 1")
     plt.close("all")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_partition_equals_cpu():
+    net = _mlp(seed=5, sizes=(4, 10, 10, 3))
+    anchors = torch.randn(3, 4, dtype=torch.float64)
+    cpu = plane_partition(net, anchors)
+    gpu = plane_partition(net.cuda(), anchors.cuda())
+    assert gpu.n_regions == cpu.n_regions and gpu.euler()["ok"]
+    np.testing.assert_array_equal(np.sort(cpu.codes, axis=0), np.sort(gpu.codes, axis=0))
