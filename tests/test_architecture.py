@@ -213,6 +213,8 @@ def _command(path: list[str]):
     (["study", "spectrum"], "acthash.studies.spectrum:SpectrumConfig", set()),
     (["study", "binary"], "acthash.studies.binary:BinaryStudyConfig", {"width", "depth"}),
     (["study", "retrieval"], "acthash.studies.retrieval:RetrievalStudyConfig", set()),
+    (["study", "planes"], "acthash.studies.configs:PlanesConfig", set()),
+    (["study", "local-complexity"], "acthash.studies.configs:LocalComplexityConfig", set()),
 ])
 def test_cli_options_are_config_fields(path, cls, composite):
     """Every option sets the config field of its name (``composite``: documented parts of a
@@ -256,7 +258,8 @@ _FORMER = {"datasets", "real_dataset", "task", "widths", "seeds", "backbone", "l
 
 @pytest.mark.parametrize("path", [["run"], ["layers"], ["measure"], ["sweep"], ["study", "regions"],
                                   ["study", "lsh"], ["study", "spectrum"], ["study", "binary"],
-                                  ["study", "retrieval"]])
+                                  ["study", "retrieval"], ["study", "planes"],
+                                  ["study", "local-complexity"]])
 def test_every_command_uses_the_shared_option_names(path):
     cmd = _command(path)
     visible = {p.name for p in cmd.params if not getattr(p, "hidden", False)}

@@ -65,6 +65,9 @@ _ATTRIBUTES = {
     "rescore": "acthash.runs.rescore",
     "PropertiesConfig": "acthash.runs.config",
     "PropertiesResult": "acthash.runs.rescore",
+    "plane_partition": "acthash.geometry.planes",
+    "PlanePartition": "acthash.geometry.planes",
+    "local_complexity": "acthash.geometry.local_complexity",
 }
 
 _SUBMODULES = ("binary", "core", "data", "errors", "geometry", "lsh", "models", "ops",

@@ -23,7 +23,16 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from acthash.cli import data, examples, figures, measure, run, study, sweeps
+from acthash.cli import (  # noqa: F401  (study_geometry adds its commands to study)
+    data,
+    examples,
+    figures,
+    measure,
+    run,
+    study,
+    study_geometry,
+    sweeps,
+)
 from acthash.cli._tables import err_console
 from acthash.errors import EXIT_USER_ERROR, ActhashError
 

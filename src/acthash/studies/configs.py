@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from acthash.data.manifolds import ManifoldGenerator
 
 __all__ = ["RegionsConfig", "LSHConfig", "SpectrumConfig", "COMPARISONS", "BinaryStudyConfig",
-           "VARIANTS", "RetrievalStudyConfig", "ENCODER_NAMES"]
+           "VARIANTS", "RetrievalStudyConfig", "ENCODER_NAMES", "PlanesConfig",
+           "LocalComplexityConfig"]
 
 
 def _as_list(value, kind) -> list:
@@ -398,3 +399,73 @@ class RetrievalStudyConfig(ConfigDict):
         if stray:
             raise ConfigError(f"runs are given for {stray}, which are not among the datasets "
                               f"{self.dataset}; add them to dataset or drop the runs")
+
+
+# ---------------------------------------------------------------------------- planes
+
+
+@dataclass
+class PlanesConfig(DataFields, TrainFields, ConfigDict):
+    """Settings of the plane study: MLPs of every ``width`` x ``depth`` (ReLU), trained on
+    the dataset (the shared training block), and the exact region count on ``n_planes``
+    planes through random triples of test points (the same triples for every model), at
+    initialization and after training. ``margin``: the square around each triangle (a
+    fraction of its side on each side); ``max_regions``: the budget of one partition."""
+
+    _kind = "planes study config"
+
+    width: list[int] = field(default_factory=lambda: [8, 16, 32])
+    depth: list[int] = field(default_factory=lambda: [1, 2, 3])
+    n_planes: int = 3
+    margin: float = 0.25
+    sample_size: int | None = 2000
+    max_regions: int = 200_000
+    epochs: int = 5
+    device: str = "auto"
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.width or any(w < 1 for w in self.width):
+            raise ConfigError(f"width must be a list of positive integers, got {self.width}")
+        if not self.depth or any(d < 1 for d in self.depth):
+            raise ConfigError(f"depth must be a list of positive integers, got {self.depth}")
+        if self.n_planes < 1 or self.margin < 0 or self.max_regions < 1:
+            raise ConfigError("n_planes and max_regions must be >= 1 and margin >= 0")
+        if self.sample_size is not None and self.sample_size < 1:
+            raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")
+
+
+@dataclass
+class LocalComplexityConfig(DataFields, ModelFields, TrainFields, ConfigDict):
+    """Settings of the local-complexity study: the shared dataset, model and training blocks;
+    the local complexity (:func:`acthash.geometry.local_complexity`) of ``n_points`` train,
+    test and random points (Gaussian with the training data's mean and std per feature) at
+    ``n_checkpoints`` log-spaced epochs (0 and the last included; ``checkpoints`` overrides),
+    cross-polytope of ``n_directions`` directions at ``radius``."""
+
+    _kind = "local-complexity study config"
+
+    sample_size: int | None = 2000
+    n_points: int = 200
+    radius: float = 0.5
+    n_directions: int = 25
+    n_checkpoints: int = 6
+    epochs: int = 20
+    device: str = "auto"
+
+    def epochs_to_measure(self) -> list[int]:
+        import numpy as np
+
+        if self.checkpoints:
+            return sorted(set(self.checkpoints))
+        log = np.geomspace(1, self.epochs + 1, max(self.n_checkpoints, 2)) - 1
+        return sorted({0, self.epochs, *(int(round(e)) for e in log)})
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_points < 1 or self.n_directions < 1 or self.n_checkpoints < 1:
+            raise ConfigError("n_points, n_directions and n_checkpoints must be >= 1")
+        if not self.radius > 0:
+            raise ConfigError(f"radius must be positive, got {self.radius}")
+        if self.sample_size is not None and self.sample_size < 1:
+            raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")

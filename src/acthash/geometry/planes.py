@@ -1,0 +1,513 @@
+"""Exact partition of a 2-D slice of input space into linear regions.
+
+A plane through the input space is ``x(s, t) = origin + s*u + t*v``; a convex polygon in the
+plane coordinates ``(s, t)`` is cut, layer by layer, into the linear regions of a
+piecewise-linear network (Linear, Conv, BatchNorm in eval mode, average pooling, residual
+additions, flatten and the ReLU-like units of :mod:`acthash.core.recorder`):
+
+1. every current piece is a convex polygon on which the codes of the layers already
+   processed are fixed, so the pre-activations of the next ReLU-like layer are affine in
+   ``(s, t)``. The affine map is read off one forward-mode pass at the piece's vertex mean
+   (value plus the two directional derivatives along ``u`` and ``v``, in float64);
+2. each unit (and each kink: ReLU6/Hardtanh have two) has a zero-set line
+   ``a*s + b*t + c = kink`` in the plane; every line that crosses the piece cuts it in two;
+3. the pieces after the last ReLU-like layer are the linear regions. Each one carries its
+   neural code (the bits of :func:`acthash.core.capture.neural_codes` at an interior point)
+   and the affine map of the model's output.
+
+:func:`plane_partition` returns a :class:`PlanePartition` with the polygons, codes, output
+maps, the decision boundary (segments where the argmax of the output changes) and the
+region count after each layer. Built-in checks: :meth:`PlanePartition.euler` (``V - E + F =
+1 + components`` on the merged planar graph, ``F`` counting the outer face) and, with
+``check=True``, a forward pass at a second interior point of every region that must match the
+region's output map to ``1e-9`` (relative), which also catches operations that are not
+piecewise linear. Max pooling is refused (its switches are not units of the code).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from acthash.core.recorder import OTHER_ACTIVATIONS, ActivationRecorder, no_relu_message
+from acthash.errors import InputError, NoReluUnitError, NotPiecewiseLinearError, ResourceError
+from acthash.geometry.regions import _PreRecorder
+
+__all__ = ["PlanePartition", "plane_partition", "plane_through", "grid_codes"]
+
+_NOT_PL_MODULES = (*OTHER_ACTIVATIONS, nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.LayerNorm,
+                   nn.GroupNorm, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+                   nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+
+
+@dataclass
+class PlanePartition:
+    """Result of :func:`plane_partition`.
+
+    origin, u, v : the plane ``origin + s*u + t*v`` (arrays of the input's shape)
+    polygon : (K, 2) the partitioned convex polygon, counter-clockwise, in ``(s, t)``
+    regions : list of (n_i, 2) counter-clockwise vertex arrays, one per linear region
+    interior : (R, 2) an interior point of each region (its vertex mean)
+    codes : (R, n_bytes) uint8 packed neural codes (numpy.packbits order, as
+        :class:`~acthash.core.codes.NeuralCodes`)
+    out_jac, out_bias : (R, C, 2), (R, C): the model output on region ``r`` is
+        ``out_jac[r] @ (s, t) + out_bias[r]``
+    counts : regions after each ReLU-like layer (the last one is ``len(regions)``)
+    layer_names, n_bits : captured layers and code length
+    boundary : (K, 2, 2) decision-boundary segments (argmax of the output changes)
+    anchors : (3, 2) plane coordinates of the anchors, or None
+    """
+
+    origin: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    polygon: np.ndarray
+    regions: list[np.ndarray]
+    interior: np.ndarray
+    codes: np.ndarray
+    out_jac: np.ndarray
+    out_bias: np.ndarray
+    counts: list[int]
+    layer_names: list[str]
+    n_bits: int
+    boundary: np.ndarray
+    anchors: np.ndarray | None = None
+    scale: float = 1.0
+    checks: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.regions)
+
+    @property
+    def n_regions(self) -> int:
+        return len(self.regions)
+
+    def areas(self) -> np.ndarray:
+        """(R,) area of each region in plane units."""
+        return np.array([_area(p) for p in self.regions])
+
+    def to_input(self, st) -> np.ndarray:
+        """Plane coordinates (N, 2) -> input points (N, *input_shape)."""
+        st = np.asarray(st, dtype=np.float64).reshape(-1, 2)
+        return (self.origin[None] + st[:, 0].reshape((-1,) + (1,) * self.origin.ndim) * self.u
+                + st[:, 1].reshape((-1,) + (1,) * self.origin.ndim) * self.v)
+
+    def locate(self, st) -> np.ndarray:
+        """Index of the region containing each plane point (N, 2); -1 outside the polygon.
+        Points on a shared edge go to one of its regions."""
+        st = np.asarray(st, dtype=np.float64).reshape(-1, 2)
+        out = np.full(len(st), -1, dtype=np.int64)
+        tol = 1e-12 * self.scale
+        for r, p in enumerate(self.regions):
+            e = np.roll(p, -1, axis=0) - p
+            cross = e[None, :, 0] * (st[:, None, 1] - p[None, :, 1]) - e[None, :, 1] * (
+                st[:, None, 0] - p[None, :, 0])
+            inside = (cross >= -tol * np.linalg.norm(e, axis=1)[None]).all(axis=1)
+            out[inside & (out < 0)] = r
+        return out
+
+    def hamming_to(self, code: np.ndarray) -> np.ndarray:
+        """(R,) Hamming distance of each region's code to a packed code (n_bytes,)."""
+        diff = np.bitwise_xor(self.codes, np.asarray(code, dtype=np.uint8)[None])
+        return np.unpackbits(diff, axis=1).sum(axis=1)
+
+    def euler(self, tol: float | None = None) -> dict:
+        """Euler's relation on the planar graph of the subdivision.
+
+        Vertices closer than ``tol`` (default ``1e-10 * scale``; real regions can be a few
+        ``1e-6`` across, rounding errors are ~1e-14) are merged; edges are the distinct pairs
+        of consecutive merged vertices of the region polygons; faces are the regions plus the outer face. Returns ``{"V", "E", "F", "components", "ok"}`` with
+        ``ok = V - E + F == 1 + components``.
+        """
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+        from scipy.spatial import cKDTree
+
+        tol = 1e-10 * self.scale if tol is None else tol
+        pts = np.concatenate(self.regions)
+        pairs = cKDTree(pts).query_pairs(tol, output_type="ndarray")
+        n = len(pts)
+        g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        _, ids = connected_components(g, directed=False)
+        edges = set()
+        used = set()
+        pos = 0
+        for p in self.regions:
+            seq = ids[pos : pos + len(p)]
+            pos += len(p)
+            seq = [int(a) for i, a in enumerate(seq) if a != seq[i - 1]] or [int(seq[0])]
+            used.update(seq)
+            for i in range(len(seq)):
+                a, b = seq[i], seq[(i + 1) % len(seq)]
+                if a != b:
+                    edges.add((min(a, b), max(a, b)))
+        e = np.array(sorted(edges)).reshape(-1, 2)
+        remap = {k: i for i, k in enumerate(sorted(used))}
+        ea = np.array([remap[a] for a in e[:, 0]]) if len(e) else np.zeros(0, int)
+        eb = np.array([remap[b] for b in e[:, 1]]) if len(e) else np.zeros(0, int)
+        n_v = len(used)
+        graph = coo_matrix((np.ones(len(e)), (ea, eb)), shape=(n_v, n_v))
+        n_comp, _ = connected_components(graph, directed=False)
+        n_f = len(self.regions) + 1
+        return {"V": n_v, "E": len(e), "F": n_f, "components": int(n_comp),
+                "ok": n_v - len(e) + n_f == 1 + n_comp}
+
+    def to_frame(self):
+        """One row per region: index, vertices, area, interior point, Hamming weight."""
+        import pandas as pd
+
+        return pd.DataFrame({
+            "region": np.arange(len(self)),
+            "n_vertices": [len(p) for p in self.regions],
+            "area": self.areas(),
+            "s": self.interior[:, 0], "t": self.interior[:, 1],
+            "ones": np.unpackbits(self.codes, axis=1).sum(axis=1),
+        })
+
+
+# ---------------------------------------------------------------------- plane set-up
+def plane_through(anchors, *, margin: float = 0.25):
+    """(origin, u, v, polygon, anchor coords) of the plane through three inputs.
+
+    ``u, v`` are orthonormal (Gram-Schmidt on ``x1 - x0, x2 - x0``), the origin is the
+    triangle's centroid, so ``(s, t)`` are Euclidean coordinates in input space; the polygon
+    is the square around the triangle's bounding box, enlarged by ``margin`` of its side.
+    """
+    a = np.asarray(anchors.detach().cpu() if isinstance(anchors, torch.Tensor) else anchors,
+                   dtype=np.float64)
+    if a.ndim < 2 or a.shape[0] != 3:
+        raise InputError(f"anchors must be three inputs (3, *input_shape), got shape {a.shape}")
+    flat = a.reshape(3, -1)
+    d1, d2 = flat[1] - flat[0], flat[2] - flat[0]
+    n1 = np.linalg.norm(d1)
+    if n1 == 0:
+        raise InputError("anchors 0 and 1 are the same input; pick three distinct inputs")
+    u = d1 / n1
+    w = d2 - (d2 @ u) * u
+    if np.linalg.norm(w) <= 1e-9 * max(n1, np.linalg.norm(d2)):
+        raise InputError("the three anchors are collinear, so they span no plane; pick three "
+                         "inputs that are not on one line")
+    v = w / np.linalg.norm(w)
+    origin = flat.mean(axis=0)
+    st = np.stack([(flat - origin) @ u, (flat - origin) @ v], axis=1)
+    lo, hi = st.min(axis=0), st.max(axis=0)
+    centre, half = (lo + hi) / 2, (hi - lo).max() / 2 * (1 + 2 * margin)
+    square = centre + half * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64)
+    shape = a.shape[1:]
+    return origin.reshape(shape), u.reshape(shape), v.reshape(shape), square, st
+
+
+def _area(p: np.ndarray) -> float:
+    x, y = p[:, 0], p[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def _convex_ccw(polygon) -> np.ndarray:
+    p = np.asarray(polygon, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2 or len(p) < 3:
+        raise InputError(f"polygon must be (K >= 3, 2) plane coordinates, got shape {p.shape}")
+    if _area(p) < 0:
+        p = p[::-1].copy()
+    e = np.roll(p, -1, axis=0) - p
+    turn = e[:, 0] * np.roll(e, -1, axis=0)[:, 1] - e[:, 1] * np.roll(e, -1, axis=0)[:, 0]
+    if _area(p) <= 0 or (turn < -1e-12 * np.abs(e).max() ** 2).any():
+        raise InputError("polygon must be convex with non-zero area; pass its vertices in "
+                         "order (either orientation)")
+    return p
+
+
+# ---------------------------------------------------------------------- polygon cuts
+def _cut(p: np.ndarray, f: np.ndarray, tol: float):
+    """Split convex polygon ``p`` by the line ``f = 0`` (``f`` its values at the vertices,
+    signed distances). Returns (positive side, negative side) or None when it doesn't cross."""
+    if not (f > tol).any() or not (f < -tol).any():
+        return None
+    pos, neg = [], []
+    n = len(p)
+    for i in range(n):
+        fi, fj = f[i], f[(i + 1) % n]
+        if fi >= -tol:
+            pos.append(p[i])
+        if fi <= tol:
+            neg.append(p[i])
+        if (fi > tol and fj < -tol) or (fi < -tol and fj > tol):
+            q = p[i] + (fi / (fi - fj)) * (p[(i + 1) % n] - p[i])
+            pos.append(q)
+            neg.append(q)
+    return np.array(pos), np.array(neg)
+
+
+def _split_by_lines(p: np.ndarray, lines: np.ndarray, tol: float) -> list[np.ndarray]:
+    """Cut convex polygon ``p`` by every line ``(a, b, c)`` (unit normal): the arrangement's
+    cells inside ``p``."""
+    f = p @ lines[:, :2].T + lines[:, 2]
+    crossing = (f > tol).any(axis=0) & (f < -tol).any(axis=0)
+    pieces = [p]
+    for a, b, c in lines[crossing]:
+        nxt = []
+        for q in pieces:
+            res = _cut(q, q[:, 0] * a + q[:, 1] * b + c, tol)
+            if res is None:
+                nxt.append(q)
+            else:
+                nxt.extend(res)
+        pieces = nxt
+    return pieces
+
+
+# ---------------------------------------------------------------------- forward passes
+class _Plane:
+    """The model (float64 copy) restricted to the plane: values and (s, t) slopes."""
+
+    def __init__(self, model, origin, u, v, dtype):
+        if not isinstance(model, nn.Module):
+            raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        for name, m in model.named_modules():
+            if isinstance(m, _NOT_PL_MODULES):
+                raise NotPiecewiseLinearError(
+                    f"module {name or '<root>'} ({type(m).__name__}) is not piecewise linear, "
+                    "so the network has no exact linear regions; replace it by a ReLU-like unit "
+                    "(ReLU, LeakyReLU, PReLU, ReLU6, Hardtanh) or average pooling"
+                )
+        self.model = copy.deepcopy(model).to(dtype).eval()
+        p = next(iter(self.model.parameters()), None)
+        self.device = p.device if p is not None else torch.device("cpu")
+        self.dtype = dtype
+        kw = {"dtype": dtype, "device": self.device}
+        self.origin = torch.as_tensor(origin, **kw)
+        self.u = torch.as_tensor(u, **kw)
+        self.v = torch.as_tensor(v, **kw)
+        self.names: list[str] | None = None
+        self.kinks: list[tuple[float, ...]] = []
+
+    def points(self, st: np.ndarray) -> torch.Tensor:
+        st = torch.as_tensor(st, dtype=self.dtype, device=self.device)
+        shape = (-1,) + (1,) * self.origin.ndim
+        return (self.origin[None] + st[:, 0].view(shape) * self.u
+                + st[:, 1].view(shape) * self.v)
+
+    def _record(self, x):
+        rec = _PreRecorder()
+        with ActivationRecorder(self.model, before=rec.before, other=rec.other,
+                                eval=False) as recorder:
+            out = recorder(x)
+        if not rec.pre:
+            raise NoReluUnitError(no_relu_message(self.model))
+        if rec.nonlinear is not None:
+            raise NotPiecewiseLinearError(
+                f"{rec.nonlinear} runs inside the model's forward, so its output is not "
+                "piecewise linear; remove it (return logits) or replace it by a ReLU-like unit")
+        if self.names is None:
+            self.names = [r[0] for r in rec.records]
+            self.kinks = [r[1] for r in rec.records]
+        return [p.reshape(p.shape[0], -1) for p in rec.pre], out.reshape(out.shape[0], -1)
+
+    def values(self, st: np.ndarray):
+        with torch.no_grad():
+            return self._record(self.points(st))
+
+    def linearize(self, st: np.ndarray):
+        """At plane points (B, 2): [(z, dz/ds, dz/dt) per layer], (y, dy/ds, dy/dt)."""
+        import torch.autograd.forward_ad as fwad
+
+        b = len(st)
+        x = self.points(st).repeat((2,) + (1,) * self.origin.ndim)
+        tang = torch.cat([self.u.expand((b,) + self.u.shape), self.v.expand((b,) + self.v.shape)])
+        with torch.no_grad(), fwad.dual_level():
+            pre, out = self._record(fwad.make_dual(x, tang))
+
+            def split(t):
+                d = fwad.unpack_dual(t)
+                tan = d.tangent if d.tangent is not None else torch.zeros_like(d.primal)
+                return d.primal[:b], tan[:b], tan[b:]
+
+            return [split(p) for p in pre], split(out)
+
+
+def _mean_points(pieces: list[np.ndarray]) -> np.ndarray:
+    return np.array([q.mean(axis=0) for q in pieces])
+
+
+def plane_partition(
+    model: nn.Module,
+    anchors=None,
+    *,
+    plane=None,
+    margin: float = 0.25,
+    max_regions: int = 200_000,
+    batch_size: int = 256,
+    dtype: torch.dtype = torch.float64,
+    check: bool = True,
+) -> PlanePartition:
+    """The exact partition of a plane polygon into the linear regions of ``model``.
+
+    anchors : three inputs (3, *input_shape): the plane through them, orthonormal
+        coordinates, a square around their triangle (``margin`` of its side on each side).
+    plane : instead of anchors, ``(origin, u, v, polygon)`` -- the plane ``origin + s*u +
+        t*v`` and a convex polygon (K, 2) in ``(s, t)``.
+    max_regions : stop with :class:`~acthash.errors.ResourceError` once the partition has
+        more regions (checked after every split, before memory grows further).
+    batch_size : regions linearized per forward pass (bounds memory for wide conv nets).
+    check : compare each region's output map with a forward pass at a second interior
+        point (relative error ``<= 1e-9``); raises NotPiecewiseLinearError otherwise.
+    """
+    if (anchors is None) == (plane is None):
+        raise InputError("give either anchors (three inputs) or plane=(origin, u, v, polygon)")
+    coords = None
+    if anchors is not None:
+        origin, u, v, polygon, coords = plane_through(anchors, margin=margin)
+    else:
+        try:
+            origin, u, v, polygon = plane
+        except (TypeError, ValueError):
+            raise InputError("plane must be a tuple (origin, u, v, polygon)") from None
+        origin, u, v = (np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a,
+                                   dtype=np.float64) for a in (origin, u, v))
+        if not origin.shape == u.shape == v.shape:
+            raise InputError(f"origin, u and v must have one shape, got {origin.shape}, "
+                             f"{u.shape}, {v.shape}")
+        if np.linalg.matrix_rank(np.stack([u.ravel(), v.ravel()]), tol=1e-12) < 2:
+            raise InputError("u and v are parallel (or zero), so they span no plane; give two "
+                             "independent directions")
+    polygon = _convex_ccw(polygon)
+    if max_regions < 1:
+        raise InputError(f"max_regions must be >= 1, got {max_regions}")
+    pl = _Plane(model, origin, u, v, dtype)
+    scale = float(np.abs(polygon).max() + (polygon.max(axis=0) - polygon.min(axis=0)).max())
+    tol = 1e-11 * scale
+    pl.values(polygon[:1])  # layout (names and kinks), and the model checks
+    pieces = [polygon]
+    counts = []
+    for layer, kinks in enumerate(pl.kinks):
+        new: list[np.ndarray] = []
+        for lo in range(0, len(pieces), batch_size):
+            chunk = pieces[lo : lo + batch_size]
+            c = _mean_points(chunk)
+            lins, _ = pl.linearize(c)
+            z, gs, gt = (a.cpu().numpy() for a in lins[layer])
+            off = z - gs * c[:, :1] - gt * c[:, 1:]  # affine map: gs*s + gt*t + off
+            norm = np.hypot(gs, gt)
+            for i, q in enumerate(chunk):
+                moving = norm[i] > 1e-12 * (1 + np.abs(z[i]).max())
+                nn_ = norm[i][moving]
+                lines = np.concatenate([
+                    np.stack([gs[i][moving] / nn_, gt[i][moving] / nn_,
+                              (off[i][moving] - k) / nn_], axis=1) for k in kinks])
+                new.extend(_split_by_lines(q, lines, tol) if len(lines) else [q])
+                if len(new) + len(pieces) - lo - i - 1 > max_regions:
+                    raise ResourceError(
+                        f"the partition has more than max_regions={max_regions} linear regions "
+                        f"(at layer {pl.names[layer]}); raise max_regions or shrink the polygon")
+        pieces = [q for q in new if _area(q) > 1e-20 * scale**2]
+        counts.append(len(pieces))
+    return _finish(pl, pieces, polygon, counts, coords, scale, tol, batch_size, check)
+
+
+def _finish(pl: _Plane, pieces, polygon, counts, coords, scale, tol, batch_size, check):
+    from acthash.core.capture import pack_bits_torch
+
+    interior = _mean_points(pieces)
+    codes, jac, bias = [], [], []
+    for lo in range(0, len(pieces), batch_size):
+        c = interior[lo : lo + batch_size]
+        lins, (y, ys, yt) = pl.linearize(c)
+        bits = []
+        for (z, _, _), kinks in zip(lins, pl.kinks, strict=True):
+            bits.extend(z > k for k in kinks)
+        codes.append(pack_bits_torch(torch.cat(bits, dim=1)).cpu().numpy())
+        y, ys, yt = (a.cpu().numpy() for a in (y, ys, yt))
+        jac.append(np.stack([ys, yt], axis=2))
+        bias.append(y - ys * c[:, :1] - yt * c[:, 1:])
+    codes, jac, bias = np.concatenate(codes), np.concatenate(jac), np.concatenate(bias)
+    checks = {}
+    if check:
+        # a second interior point: halfway between the vertex mean and the first vertex
+        other = np.array([(q.mean(axis=0) + q[0]) / 2 for q in pieces])
+        err = 0.0
+        for lo in range(0, len(pieces), batch_size):
+            sl = slice(lo, lo + batch_size)
+            _, y = pl.values(other[sl])
+            pred = np.einsum("rcd,rd->rc", jac[sl], other[sl]) + bias[sl]
+            y = y.cpu().numpy()
+            err = max(err, float((np.abs(pred - y) / (1 + np.abs(y))).max()))
+        checks["affine_max_rel_error"] = err
+        if err > 1e-9:
+            raise NotPiecewiseLinearError(
+                f"the model's output is not affine inside a region (relative error {err:.3g}): "
+                "it has an operation that is not piecewise linear in its ReLU-like units")
+    n_bits = sum(len(k) * int(z[0].shape[1]) for k, z in zip(pl.kinks, lins, strict=True))
+    boundary = _decision_boundary(pieces, jac, bias, tol)
+    return PlanePartition(
+        origin=pl.origin.cpu().numpy(), u=pl.u.cpu().numpy(), v=pl.v.cpu().numpy(),
+        polygon=polygon, regions=pieces, interior=interior, codes=codes, out_jac=jac,
+        out_bias=bias, counts=counts, layer_names=list(pl.names), n_bits=n_bits,
+        boundary=boundary, anchors=coords, scale=scale, checks=checks)
+
+
+def _decision_boundary(pieces, jac, bias, tol) -> np.ndarray:
+    """Segments where the output's argmax changes (one output: where it changes sign)."""
+    if jac.shape[1] == 1:
+        jac = np.concatenate([np.zeros_like(jac), jac], axis=1)
+        bias = np.concatenate([np.zeros_like(bias), bias], axis=1)
+    segs = []
+    n_cls = jac.shape[1]
+    for r, q in enumerate(pieces):
+        logits = q @ jac[r].T + bias[r]  # (n, C)
+        win = logits.argmax(axis=1)
+        if (win == win[0]).all():
+            continue  # the polygon is convex and so is each argmax cell: one class wins
+        for i in range(n_cls):
+            cell = q
+            for k in range(n_cls):
+                if k == i or cell is None:
+                    continue
+                g = jac[r, i] - jac[r, k]
+                ng = np.hypot(*g)
+                if ng == 0:
+                    if bias[r, i] < bias[r, k]:
+                        cell = None
+                    continue
+                f = (cell @ g + bias[r, i] - bias[r, k]) / ng
+                res = _cut(cell, f, tol)
+                if res is not None:
+                    cell = res[0]
+                elif (f < tol).all():
+                    cell = None
+            if cell is None or len(cell) < 2:
+                continue
+            for j in range(i + 1, n_cls):
+                g = jac[r, i] - jac[r, j]
+                ng = np.hypot(*g)
+                if ng == 0:
+                    continue
+                f = np.abs(cell @ g + bias[r, i] - bias[r, j]) / ng <= 1e3 * tol
+                for a in range(len(cell)):
+                    b = (a + 1) % len(cell)
+                    if f[a] and f[b] and np.linalg.norm(cell[a] - cell[b]) > tol:
+                        segs.append(np.stack([cell[a], cell[b]]))
+    return np.array(segs).reshape(-1, 2, 2)
+
+
+def grid_codes(partition: PlanePartition, model: nn.Module, n: int, *,
+               batch_size: int = 4096) -> np.ndarray:
+    """Packed codes (n*n, n_bytes) of ``model`` (via :func:`acthash.core.capture.neural_codes`)
+    on an ``n x n`` grid over the polygon's bounding box, restricted to points inside it; an
+    independent, approximate count of the regions is the number of distinct rows."""
+    from acthash.core.capture import neural_codes
+
+    lo, hi = partition.polygon.min(axis=0), partition.polygon.max(axis=0)
+    gs, gt = np.meshgrid(np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n))
+    st = np.stack([gs.ravel(), gt.ravel()], axis=1)
+    p = partition.polygon
+    e = np.roll(p, -1, axis=0) - p
+    cross = e[None, :, 0] * (st[:, None, 1] - p[None, :, 1]) - e[None, :, 1] * (
+        st[:, None, 0] - p[None, :, 0])
+    st = st[(cross >= 0).all(axis=1)]
+    dtype = next(iter(model.parameters())).dtype
+    x = torch.as_tensor(partition.to_input(st), dtype=dtype)
+    return neural_codes(model, x, batch_size=batch_size, check_finite=False).packed
+
