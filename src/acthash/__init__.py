@@ -14,8 +14,8 @@ solvers), :mod:`acthash.properties` (the encoding properties and their catalog),
 :mod:`acthash.runs` (one run, presets, sweeps, the result store), :mod:`acthash.presentation`
 (figures, phase chart, claims, report); the companion sciences :mod:`acthash.geometry` (exact
 linear regions), :mod:`acthash.spectrum` (empirical NTK), :mod:`acthash.lsh`,
-:mod:`acthash.binary` (latent binary encoding) and :mod:`acthash.retrieval` (hash encoders and
-retrieval metrics); :mod:`acthash.studies` (study drivers) and :mod:`acthash.errors` (every
+:mod:`acthash.binary` (latent binary encoding), :mod:`acthash.retrieval` (hash encoders and
+retrieval metrics) and :mod:`acthash.ood` (out-of-distribution detection, memorisation); :mod:`acthash.studies` (study drivers) and :mod:`acthash.errors` (every
 user-facing error). The property functions and the capture API are importable from the top
 level. Everything is loaded on first use, so ``import acthash`` is cheap.
 """
@@ -57,9 +57,11 @@ _ATTRIBUTES = {
     "redundancy_ratio": "acthash.properties",
     "memory_budget": "acthash._utils.budget",
     "load_checkpoint": "acthash.runs.experiment",
+    "ood_metrics": "acthash.ood.metrics",
+    "make_detector": "acthash.ood.detectors",
 }
 
-_SUBMODULES = ("binary", "core", "data", "errors", "geometry", "lsh", "models", "ops",
+_SUBMODULES = ("binary", "core", "data", "errors", "geometry", "lsh", "models", "ood", "ops",
                "presentation", "properties", "retrieval", "runs", "spectrum", "studies",
                "train")
 
