@@ -69,8 +69,9 @@ def test_option_defaults_are_the_configs_defaults():
     """The commands read defaults from the config classes' fields without building them."""
     import dataclasses
 
-    from acthash.cli._options import _defaults
     from acthash.runs.config import RunConfig
+
+    from acthash.cli._options import _defaults
     from acthash.studies import configs
 
     for cls in (RunConfig, configs.RegionsConfig, configs.LSHConfig, configs.SpectrumConfig,
