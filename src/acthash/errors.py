@@ -22,6 +22,7 @@ __all__ = [
     "DivergenceError",
     "ResourceError",
     "SweepLockedError",
+    "StudyError",
     "SmallDataWarning",
 ]
 
@@ -75,6 +76,11 @@ class ResourceError(ActhashError, MemoryError):
 
 class SweepLockedError(ActhashError, RuntimeError):
     """Another process holds the sweep directory's lock."""
+
+
+class StudyError(ActhashError, RuntimeError):
+    """A study's built-in check failed (e.g. an OOD detector that tells two in-distribution
+    splits apart); the message names what failed and where the results were written."""
 
 
 class SmallDataWarning(UserWarning):
