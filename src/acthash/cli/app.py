@@ -11,7 +11,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from acthash.cli import data, figures, run, study, sweeps
+from acthash.cli import data, figures, run, study, study_ood, sweeps
 from acthash.cli._tables import err_console
 from acthash.errors import EXIT_USER_ERROR, ActhashError
 
@@ -47,7 +47,7 @@ def _main() -> None:
 
 
 # commands first, in the order of `acthash --help`, then the groups
-for _group in (run, sweeps, figures, data, study):
+for _group in (run, sweeps, figures, data, study, study_ood):
     _group.register(app)
 
 

@@ -417,7 +417,7 @@ class OODStudyConfig(ConfigDict):
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     sanity_tolerance: float = 0.05
     label_noise: float = 0.2  # 0: no memorisation part
-    memorization_epochs: int = 60
+    memorization_epochs: int = 200  # long enough to fit (memorise) the flipped labels
     memorization_k: int = 10
     figures: bool = True
     device: str = "cpu"
