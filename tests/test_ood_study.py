@@ -69,3 +69,14 @@ def test_cli_study_ood(tmp_path):
     assert (mem["n_flipped"] == round(0.2 * mem["n_train"])).all()
     scores = np.load(tmp_path / "c" / "scores_seed0.npz")
     assert {"hamming-knn|test", "hamming-knn|val", "energy|uniform"} <= set(scores.files)
+
+
+def test_every_option_is_a_config_field():
+    import typer.main
+
+    from acthash.cli import CLI_ONLY
+
+    cmd = typer.main.get_command(app).commands["study"].commands["ood"]
+    params = {p.name for p in cmd.params}
+    assert params - OODStudyConfig.field_names() - CLI_ONLY == set()
+    assert {"data_dir", "dataset_option", "device"} <= params
