@@ -215,6 +215,7 @@ def _command(path: list[str]):
     (["study", "retrieval"], "acthash.studies.retrieval:RetrievalStudyConfig", set()),
     (["study", "planes"], "acthash.studies.configs:PlanesConfig", set()),
     (["study", "local-complexity"], "acthash.studies.configs:LocalComplexityConfig", set()),
+    (["study", "ood"], "acthash.studies.configs:OODStudyConfig", set()),
 ])
 def test_cli_options_are_config_fields(path, cls, composite):
     """Every option sets the config field of its name (``composite``: documented parts of a
@@ -259,7 +260,7 @@ _FORMER = {"datasets", "real_dataset", "task", "widths", "seeds", "backbone", "l
 @pytest.mark.parametrize("path", [["run"], ["layers"], ["measure"], ["sweep"], ["study", "regions"],
                                   ["study", "lsh"], ["study", "spectrum"], ["study", "binary"],
                                   ["study", "retrieval"], ["study", "planes"],
-                                  ["study", "local-complexity"]])
+                                  ["study", "local-complexity"], ["study", "ood"]])
 def test_every_command_uses_the_shared_option_names(path):
     cmd = _command(path)
     visible = {p.name for p in cmd.params if not getattr(p, "hidden", False)}

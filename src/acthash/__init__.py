@@ -15,8 +15,8 @@ solvers), :mod:`acthash.properties` (the encoding properties and their catalog),
 the result store), :mod:`acthash.presentation`
 (figures, phase chart, claims, report); the companion sciences :mod:`acthash.geometry` (exact
 linear regions), :mod:`acthash.spectrum` (empirical NTK), :mod:`acthash.lsh`,
-:mod:`acthash.binary` (latent binary encoding) and :mod:`acthash.retrieval` (hash encoders and
-retrieval metrics); :mod:`acthash.studies` (study drivers) and :mod:`acthash.errors` (every
+:mod:`acthash.binary` (latent binary encoding), :mod:`acthash.retrieval` (hash encoders and
+retrieval metrics) and :mod:`acthash.ood` (out-of-distribution detection, memorisation); :mod:`acthash.studies` (study drivers) and :mod:`acthash.errors` (every
 user-facing error). The property functions and the capture API are importable from the top
 level. Everything is loaded on first use, so ``import acthash`` is cheap.
 """
@@ -68,9 +68,11 @@ _ATTRIBUTES = {
     "plane_partition": "acthash.geometry.planes",
     "PlanePartition": "acthash.geometry.planes",
     "local_complexity": "acthash.geometry.local_complexity",
+    "ood_metrics": "acthash.ood.metrics",
+    "make_detector": "acthash.ood.detectors",
 }
 
-_SUBMODULES = ("binary", "core", "data", "errors", "geometry", "lsh", "models", "ops",
+_SUBMODULES = ("binary", "core", "data", "errors", "geometry", "lsh", "models", "ood", "ops",
                "presentation", "properties", "retrieval", "runs", "spectrum", "studies",
                "train")
 

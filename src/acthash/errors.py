@@ -26,6 +26,7 @@ __all__ = [
     "StorageError",
     "SweepLockedError",
     "IncompleteRunError",
+    "StudyError",
     "SmallDataWarning",
 ]
 
@@ -94,6 +95,11 @@ class SweepLockedError(ActhashError, RuntimeError):
 class IncompleteRunError(ActhashError, RuntimeError):
     """A run or study directory whose ``INCOMPLETE`` marker says it failed, was interrupted
     or is still being written; the message says how to rerun it."""
+
+
+class StudyError(ActhashError, RuntimeError):
+    """A study's built-in check failed (e.g. an OOD detector that tells two in-distribution
+    splits apart); the message names what failed and where the results were written."""
 
 
 class SmallDataWarning(UserWarning):

@@ -31,6 +31,7 @@ from acthash.cli import (  # noqa: F401  (study_geometry adds its commands to st
     run,
     study,
     study_geometry,
+    study_ood,
     sweeps,
 )
 from acthash.cli._tables import err_console
@@ -131,7 +132,7 @@ def _main(
 
 
 # commands first, in the order of `acthash --help`, then the groups
-for _group in (run, measure, sweeps, figures, data, study, examples):
+for _group in (run, measure, sweeps, figures, data, study, study_ood, examples):
     _group.register(app)
 
 

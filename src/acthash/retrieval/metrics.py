@@ -18,6 +18,18 @@ Measures (per query, averaged over queries):
 - the precision-recall curve of Hamming-radius retrieval, radius 0..b: recall averaged over
   all queries, precision over the queries that retrieve at least one item (``coverage``).
 
+Cut-off measures of the deep-hashing protocol, for any k (:func:`map_at_k`,
+:func:`precision_at_k`, :func:`ranking_at_k`): AP@k = (1/Z) Σ_{i≤k} rel(i)·P@i over the first
+k ranked items, normalised either by **the number of relevant items retrieved in the top k**
+(``normalize="retrieved"``, Z = Σ_{i≤k} rel(i), AP@k = 0 when none is retrieved; the
+deep-hashing convention of DPSH/HashNet-style ``calc_map``/``CalcTopMap`` code) or by
+**min(k, R)** (``normalize="min"``, the information-retrieval convention; at k = N it is the
+AP above). The tie rule is named: ``ties="stable"`` (database order, the item stored first
+ranks first), ``"expected"`` (the exact expected value over uniformly random orders of the
+tied items, closed form) or ``"deep-hashing"`` (what deep-hashing code does: an *unstable*
+sort by distance, whose order among ties is arbitrary, reported as that expected value —
+the same number as ``"expected"``).
+
 Backends, all exact and giving the same numbers: ``"numba"`` (a compiled two-pass kernel, no
 sort), ``"torch"`` (distances by a matrix product, stable sort; runs on a GPU with
 ``device="cuda"``) and ``"numpy"`` (stable argsort, the reference); resolved by
@@ -39,8 +51,14 @@ from acthash._utils.validate import as_packed, check_labels
 from acthash.errors import InputError
 from acthash.ops.hamming import hamming_distances
 
-__all__ = ["DEFAULT_KS", "RankingStats", "ranking_stats", "mean_average_precision",
-           "expected_average_precision", "retrieval_summary"]
+__all__ = ["DEFAULT_KS", "TIE_RULES", "MAP_NORMALIZATIONS", "RankingStats", "ranking_stats",
+           "mean_average_precision", "expected_average_precision", "retrieval_summary",
+           "ranking_at_k", "map_at_k", "precision_at_k"]
+
+#: tie rules of the cut-off measures
+TIE_RULES = ("stable", "expected", "deep-hashing")
+#: normalisations of AP@k: by the relevant items retrieved in the top k, or by min(k, R)
+MAP_NORMALIZATIONS = ("retrieved", "min")
 
 #: the cut-offs of precision@k reported by default
 DEFAULT_KS = (1, 10, 100, 1000)
@@ -311,3 +329,96 @@ def retrieval_summary(query, database, query_labels=None, database_labels=None, 
     return ranking_stats(query, database, query_labels, database_labels, ks=ks,
                          backend=backend).summary(radius)
 
+
+
+# ---------------------------------------------------------------------------- cut-off measures
+def _group_sum(n, r, c, rb, m, h):
+    """Expected Σ over the first m positions of a tie group (n items, r relevant, after c
+    items of which rb relevant) of rel(j)·P@(c + j): (r/n)[m B + (A − B − B c)(H(c + m) −
+    H(c))], A = rb + 1, B = (r − 1)/(n − 1) (the derivation of :func:`_expected_ap`)."""
+    n = np.asarray(n, np.float64)
+    r = np.asarray(r, np.float64)
+    b = np.divide(r - 1.0, n - 1.0, out=np.zeros_like(n), where=n > 1)
+    a = rb + 1.0
+    dh = h[(c + m).astype(np.int64)] - h[np.asarray(c, np.int64)]
+    out = np.divide(r, n, out=np.zeros_like(n), where=n > 0) * (m * b + (a - b - b * c) * dh)
+    return np.where(r > 0, out, 0.0)
+
+
+def _expected_at_k(hist_n, hist_r, n_rel, k: int, normalize: str):
+    """(AP@k, hits@k) per query, expected over random orders within ties."""
+    from scipy.stats import hypergeom
+
+    cum_n = np.cumsum(hist_n, axis=1)
+    cum_r = np.cumsum(hist_r, axis=1)
+    c = cum_n - hist_n
+    rb = cum_r - hist_r
+    h = _harmonic(int(cum_n[0, -1]))
+    rows = np.arange(len(hist_n))
+    lev = (cum_n < k).sum(axis=1)  # the level holding rank k
+    full = np.arange(hist_n.shape[1])[None, :] < lev[:, None]
+    whole = np.where(full, _group_sum(hist_n, hist_r, c, rb, hist_n, h), 0.0).sum(axis=1)
+    nl, rl, cl, rbl = hist_n[rows, lev], hist_r[rows, lev], c[rows, lev], rb[rows, lev]
+    m = k - cl  # positions of the boundary group inside the top k
+    hits = rbl + m * rl / nl
+    if normalize == "min":
+        top = whole + _group_sum(nl, rl, cl, rbl, m, h)
+        return top / np.minimum(k, n_rel), hits
+    ap = np.empty(len(hist_n))
+    for q in rows:  # Z = rb + X, X ~ hypergeometric(nl, rl, m) relevant in the boundary part
+        x = np.arange(max(0, m[q] - (nl[q] - rl[q])), min(m[q], rl[q]) + 1)
+        p = hypergeom.pmf(x, nl[q], rl[q], m[q])
+        inner = _group_sum(np.full(len(x), m[q]), x, cl[q], rbl[q], m[q], h)
+        z = rbl[q] + x
+        ap[q] = np.sum(np.divide(p * (whole[q] + inner), z, out=np.zeros(len(x)), where=z > 0))
+    return ap, hits
+
+
+def ranking_at_k(query, database, query_labels=None, database_labels=None, *, k: int,
+                 ties: str = "stable", normalize: str = "retrieved",
+                 chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(ap_at_k, precision_at_k)``, both (Q,): the cut-off measures of Hamming ranking for
+    one k with a named tie rule and AP@k normalisation (see the module docstring)."""
+    if ties not in TIE_RULES:
+        raise InputError(f"unknown tie rule {ties!r}; choose {', '.join(TIE_RULES)}")
+    if normalize not in MAP_NORMALIZATIONS:
+        raise InputError(f"unknown normalisation {normalize!r}; choose "
+                         f"{', '.join(MAP_NORMALIZATIONS)}")
+    q, ql, db, dl, n_rel, (k,), n_bits = _check(query, query_labels, database,
+                                                 database_labels, (k,))
+    levels = n_bits + 1
+    ap = np.empty(len(q))
+    hits = np.empty(len(q))
+    for lo in range(0, len(q), chunk):
+        sl = slice(lo, lo + chunk)
+        d = hamming_distances(q[sl], db, chunk=32)
+        rel_all = dl[None, :] == ql[sl, None]
+        if ties == "stable":
+            order = np.argsort(d, axis=1, kind="stable")[:, :k]
+            rel = np.take_along_axis(rel_all, order, 1)
+            cum = np.cumsum(rel, axis=1)
+            top = np.where(rel, cum / np.arange(1, k + 1), 0.0).sum(axis=1)
+            z = cum[:, -1] if normalize == "retrieved" else np.minimum(k, n_rel[sl])
+            ap[sl] = np.divide(top, z, out=np.zeros(len(top)), where=z > 0)
+            hits[sl] = cum[:, -1]
+            continue
+        rows = np.arange(d.shape[0])[:, None] * levels
+        size = d.shape[0] * levels
+        hist_n = np.bincount((rows + d).ravel(), minlength=size).reshape(-1, levels)
+        hist_r = np.bincount((rows + d)[rel_all], minlength=size).reshape(-1, levels)
+        ap[sl], hits[sl] = _expected_at_k(hist_n, hist_r, n_rel[sl], k, normalize)
+    return ap, hits / k
+
+
+def map_at_k(query, database, query_labels=None, database_labels=None, *, k: int,
+             ties: str = "stable", normalize: str = "retrieved") -> float:
+    """mAP@k: the mean over queries of AP@k (:func:`ranking_at_k`)."""
+    return float(ranking_at_k(query, database, query_labels, database_labels, k=k, ties=ties,
+                              normalize=normalize)[0].mean())
+
+
+def precision_at_k(query, database, query_labels=None, database_labels=None, *, k: int,
+                   ties: str = "stable") -> float:
+    """Mean precision@k under the tie rule ``ties`` (:func:`ranking_at_k`)."""
+    return float(ranking_at_k(query, database, query_labels, database_labels, k=k,
+                              ties=ties)[1].mean())

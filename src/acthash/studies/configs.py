@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RegionsConfig", "LSHConfig", "SpectrumConfig", "COMPARISONS", "BinaryStudyConfig",
            "VARIANTS", "RetrievalStudyConfig", "ENCODER_NAMES", "PlanesConfig",
-           "LocalComplexityConfig"]
+           "LocalComplexityConfig", "OODStudyConfig", "OOD_SHIFTS", "OOD_DETECTORS"]
 
 
 def _as_list(value, kind) -> list:
@@ -469,3 +469,73 @@ class LocalComplexityConfig(DataFields, ModelFields, TrainFields, ConfigDict):
             raise ConfigError(f"radius must be positive, got {self.radius}")
         if self.sample_size is not None and self.sample_size < 1:
             raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")
+
+
+# ---------------------------------------------------------------------------- ood
+
+#: built-in out-of-distribution sets of the OOD study (any registry dataset name also works:
+#: its test images resized to the input shape, e.g. "digits" for a Fashion-MNIST model)
+OOD_SHIFTS = ("held-out", "permuted", "inverted", "uniform", "gaussian")
+#: the detectors of :data:`acthash.ood.DETECTORS`, in table order
+OOD_DETECTORS = ("hamming-knn", "hamming-knn-class", "hamming-knn-layers", "coverage", "msp",
+                 "energy", "feature-knn", "mahalanobis")
+
+
+@dataclass
+class OODStudyConfig(ConfigDict):
+    """Everything that fixes the OOD study (with the seeds, bit for bit on CPU).
+
+    One MLP per seed is trained on the classes ``in_classes`` (the rest are the near-OOD
+    "held-out" set); ``val_fraction`` of the in-distribution training data is held out as the
+    sanity set: every detector must score it against the in-distribution test set with an
+    AUROC within ``sanity_tolerance`` of 0.5 (mean over seeds), else the study fails.
+    ``label_noise`` > 0 adds the memorisation part: a model trained on every class with that
+    share of symmetric label noise, its training codes scored for the flipped labels."""
+
+    _kind = "study config"
+
+    dataset: str = "digits"
+    dataset_options: dict = field(default_factory=dict)
+    in_classes: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    train_size: int | None = None  # first N in-distribution training examples (None: all)
+    test_size: int | None = None  # first N in-distribution test examples (None: all)
+    val_fraction: float = 0.3
+    ood_sets: list[str] = field(default_factory=lambda: list(OOD_SHIFTS))
+    detectors: list[str] = field(default_factory=lambda: list(OOD_DETECTORS))
+    k: int = 10  # neighbours of the k-NN detectors
+    width: list[int] = field(default_factory=lambda: [128, 64])  # hidden widths of the MLP
+    epochs: int = 20
+    lr: float = 1e-3
+    batch_size: int = 64
+    seed: list[int] = field(default_factory=lambda: [0, 1, 2])  # one model per seed
+    sanity_tolerance: float = 0.05
+    label_noise: float = 0.2  # 0: no memorisation part
+    memorization_epochs: int = 200  # long enough to fit (memorise) the flipped labels
+    memorization_k: int = 10
+    figures: bool = True
+    device: str = "auto"
+
+    def validate(self) -> None:
+        super().validate()
+        unknown = [d for d in self.detectors if d not in OOD_DETECTORS]
+        if unknown or not self.detectors:
+            raise ConfigError(f"unknown detectors {unknown}; choose from "
+                              f"{', '.join(OOD_DETECTORS)}")
+        if not self.ood_sets:
+            raise ConfigError(f"give at least one OOD set, e.g. {', '.join(OOD_SHIFTS)}")
+        if len(set(self.in_classes)) < 2:
+            raise ConfigError("in_classes needs at least two classes")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.label_noise < 1.0:
+            raise ConfigError(f"label_noise must be in [0, 1), got {self.label_noise}")
+        if not self.seed:
+            raise ConfigError("give at least one seed")
+        if self.k < 1 or self.memorization_k < 1 or self.epochs < 1:
+            raise ConfigError("k, memorization_k and epochs must be >= 1")
+        if not 0.0 < self.sanity_tolerance <= 0.5:
+            raise ConfigError(f"sanity_tolerance must be in (0, 0.5], got "
+                              f"{self.sanity_tolerance}")
+        for name, v in (("train_size", self.train_size), ("test_size", self.test_size)):
+            if v is not None and v < 1:
+                raise ConfigError(f"{name} must be >= 1 or None, got {v}")
