@@ -20,6 +20,7 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 try:
@@ -140,6 +141,14 @@ def test_wheel_installs_and_runs_from_an_empty_directory(tmp_path):
     assert "encoding properties" in res.stdout and "redundancy ratio" in res.stdout
     runs = list((empty / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "metrics.parquet").exists()
+    # the trained model, measured again from its checkpoint (no training)
+    res = _run([acthash, "measure", "--checkpoint", str(runs[0] / "model.pt"),
+                "--kmeans-n-init", "1", "--logreg-strategy", "ovr", "--no-save-codes",
+                "--no-progress", "--out", "measured"], 600, cwd=empty, env=env)
+    assert "encoding properties" in res.stdout and "redundancy ratio" in res.stdout
+    measured = pd.read_parquet(empty / "measured" / "metrics.parquet")
+    trained = pd.read_parquet(runs[0] / "metrics.parquet")
+    assert measured["redundancy_train"].iloc[0] == trained["redundancy_train"].iloc[-1]
 
     res = _run([acthash, "example", "list"], 120, cwd=empty, env=env)
     assert "sweep-digits" in res.stdout and "sweep-fashion-no-batchnorm" in res.stdout

@@ -132,3 +132,18 @@ def test_cli_study_retrieval(tmp_path):
     bad = CliRunner().invoke(app, ["study", "retrieval", "--encoders", "kmeans", "--out",
                                    str(tmp_path / "t")])
     assert bad.exit_code != 0 and "choose from" in bad.output
+
+
+def test_map_at_k_columns_follow_the_deep_hashing_protocol(tmp_path):
+    """mAP@k with k = the whole database, normalised by the relevant items retrieved, is the
+    whole-ranking AP; with the expected tie rule it equals the study's map_expected."""
+    cfg = _tiny(encoders=["neural", "lsh-raw"], bits=[8], seed=[0], map_at=[10, 400],
+                map_ties="expected", search=False, figures=False)
+    res = run_retrieval_study(cfg, out_dir=tmp_path / "s")
+    ok = res.results[res.results["status"] == "ok"]
+    np.testing.assert_allclose(ok["map@400"], ok["map_expected"], rtol=1e-9)
+    assert ((ok["prec@10"] >= 0) & (ok["prec@10"] <= 1)).all()
+    assert {"map@10_mean", "prec@10_mean"} <= set(res.summary.columns)
+    assert "map@10" in (tmp_path / "s" / "summary.md").read_text()
+    with pytest.raises(ConfigError, match="map_ties"):
+        _tiny(map_ties="random")

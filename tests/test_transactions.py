@@ -381,3 +381,19 @@ def test_python_api_takes_force(tmp_path):
     with pytest.raises(ConfigError, match="pass --force to replace it"):
         acthash.run(**kw)
     assert acthash.run(**kw, force=True).run_dir == out and "INCOMPLETE" not in files(out)
+
+
+def test_ctrl_c_in_the_cli_says_the_run_is_marked_and_exits_130(tmp_path, monkeypatch):
+    from acthash.errors import EXIT_INTERRUPTED
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "encoding_properties", stop)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["run", "--width", "4", "--epochs", "1", "--checkpoints", "1",
+                                   "--out", str(out), "--no-progress"])
+    assert res.exit_code == EXIT_INTERRUPTED == 130
+    assert "interrupted:" in res.output and "--force --out" in res.output
+    assert "Traceback" not in res.output and "Aborted" not in res.output
+    assert marker(out)["status"] == "interrupted"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "EXIT_USER_ERROR",
+    "EXIT_INTERRUPTED",
     "ActhashError",
     "InputError",
     "ConfigError",
@@ -33,6 +34,8 @@ __all__ = [
 #: exit status of the CLI for an :class:`ActhashError` and for an environment error (full
 #: disk, unwritable folder, ...); click/typer use 2 for usage errors
 EXIT_USER_ERROR = 3
+#: exit status of the CLI after Ctrl-C (128 + SIGINT, as a shell reports it)
+EXIT_INTERRUPTED = 130
 
 
 class ActhashError(Exception):

@@ -35,7 +35,7 @@ from acthash.cli import (  # noqa: F401  (study_geometry adds its commands to st
     sweeps,
 )
 from acthash.cli._tables import err_console
-from acthash.errors import EXIT_USER_ERROR, ActhashError
+from acthash.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, ActhashError
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 
@@ -93,6 +93,14 @@ class _ErrorBoundary(TyperGroup):
                 err_console.print(f"[bold red]error:[/] {_one_line(error)}", soft_wrap=True,
                                   highlight=False, markup=True)
                 ctx.exit(EXIT_USER_ERROR)
+            except KeyboardInterrupt:
+                if _debug(ctx):
+                    raise
+                err_console.print("[bold red]interrupted:[/] a run directory being written keeps "
+                                  "its INCOMPLETE marker (status interrupted); rerun the "
+                                  "command with --force --out DIR, or resume a sweep by "
+                                  "rerunning it", soft_wrap=True, highlight=False, markup=True)
+                ctx.exit(EXIT_INTERRUPTED)
 
 
 app = typer.Typer(

@@ -438,6 +438,16 @@ def study_retrieval(
         help="Database rows ITQ's rotation is fitted on (0 = all).")] = _RET.itq_fit_size or 0,
     radius: Annotated[int, typer.Option(help="Hamming radius of the radius precision.")] = (
         _RET.radius),
+    map_at: Annotated[str, typer.Option(
+        help="Cut-offs k of mAP@k and P@k, comma-separated (e.g. 1000; empty: none).")] = (
+            _csv(_RET.map_at)),
+    map_ties: Annotated[str, typer.Option(
+        help="Tie rule of mAP@k: stable (database order), expected (over the orders of tied "
+        "items) or deep-hashing (an unstable sort, reported as its expectation).")] = (
+            _RET.map_ties),
+    map_normalize: Annotated[str, typer.Option(
+        help="AP@k normalised by the relevant items retrieved in the top k (retrieved) or "
+        "by min(k, R) (min).")] = _RET.map_normalize,
     search: Annotated[bool, typer.Option(
         help="Time exact and faiss search on the largest database.")] = _RET.search,
     search_bits: Annotated[int, typer.Option(
@@ -481,7 +491,8 @@ def study_retrieval(
                   n_queries=n_queries or None, n_database=n_database or None,
                   train_size=train_size or None, width=_parse_ints(params["width"]),
                   seed=_parse_ints(params["seed"]) or [0], itq_fit_size=itq_fit_size or None,
-                  search_bits=search_bits or None, runs=run_dirs)
+                  search_bits=search_bits or None, runs=run_dirs,
+                  map_at=_parse_ints(map_at))
     result = run_retrieval_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
                                  force=force)
     summary = result.summary

@@ -361,6 +361,13 @@ class RetrievalStudyConfig(ConfigDict):
     itq_iter: int = 50
     itq_fit_size: int | None = 5000  # ITQ's rotation is fitted on this many database rows
     ks: list[int] = field(default_factory=lambda: [1, 10, 100, 1000])
+    # the deep-hashing protocol's cut-off measures: mAP@k and P@k for each k of ``map_at``
+    # (e.g. [1000] for ImageNet-100, [5000] for NUS-WIDE/COCO; empty: none), with the tie
+    # rule ``map_ties`` ("stable", "expected", "deep-hashing") and AP@k normalised by the
+    # relevant items retrieved in the top k ("retrieved") or by min(k, R) ("min")
+    map_at: list[int] = field(default_factory=list)
+    map_ties: str = "expected"
+    map_normalize: str = "retrieved"
     radius: int = 2
     search: bool = True
     search_dataset: str | None = None  # None: the dataset with the largest database
@@ -395,6 +402,15 @@ class RetrievalStudyConfig(ConfigDict):
                               "decorrelated or first")
         if self.search_encoder not in ENCODER_NAMES:
             raise ConfigError(f"unknown search encoder {self.search_encoder!r}")
+        self.map_at = _as_list(self.map_at, int)
+        if any(k < 1 for k in self.map_at):
+            raise ConfigError(f"map_at cut-offs must be positive integers, got {self.map_at}")
+        if self.map_ties not in ("stable", "expected", "deep-hashing"):
+            raise ConfigError(f"unknown map_ties {self.map_ties!r}; choose stable, expected "
+                              "or deep-hashing")
+        if self.map_normalize not in ("retrieved", "min"):
+            raise ConfigError(f"unknown map_normalize {self.map_normalize!r}; choose retrieved "
+                              "(relevant items in the top k) or min (min(k, R))")
         stray = sorted(set(self.runs) - set(self.dataset))
         if stray:
             raise ConfigError(f"runs are given for {stray}, which are not among the datasets "

@@ -61,7 +61,7 @@ from acthash.retrieval.encoders import (
     SpectralHash,
     penultimate_features,
 )
-from acthash.retrieval.metrics import ranking_stats
+from acthash.retrieval.metrics import ranking_at_k, ranking_stats
 from acthash.retrieval.search import search_benchmark
 from acthash.studies.configs import ENCODER_NAMES, RetrievalStudyConfig
 from acthash.train import TrainConfig, resolve_device, seed_everything, train
@@ -222,8 +222,14 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
                     continue
                 t2 = time.perf_counter()
                 stats = ranking_stats(c_q, c_db, y_q.numpy(), y_db.numpy(), ks=ks)
+                at_k = {}
+                for k in cfg.map_at:  # the deep-hashing protocol's cut-off measures
+                    ap_k, p_k = ranking_at_k(c_q, c_db, y_q.numpy(), y_db.numpy(),
+                                             k=min(k, len(y_db)), ties=cfg.map_ties,
+                                             normalize=cfg.map_normalize)
+                    at_k[f"map@{k}"], at_k[f"prec@{k}"] = float(ap_k.mean()), float(p_k.mean())
                 t3 = time.perf_counter()
-                rows.append({**base, "status": "ok", **stats.summary(cfg.radius),
+                rows.append({**base, "status": "ok", **stats.summary(cfg.radius), **at_k,
                              "fit_s": t1 - t0, "encode_s": t2 - t1, "eval_s": t3 - t2})
                 pr = stats.pr_curve()
                 for k, v in (("dataset", name), ("seed", seed), ("encoder", enc_name),
@@ -262,8 +268,9 @@ def run_retrieval_study(cfg: RetrievalStudyConfig | None = None, *, out_dir=None
             write_table(run_dir / "pr_curves.parquet", pr_curves)
         if search is not None:
             write_table(run_dir / "search.csv", search)
-        (run_dir / "summary.md").write_text(
-            map_table(summary, cfg) + "\n" + map_table(summary, cfg, metric="map_expected"))
+        (run_dir / "summary.md").write_text("\n".join(
+            map_table(summary, cfg, metric=m) for m in
+            ("map", "map_expected", *(f"map@{k}" for k in cfg.map_at))))
         write_json(run_dir / "study.json", {
             "seconds": seconds, "cpu_seconds": time.process_time() - cpu_start,
             "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -283,7 +290,8 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of each metric, one row per dataset × encoder × budget that
     was applicable (``<metric>_mean``, ``<metric>_std``, ``n_seeds``)."""
     ok = results[results["status"] == "ok"]
-    metrics = [m for m in _METRICS if m in ok.columns]
+    metrics = [m for m in _METRICS if m in ok.columns] + [
+        c for c in ok.columns if c.startswith(("map@", "prec@"))]
     keys = ["dataset", "encoder", "bits", "n_bits"]
     g = ok.groupby(keys, sort=False)[metrics]
     mean = g.mean().add_suffix("_mean")
