@@ -103,7 +103,7 @@ def test_user_builder_from_import_path(tmp_path, monkeypatch):
     assert neural_codes(m, torch.rand(4, 1, 8, 8)).n_bits == 6
     with pytest.raises(InputError, match="not an nn.Module"):
         build_model("my_models:not_a_model", (1, 8, 8), 3)
-    with pytest.raises(ValueError, match="cannot import model builder"):
+    with pytest.raises(ValueError, match="cannot import 'my_models:missing'"):
         build_model("my_models:missing", (1, 8, 8), 3)
     # the same path works end to end through a run
     from acthash.runs.experiment import RunConfig, run_experiment

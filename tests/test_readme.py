@@ -42,7 +42,9 @@ def shown_prints(block: str) -> dict[int, list[str]]:
 #: prints tag their output with the line they were called from
 _PREFIX = ("import builtins as _b, sys as _s\n"
            "_p = _b.print\n"
-           "_b.print = lambda *a, **k: _p(f'@@{_s._getframe(1).f_lineno - 3}@@', *a, **k)\n")
+           "_t = lambda *a, **k: _p(f'@@{_s._getframe(1).f_lineno - 3}@@', *a, **k); "
+           "_t.__name__, _t.__qualname__, _t.__module__ = 'print', 'print', 'builtins'; "
+           "_b.print = _t\n")  # named like the builtin: numba registers print by its name
 
 
 def printed(stdout: str) -> dict[int, str]:
