@@ -48,13 +48,14 @@ def test_import_acthash_gives_the_documented_api():
 
 def test_every_user_error_derives_from_the_base_and_a_builtin():
     classes = [getattr(errors, n) for n in errors.__all__
-               if n != "EXIT_USER_ERROR" and not n.endswith("Warning")]
+               if not n.startswith("EXIT_") and not n.endswith("Warning")]
     for cls in classes:
         assert issubclass(cls, errors.ActhashError), cls
     assert issubclass(errors.InputError, ValueError)
     assert issubclass(errors.MissingFileError, FileNotFoundError)
     assert issubclass(errors.DivergenceError, FloatingPointError)
     assert errors.EXIT_USER_ERROR not in (0, 1, 2)
+    assert errors.EXIT_INTERRUPTED == 128 + 2  # as a shell reports SIGINT
 
 
 def test_library_raises_no_bare_builtin_errors():
