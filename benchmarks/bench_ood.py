@@ -14,18 +14,14 @@ import platform
 import time
 
 import numpy as np
+from bench_core import best_of  # the benchmarks' one timer (run from benchmarks/)
 
 from acthash.ops.hamming import hamming_knn
 
 
 def _best(fn, repeat=3):
     fn()  # warm up (numba compilation)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    return best_of(fn, repeat)
 
 
 def main() -> None:
