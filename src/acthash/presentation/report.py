@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from acthash._utils.fmt import mean_pm
 from acthash._utils.io import atomic_path
 from acthash.errors import ActhashError, InputError, MissingFileError
 from acthash.properties.catalog import summary_columns
@@ -68,11 +69,12 @@ def summary_table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     cols = [c for c in _SUMMARY_COLS if c in df.columns]
     g = df.groupby(by, dropna=False)[cols]
     mean, std = g.mean(), g.std(ddof=1)
+    seeds = g.size()
     out = pd.DataFrame(index=mean.index)
-    for c in cols:
-        out[c] = [fmt_number(m) if pd.isna(s) else f"{fmt_number(m)} ± {fmt_number(s)}"
-                  for m, s in zip(mean[c], std[c], strict=True)]
-    out["seeds"] = g.size()
+    for c in cols:  # the one spread rule (_utils.fmt.mean_pm) in the report's number format
+        out[c] = [fmt_number(m) if pd.isna(m) else mean_pm(m, s, n)
+                  for m, s, n in zip(mean[c], std[c], seeds, strict=True)]
+    out["seeds"] = seeds
     return out.reset_index()
 
 
