@@ -22,12 +22,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from acthash._utils.budget import resolve_device  # noqa: F401  (re-exported)
-from acthash._utils.config import OPTIMIZERS, SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
+from acthash._utils.config import (  # noqa: F401  (re-exported)
+    LOSSES,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+)
 from acthash._utils.run import progress_bar
 from acthash.errors import DivergenceError, InputError
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "seed_everything", "resolve_device",
-           "make_optimizer", "make_schedule", "OPTIMIZERS", "SCHEDULES"]
+           "make_optimizer", "make_schedule", "training_loss", "OPTIMIZERS", "SCHEDULES", "LOSSES"]
 
 
 def seed_everything(seed: int) -> None:
@@ -94,22 +99,38 @@ def _lr_at(cfg: TrainConfig, epoch: int) -> float:
     return _schedule(cfg)(epoch)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096):
-    """(mean cross-entropy in nats, accuracy) of ``model`` on (N, ...) inputs ``x`` and (N,)
-    class indices ``y``, in batches, in eval mode (the model is left in eval mode).
+def training_loss(outputs: torch.Tensor, y: torch.Tensor, kind: str = "ce", *,
+                  reduction: str = "mean") -> torch.Tensor:
+    """The loss ``kind`` of :data:`LOSSES` of (B, C) ``outputs`` against (B,) class indices:
+    "ce" cross-entropy in nats; "mse" the squared error to one-hot targets, averaged over
+    the C classes (``reduction="mean"``: also over the batch; "sum": summed over it)."""
+    if kind == "ce":
+        return F.cross_entropy(outputs, y, reduction=reduction)
+    if kind == "mse":
+        target = F.one_hot(y, outputs.shape[1]).to(outputs.dtype)
+        per_example = (outputs - target).pow(2).mean(dim=1)
+        return per_example.mean() if reduction == "mean" else per_example.sum()
+    raise InputError(f"unknown loss {kind!r}; use one of {', '.join(LOSSES)}")
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096, *,
+             loss: str = "ce"):
+    """(mean loss, accuracy) of ``model`` on (N, ...) inputs ``x`` and (N,) class indices
+    ``y`` (``loss`` of :func:`training_loss`: cross-entropy in nats by default), in batches,
+    in eval mode (the model is left in eval mode).
 
     Inputs are moved to the model's device batch by batch."""
     model.eval()
     p = next(model.parameters(), None)
     device = p.device if p is not None else x.device
-    loss, correct = 0.0, 0
+    total, correct = 0.0, 0
     with torch.no_grad():
         for lo in range(0, len(x), batch):
             xb, yb = x[lo : lo + batch].to(device), y[lo : lo + batch].to(device)
             out = model(xb)
-            loss += float(F.cross_entropy(out, yb, reduction="sum"))
+            total += float(training_loss(out, yb, loss, reduction="sum"))
             correct += int((out.argmax(1) == yb).sum())
-    return loss / len(x), correct / len(x)
+    return total / len(x), correct / len(x)
 
 
 def train(
@@ -127,7 +148,8 @@ def train(
     # the cross-entropy alone (train_ce) and of the extra term (train_extra).
     extra_loss: Callable[[nn.Module, torch.Tensor, int], torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train ``model`` with cross-entropy on (x, y) in place.
+    """Train ``model`` on (x, y) in place with ``config.loss`` (cross-entropy by default,
+    or "mse": squared error to one-hot targets).
 
     x : (N, ...) float tensor; y : (N,) int64 labels. Tensors are moved to the model's
     device once (``config.device``; "auto" = CUDA when available) and sliced per batch.
@@ -189,7 +211,7 @@ def train(
                 continue  # BatchNorm cannot train on a single example
             xb, yb = x[idx], y[idx]
             out = model(xb)
-            loss = F.cross_entropy(out, yb)
+            loss = training_loss(out, yb, cfg.loss)
             if extra_loss is not None:
                 extra = extra_loss(model, out, epoch)
                 extra_total += extra.detach() * len(idx)
@@ -209,7 +231,7 @@ def train(
             row["train_extra"] = float(extra_total) / n
             row["train_ce"] = row["train_loss"] - row["train_extra"]
         if x_val is not None:
-            row["val_loss"], row["val_acc"] = evaluate(model, x_val, y_val)
+            row["val_loss"], row["val_acc"] = evaluate(model, x_val, y_val, loss=cfg.loss)
         rows.append(row)
         checkpoint(epoch)
         if cfg.early_stopping and x_val is not None:

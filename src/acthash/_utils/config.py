@@ -19,6 +19,8 @@ __all__ = ["ConfigDict", "DataFields", "ModelFields", "TrainFields", "TrainConfi
            "SCHEDULES"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+#: training losses: cross-entropy, or the mean squared error to one-hot targets
+LOSSES = ("ce", "mse")
 SCHEDULES = ("none", "step", "multistep", "cosine")
 
 
@@ -255,9 +257,17 @@ class TrainConfig(TrainFields, ConfigDict):
     """Settings of :func:`acthash.train.train`: the shared :class:`TrainFields` (defaults
     follow the original study: Adam, lr 1e-2, batch 64; ``schedule="step"`` is its x0.1
     every 20 epochs; ``lr_gamma`` is the decay factor of the step and multistep schedules)
-    plus ``restore_best`` (after early stopping, load the best validation state).
-    ``checkpoints`` empty: no checkpoint callbacks."""
+    plus ``restore_best`` (after early stopping, load the best validation state) and
+    ``loss`` (:data:`LOSSES`: "ce" cross-entropy, "mse" the mean over examples and classes
+    of the squared error to one-hot targets). ``checkpoints`` empty: no checkpoint
+    callbacks."""
 
     _kind = "training config"
 
     restore_best: bool = False
+    loss: str = "ce"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")

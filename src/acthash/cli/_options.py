@@ -31,6 +31,22 @@ def _parse_floats(text: str | None) -> list[float]:
         raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _parse_switches(text: str | None) -> list[bool]:
+    """``"off,on"`` -> [False, True] (also true/false, yes/no, 1/0)."""
+    words = {"off": False, "false": False, "no": False, "0": False,
+             "on": True, "true": True, "yes": True, "1": True}
+    out = []
+    for t in _parse_names(text):
+        if t.lower() not in words:
+            raise typer.BadParameter(f"expected on/off values, comma-separated, got {t!r}")
+        out.append(words[t.lower()])
+    return out
+
+
+def _switches_text(values) -> str:
+    return ",".join("on" if v else "off" for v in values)
+
+
 def _parse_names(text: str | None) -> list[str]:
     return [t for t in (text or "").replace(" ", "").split(",") if t]
 
@@ -145,6 +161,13 @@ Epochs = Annotated[int, typer.Option(help="Training epochs.")]
 Lr = Annotated[float, typer.Option(help="Learning rate.")]
 BatchSize = Annotated[int, typer.Option(help="Mini-batch size.")]
 Optimizer = Annotated[str, typer.Option(help="adam, adamw or sgd (with --momentum).")]
+#: the factors of a study: one model per value (comma-separated)
+SeedFactor = Annotated[str, typer.Option(help="Seeds, comma-separated (one model each).")]
+BatchnormFactor = Annotated[str, typer.Option(
+    help="BatchNorm after each hidden Linear: off, on, or off,on (one model each).")]
+LabelNoiseFactor = Annotated[str, typer.Option(
+    help="Shares of training labels moved to another class, comma-separated (one model "
+    "each).")]
 Momentum = Annotated[float, typer.Option(help="SGD momentum.")]
 WeightDecay = Annotated[float, typer.Option(help="L2 weight decay.")]
 Schedule = Annotated[str, typer.Option(

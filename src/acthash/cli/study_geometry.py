@@ -12,7 +12,7 @@ from rich.table import Table
 
 from acthash.cli._options import (
     Activation,
-    Batchnorm,
+    BatchnormFactor,
     BatchSize,
     DataDir,
     Dataset,
@@ -21,6 +21,7 @@ from acthash.cli._options import (
     Device,
     Epochs,
     Force,
+    LabelNoiseFactor,
     Lr,
     Model,
     ModelOption,
@@ -30,12 +31,18 @@ from acthash.cli._options import (
     RunsRoot,
     Schedule,
     Seed,
+    SeedFactor,
+    WeightDecay,
     Width,
     _config,
+    _csv,
     _dataset_options,
     _defaults,
     _model_options,
+    _parse_floats,
     _parse_ints,
+    _parse_switches,
+    _switches_text,
 )
 from acthash.cli._tables import _fmt, _run_dir_line, console
 from acthash.cli.study import study_app
@@ -102,13 +109,17 @@ def study_local_complexity(
     model: Model = _LC.model,
     width: Width = _LC.width,
     depth: Depth = _LC.depth,
-    batchnorm: Batchnorm = _LC.batchnorm,
+    batchnorm: BatchnormFactor = _switches_text(_LC.batchnorm),
+    label_noise: LabelNoiseFactor = _csv(_LC.label_noise),
     activation: Activation = _LC.activation,
     model_option: ModelOption = [],  # noqa: B006
     epochs: Epochs = _LC.epochs,
     lr: Lr = _LC.lr,
     batch_size: BatchSize = _LC.batch_size,
     optimizer: Optimizer = _LC.optimizer,
+    weight_decay: WeightDecay = _LC.weight_decay,
+    loss: Annotated[str, typer.Option(
+        help="Training loss: mse (to one-hot targets, the authors') or ce.")] = _LC.loss,
     schedule: Schedule = _LC.schedule,
     sample_size: Annotated[int | None, typer.Option(
         help="Train on the first N examples.")] = _LC.sample_size,
@@ -121,7 +132,7 @@ def study_local_complexity(
     radius: Annotated[float, typer.Option(help="Cross-polytope radius.")] = _LC.radius,
     n_directions: Annotated[int, typer.Option(
         help="Orthonormal directions P (2P vertices).")] = _LC.n_directions,
-    seed: Seed = _LC.seed,
+    seed: SeedFactor = _csv(_LC.seed),
     device: Device = _LC.device,
     out: Out = None,
     force: Force = False,
@@ -136,14 +147,25 @@ def study_local_complexity(
     cfg = _config(LocalComplexityConfig, params,
                   dataset_options=_dataset_options(data_dir, dataset_option),
                   model_options=_model_options(None, model_option),
-                  checkpoints=_parse_ints(checkpoints))
+                  checkpoints=_parse_ints(checkpoints), seed=_parse_ints(seed) or [0],
+                  batchnorm=_parse_switches(batchnorm) or [False],
+                  label_noise=_parse_floats(label_noise) or [0.0])
     result = run_local_complexity_study(cfg, out_dir=out, runs_root=runs_root,
                                         progress=progress, force=force)
     total = result.lc[result.lc["layer"] == "total"]
-    table = Table(title="local complexity (all layers)")
-    for col in ("epoch", "set", "mean", "std"):
-        table.add_column(col)
-    for r in total.itertuples():
-        table.add_row(str(r.epoch), r.set, _fmt(r.mean), _fmt(r.std))
+    mean = total.groupby(["batchnorm", "label_noise", "epoch", "set"])["mean"].mean().unstack()
+    acc = result.accuracy.groupby(["batchnorm", "label_noise", "epoch"])[
+        ["train_acc", "test_acc"]].mean()
+    table = Table(title="local complexity (all layers, mean over points and seeds)")
+    for col in ("batchnorm", "noise", "epoch", *mean.columns, "train acc", "test acc"):
+        table.add_column(str(col))
+    for key, row in mean.iterrows():
+        a = acc.loc[key]
+        table.add_row("on" if key[0] else "off", f"{key[1]:g}", str(key[2]),
+                      *(_fmt(v) for v in row), _fmt(a["train_acc"]), _fmt(a["test_acc"]))
     console.print(table)
+    for r in result.verdict.itertuples():
+        console.print(f"BatchNorm {'on' if r.batchnorm else 'off'}, label noise "
+                      f"{r.label_noise:g}: train LC peaks at epoch {r.peak_epoch} "
+                      f"(interpolation at {r.interpolation_epoch}) -> {r.verdict}")
     _run_dir_line(result.run_dir)

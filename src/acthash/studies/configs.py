@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from acthash._utils.config import (
+    LOSSES,
     OPTIMIZERS,
     SCHEDULES,
     ConfigDict,
@@ -453,20 +454,36 @@ class PlanesConfig(DataFields, TrainFields, ConfigDict):
 
 @dataclass
 class LocalComplexityConfig(DataFields, ModelFields, TrainFields, ConfigDict):
-    """Settings of the local-complexity study: the shared dataset, model and training blocks;
-    the local complexity (:func:`acthash.geometry.local_complexity`) of ``n_points`` train,
-    test and random points (Gaussian with the training data's mean and std per feature) at
-    ``n_checkpoints`` log-spaced epochs (0 and the last included; ``checkpoints`` overrides),
-    cross-polytope of ``n_directions`` directions at ``radius``."""
+    """Settings of the local-complexity study (Humayun, Balestriero & Baraniuk 2024): the
+    shared dataset, model and training blocks (defaults: their protocol -- an MLP of 4 x 200
+    ReLU units, 1 000 training examples, MSE to one-hot targets, AdamW, lr 1e-3, weight decay
+    0.01, batch 200, long training); the local complexity
+    (:func:`acthash.geometry.local_complexity`) of ``n_points`` train, test and random points
+    (Gaussian with the training data's mean and std per feature) at ``n_checkpoints``
+    log-spaced epochs (0 and the last included; ``checkpoints`` overrides), cross-polytope of
+    ``n_directions`` directions at ``radius``.
+
+    Factors: one model per ``seed`` x ``batchnorm`` x ``label_noise`` (the share of training
+    labels replaced by a different random class, the same flips for every model of a seed)."""
 
     _kind = "local-complexity study config"
 
-    sample_size: int | None = 2000
+    width: int = 200
+    depth: int = 4
+    batchnorm: list[bool] = field(default_factory=lambda: [False])
+    label_noise: list[float] = field(default_factory=lambda: [0.0])
+    seed: list[int] = field(default_factory=lambda: [0])
+    loss: str = "mse"
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 200
+    sample_size: int | None = 1000
     n_points: int = 200
     radius: float = 0.5
     n_directions: int = 25
-    n_checkpoints: int = 6
-    epochs: int = 20
+    n_checkpoints: int = 8
+    epochs: int = 200
     device: str = "auto"
 
     def epochs_to_measure(self) -> list[int]:
@@ -477,6 +494,10 @@ class LocalComplexityConfig(DataFields, ModelFields, TrainFields, ConfigDict):
         log = np.geomspace(1, self.epochs + 1, max(self.n_checkpoints, 2)) - 1
         return sorted({0, self.epochs, *(int(round(e)) for e in log)})
 
+    def factors(self) -> list[tuple[int, bool, float]]:
+        """The (seed, batchnorm, label_noise) of every model, in run order."""
+        return [(s, b, n) for s in self.seed for b in self.batchnorm for n in self.label_noise]
+
     def validate(self) -> None:
         super().validate()
         if self.n_points < 1 or self.n_directions < 1 or self.n_checkpoints < 1:
@@ -485,6 +506,12 @@ class LocalComplexityConfig(DataFields, ModelFields, TrainFields, ConfigDict):
             raise ConfigError(f"radius must be positive, got {self.radius}")
         if self.sample_size is not None and self.sample_size < 1:
             raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")
+        if not self.seed or not self.batchnorm or not self.label_noise:
+            raise ConfigError("seed, batchnorm and label_noise each need at least one value")
+        if any(not 0.0 <= n < 1.0 for n in self.label_noise):
+            raise ConfigError(f"label_noise values must be in [0, 1), got {self.label_noise}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
 
 
 # ---------------------------------------------------------------------------- ood

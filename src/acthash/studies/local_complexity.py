@@ -1,10 +1,21 @@
-"""The local-complexity study: how many neurons' hyperplanes cross a small cross-polytope
-around train, test and random points, over log-spaced training checkpoints (Humayun et al.
-2024 report it rising early in training and falling later, around training points first).
+"""The local-complexity study (Humayun, Balestriero & Baraniuk 2024, "Deep networks always
+grok"): how many neurons' hyperplanes cross a small cross-polytope around train, test and
+random points, over log-spaced training checkpoints, for every seed x BatchNorm x label-noise
+factor of :class:`~acthash.studies.configs.LocalComplexityConfig`.
 
-:func:`run_local_complexity_study` trains the configured model with a
-:class:`~acthash.geometry.local_complexity.LocalComplexityCallback`; outputs ``lc.csv``
-(epoch, set, layer, mean, std), ``history.parquet`` and the figure ``lc_over_training``.
+**Criterion** (:func:`lc_verdict`, per BatchNorm x label-noise cell, curves averaged over
+the seeds). Let ``e*`` be the checkpoint where the train LC (all layers) peaks and ``e_i``
+the interpolation epoch, the first checkpoint where the training accuracy (on the labels
+trained on, noisy ones included) reaches ``0.99``. The train-LC curve *rises until
+interpolation and falls after* when the peak exceeds both the initial and the final value
+by at least 5 % and ``e* + 1`` lies within a factor 4 of ``e_i + 1``; with train LC > test
+LC at the peak the verdict is *holds*, otherwise *does not hold* (and *not reached* when
+the model never interpolates). ``descent_first`` reports the early descent: a checkpoint
+before the peak with a train LC below 95 % of its initial value.
+
+Outputs: ``lc.csv`` (seed, batchnorm, label_noise, epoch, set, layer, mean, std),
+``accuracy.csv`` (train and test accuracy at every checkpoint), ``history.parquet``,
+``verdict.csv`` and the figure ``lc_over_training``.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import torch
 
 from acthash._utils.run import (
     check_out_dir,
+    progress_bar,
     run_transaction,
     save_figure,
     start_run_dir,
@@ -26,14 +38,61 @@ from acthash._utils.run import (
 from acthash.geometry.local_complexity import LocalComplexityCallback
 from acthash.studies.configs import LocalComplexityConfig
 
-__all__ = ["LocalComplexityConfig", "LocalComplexityResult", "run_local_complexity_study"]
+__all__ = ["LocalComplexityConfig", "LocalComplexityResult", "run_local_complexity_study",
+           "lc_verdict"]
+
+_FACTORS = ["batchnorm", "label_noise"]
+INTERPOLATED = 0.99  # training accuracy that counts as interpolation
+MARGIN = 1.05  # the peak must exceed the start and the end by 5 %
+WINDOW = 4.0  # the peak's (epoch + 1) within this factor of the interpolation's
 
 
 @dataclass
 class LocalComplexityResult:
     run_dir: Path | None
     lc: pd.DataFrame
+    accuracy: pd.DataFrame
     history: pd.DataFrame
+    verdict: pd.DataFrame
+
+
+def lc_verdict(lc: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
+    """One row per BatchNorm x label-noise cell: the train-LC peak, the interpolation epoch
+    and the verdict of the module docstring's criterion (curves averaged over seeds)."""
+    total = lc[lc["layer"] == "total"]
+    rows = []
+    for key, d in total.groupby(_FACTORS):
+        curve = d.groupby(["set", "epoch"])["mean"].mean()
+        train = curve.loc["train"].sort_index()
+        test = curve.loc["test"].reindex(train.index) if "test" in curve.index.get_level_values(
+            0) else None
+        acc = accuracy.set_index(_FACTORS).loc[key].groupby("epoch")["train_acc"].mean()
+        reached = acc.index[acc.to_numpy() >= INTERPOLATED]
+        e_interp = int(reached[0]) if len(reached) else None
+        e_peak = int(train.idxmax())
+        peak, start, end = float(train.max()), float(train.iloc[0]), float(train.iloc[-1])
+        before = train.loc[: e_peak].iloc[1:-1] if e_peak > train.index[0] else train.iloc[:0]
+        rise_fall = peak >= MARGIN * start and peak >= MARGIN * end
+        near = e_interp is not None and abs(np.log((e_peak + 1) / (e_interp + 1))) <= np.log(
+            WINDOW)
+        above = test is not None and float(train.loc[e_peak]) > float(test.loc[e_peak])
+        if e_interp is None:
+            verdict = "not reached"
+        else:
+            verdict = "holds" if rise_fall and near and above else "does not hold"
+        rows.append({
+            "batchnorm": bool(key[0]), "label_noise": float(key[1]),
+            "n_seeds": int(d["seed"].nunique()),
+            "interpolation_epoch": e_interp, "peak_epoch": e_peak,
+            "train_lc_start": start, "train_lc_peak": peak, "train_lc_end": end,
+            "test_lc_at_peak": float(test.loc[e_peak]) if test is not None else float("nan"),
+            "descent_first": bool(len(before) and before.min() < 0.95 * start),
+            "rises_then_falls": bool(rise_fall), "peak_near_interpolation": bool(near),
+            "train_above_test_at_peak": bool(above),
+            "criterion": (f"peak >= {MARGIN:g} x start and end, (peak epoch + 1) within x"
+                          f"{WINDOW:g} of (interpolation epoch + 1), train > test at the peak"),
+            "verdict": verdict})
+    return pd.DataFrame(rows)
 
 
 @run_transaction
@@ -41,11 +100,13 @@ def run_local_complexity_study(cfg: LocalComplexityConfig | None = None, *,
                                out_dir: str | Path | None = None, runs_root: str | Path = "runs",
                                write: bool = True, progress: bool = False, force: bool = False
                                ) -> LocalComplexityResult:
-    """Train on ``cfg.dataset`` and record local complexity at log-spaced checkpoints (the
-    study directory is a transaction; an existing ``out_dir`` is refused unless ``force``)."""
+    """Train one model per seed x BatchNorm x label noise on ``cfg.dataset`` and record local
+    complexity and accuracy at log-spaced checkpoints (the study directory is a transaction;
+    an existing ``out_dir`` is refused unless ``force``)."""
     from acthash import data as datasets
+    from acthash.data.manipulate import noisy_labels
     from acthash.models import build_model
-    from acthash.train import seed_everything, train
+    from acthash.train import evaluate, seed_everything, train
 
     cfg = cfg or LocalComplexityConfig()
     if write and out_dir:
@@ -55,41 +116,83 @@ def run_local_complexity_study(cfg: LocalComplexityConfig | None = None, *,
     run_dir = None
     if write:
         run_dir = start_run_dir(out_dir, runs_root, ("local-complexity", cfg.dataset,
-                                                     f"s{cfg.seed}"), seed=cfg.seed,
-                                config={"study": "local-complexity", **cfg.to_dict(),
-                                        "checkpoints": epochs}, force=force)
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model, ds.input_shape, ds.n_classes, **cfg.model_kwargs())
-    x_tr, y_tr, x_te = ds.x_train, ds.y_train, ds.x_test
+                                                     "s" + "-".join(map(str, cfg.seed))),
+                                seed=cfg.seed[0], config={"study": "local-complexity",
+                                                          **cfg.to_dict(), "checkpoints": epochs},
+                                force=force)
+    x_tr, y_tr, x_te, y_te = ds.x_train, ds.y_train, ds.x_test, ds.y_test
     if cfg.sample_size is not None:
         x_tr, y_tr = x_tr[: cfg.sample_size], y_tr[: cfg.sample_size]
-    rng = np.random.default_rng([cfg.seed, 29])
-    g = torch.Generator().manual_seed(cfg.seed)
-    random = x_tr.mean(0) + x_tr.std(0) * torch.randn((cfg.n_points, *x_tr.shape[1:]),
-                                                      generator=g, dtype=x_tr.dtype)
-    sets = {"train": x_tr[rng.permutation(len(x_tr))[: cfg.n_points]],
-            "test": x_te[rng.permutation(len(x_te))[: cfg.n_points]], "random": random}
-    callback = LocalComplexityCallback(sets, radius=cfg.radius, n_directions=min(
-        cfg.n_directions, int(np.prod(x_tr.shape[1:]))), seed=cfg.seed)
-    history = train(model, x_tr, y_tr, replace(cfg, checkpoints=epochs).train_config(),
-                    on_checkpoint=callback, progress=progress).history
-    lc = callback.frame()
+    n_dir = min(cfg.n_directions, int(np.prod(x_tr.shape[1:])))
+    lc_parts, acc_rows, histories = [], [], []
+    factors = cfg.factors()
+    bar = progress_bar(enabled=progress, total=len(factors), desc="local complexity",
+                       unit="model")
+    for seed, bn, noise in factors:
+        rng = np.random.default_rng([seed, 29])
+        g = torch.Generator().manual_seed(seed)
+        random = x_tr.mean(0) + x_tr.std(0) * torch.randn((cfg.n_points, *x_tr.shape[1:]),
+                                                          generator=g, dtype=x_tr.dtype)
+        sets = {"train": x_tr[rng.permutation(len(x_tr))[: cfg.n_points]],
+                "test": x_te[rng.permutation(len(x_te))[: cfg.n_points]], "random": random}
+        y_fit = noisy_labels(y_tr, noise, ds.n_classes, seed=seed)[0] if noise else y_tr
+        kwargs = cfg.model_kwargs()
+        if "batchnorm" in kwargs:
+            kwargs["batchnorm"] = bn
+        seed_everything(seed)
+        model = build_model(cfg.model, ds.input_shape, ds.n_classes, **kwargs)
+        callback = LocalComplexityCallback(sets, radius=cfg.radius, n_directions=n_dir,
+                                           seed=seed)
+
+        def on_checkpoint(epoch, m, callback=callback, y_fit=y_fit, tag=(seed, bn, noise)):
+            callback(epoch, m)
+            acc_rows.append({"seed": tag[0], "batchnorm": tag[1], "label_noise": tag[2],
+                             "epoch": int(epoch),
+                             "train_acc": evaluate(m, x_tr, y_fit, loss=cfg.loss)[1],
+                             "test_acc": evaluate(m, x_te, y_te, loss=cfg.loss)[1]})
+
+        tcfg = replace(cfg.train_config(loss=cfg.loss), seed=seed, checkpoints=epochs)
+        history = train(model, x_tr, y_fit, tcfg, on_checkpoint=on_checkpoint).history
+        tag = {"seed": seed, "batchnorm": bn, "label_noise": noise}
+        lc_parts.append(callback.frame().assign(**tag))
+        histories.append(history.assign(**tag))
+        bar.update(1)
+    bar.close()
+    order = ["seed", *_FACTORS]
+    lc = pd.concat(lc_parts, ignore_index=True)
+    lc = lc[order + [c for c in lc.columns if c not in order]]
+    accuracy = pd.DataFrame(acc_rows)
+    history = pd.concat(histories, ignore_index=True)
+    verdict = lc_verdict(lc, accuracy)
     if run_dir is not None:
         write_table(run_dir / "lc.csv", lc)
+        write_table(run_dir / "accuracy.csv", accuracy)
         write_table(run_dir / "history.parquet", history)
-        _plot(lc, run_dir / "figures" / "lc_over_training")
-    return LocalComplexityResult(run_dir, lc, history)
+        write_table(run_dir / "verdict.csv", verdict)
+        _plot(lc, accuracy, run_dir / "figures" / "lc_over_training")
+    return LocalComplexityResult(run_dir, lc, accuracy, history, verdict)
 
 
-def _plot(lc: pd.DataFrame, path: Path) -> None:
+def _plot(lc: pd.DataFrame, accuracy: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
     total = lc[lc["layer"] == "total"]
-    for name, d in total.groupby("set"):
-        ax.plot(d["epoch"] + 1, d["mean"], "o-", label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("epoch + 1")
-    ax.set_ylabel("neurons crossing the neighbourhood")
-    ax.legend()
+    cells = list(total.groupby(_FACTORS))
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.5), squeeze=False,
+                             sharey=True)
+    for ax, (key, d) in zip(axes[0], cells, strict=True):
+        for name, dd in d.groupby("set"):
+            m = dd.groupby("epoch")["mean"].agg(["mean", "std"])
+            ax.errorbar(m.index + 1, m["mean"], yerr=m["std"].fillna(0), fmt="o-", ms=3,
+                        label=f"{name} LC", capsize=2)
+        acc = accuracy.set_index(_FACTORS).loc[key].groupby("epoch")["train_acc"].mean()
+        twin = ax.twinx()
+        twin.plot(acc.index + 1, acc.to_numpy(), "k:", label="train accuracy")
+        twin.set_ylim(0, 1.05)
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch + 1")
+        ax.set_title(f"BatchNorm {'on' if key[0] else 'off'}, label noise {key[1]:g}",
+                     fontsize=9)
+    axes[0, 0].set_ylabel("neurons crossing the neighbourhood")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
     save_figure(fig, path)
