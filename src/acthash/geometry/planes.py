@@ -21,7 +21,13 @@ region count after each layer. Built-in checks: :meth:`PlanePartition.euler` (``
 1 + components`` on the merged planar graph, ``F`` counting the outer face) and, with
 ``check=True``, a forward pass at a second interior point of every region that must match the
 region's output map to ``1e-9`` (relative), which also catches operations that are not
-piecewise linear. Max pooling is refused (its switches are not units of the code).
+piecewise linear.
+
+Max pooling (``nn.MaxPool1d/2d/3d``, ``nn.AdaptiveMaxPool1d/2d/3d`` modules) adds pieces:
+inside a piece its inputs are affine too, and the piece is split into the cells where the
+largest entry of every window (its *switch*) is fixed (:mod:`acthash.geometry._maxpool`).
+A linear region is then a fixed neural code *and* a fixed switch pattern; the switches of
+each region are returned beside its code.
 """
 
 from __future__ import annotations
@@ -35,13 +41,21 @@ from torch import nn
 
 from acthash.core.recorder import OTHER_ACTIVATIONS, ActivationRecorder, no_relu_message
 from acthash.errors import InputError, NoReluUnitError, NotPiecewiseLinearError, ResourceError
-from acthash.geometry.regions import _PreRecorder
+from acthash.geometry._maxpool import (
+    ADAPTIVE_POOLS,
+    POOLS,
+    check_windows,
+    pool_windows,
+    split_by_windows,
+    switches,
+)
+from acthash.geometry._polygons import areas, centroids, convex_ccw, cut, split_by_lines
+from acthash.geometry.regions import _MAX_POOL, _PreRecorder
 
 __all__ = ["PlanePartition", "plane_partition", "plane_through", "grid_codes"]
 
 _NOT_PL_MODULES = (*OTHER_ACTIVATIONS, nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.LayerNorm,
-                   nn.GroupNorm, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
-                   nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+                   nn.GroupNorm)
 
 
 @dataclass
@@ -56,8 +70,14 @@ class PlanePartition:
         :class:`~acthash.core.codes.NeuralCodes`)
     out_jac, out_bias : (R, C, 2), (R, C): the model output on region ``r`` is
         ``out_jac[r] @ (s, t) + out_bias[r]``
-    counts : regions after each ReLU-like layer (the last one is ``len(regions)``)
-    layer_names, n_bits : captured layers and code length
+    counts : regions after each piecewise-linear layer, ReLU-like or max pooling, in forward
+        order (the last one is ``len(regions)``)
+    layer_names, layer_kinds : those layers and their kind ("relu" or "maxpool")
+    n_bits : code length (ReLU-like units only)
+    switches : (R, W) int32, for each of the W max-pooling windows (all pooling layers, in
+        order; W = 0 without max pooling) the flat index into one example's pooling input
+        (channels first) of its largest entry: PyTorch's ``return_indices`` plus the
+        channel's offset ``c * H * W``
     boundary : (K, 2, 2) decision-boundary segments (argmax of the output changes)
     anchors : (3, 2) plane coordinates of the anchors, or None
     """
@@ -78,6 +98,8 @@ class PlanePartition:
     anchors: np.ndarray | None = None
     scale: float = 1.0
     checks: dict = field(default_factory=dict)
+    switches: np.ndarray | None = None
+    layer_kinds: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.regions)
@@ -88,7 +110,7 @@ class PlanePartition:
 
     def areas(self) -> np.ndarray:
         """(R,) area of each region in plane units."""
-        return np.array([_area(p) for p in self.regions])
+        return areas(self.regions)
 
     def to_input(self, st) -> np.ndarray:
         """Plane coordinates (N, 2) -> input points (N, *input_shape)."""
@@ -201,67 +223,38 @@ def plane_through(anchors, *, margin: float = 0.25):
     return origin.reshape(shape), u.reshape(shape), v.reshape(shape), square, st
 
 
-def _area(p: np.ndarray) -> float:
-    x, y = p[:, 0], p[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
-
-
-def _convex_ccw(polygon) -> np.ndarray:
-    p = np.asarray(polygon, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 2 or len(p) < 3:
-        raise InputError(f"polygon must be (K >= 3, 2) plane coordinates, got shape {p.shape}")
-    if _area(p) < 0:
-        p = p[::-1].copy()
-    e = np.roll(p, -1, axis=0) - p
-    turn = e[:, 0] * np.roll(e, -1, axis=0)[:, 1] - e[:, 1] * np.roll(e, -1, axis=0)[:, 0]
-    if _area(p) <= 0 or (turn < -1e-12 * np.abs(e).max() ** 2).any():
-        raise InputError("polygon must be convex with non-zero area; pass its vertices in "
-                         "order (either orientation)")
-    return p
-
-
-# ---------------------------------------------------------------------- polygon cuts
-def _cut(p: np.ndarray, f: np.ndarray, tol: float):
-    """Split convex polygon ``p`` by the line ``f = 0`` (``f`` its values at the vertices,
-    signed distances). Returns (positive side, negative side) or None when it doesn't cross."""
-    if not (f > tol).any() or not (f < -tol).any():
-        return None
-    pos, neg = [], []
-    n = len(p)
-    for i in range(n):
-        fi, fj = f[i], f[(i + 1) % n]
-        if fi >= -tol:
-            pos.append(p[i])
-        if fi <= tol:
-            neg.append(p[i])
-        if (fi > tol and fj < -tol) or (fi < -tol and fj > tol):
-            q = p[i] + (fi / (fi - fj)) * (p[(i + 1) % n] - p[i])
-            pos.append(q)
-            neg.append(q)
-    return np.array(pos), np.array(neg)
-
-
-def _split_by_lines(p: np.ndarray, lines: np.ndarray, tol: float) -> list[np.ndarray]:
-    """Cut convex polygon ``p`` by every line ``(a, b, c)`` (unit normal): the arrangement's
-    cells inside ``p``."""
-    f = p @ lines[:, :2].T + lines[:, 2]
-    crossing = (f > tol).any(axis=0) & (f < -tol).any(axis=0)
-    pieces = [p]
-    for a, b, c in lines[crossing]:
-        nxt = []
-        for q in pieces:
-            res = _cut(q, q[:, 0] * a + q[:, 1] * b + c, tol)
-            if res is None:
-                nxt.append(q)
-            else:
-                nxt.extend(res)
-        pieces = nxt
-    return pieces
-
-
 # ---------------------------------------------------------------------- forward passes
+class _PlaneRecorder(_PreRecorder):
+    """:class:`_PreRecorder` that also keeps the input of every max-pooling module (through
+    module hooks) and lets the module's own max-pool call through."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_pool = 0
+
+    def pool(self, name: str, x: torch.Tensor) -> None:
+        if self.nonlinear is not None:
+            raise NotPiecewiseLinearError(
+                f"{self.nonlinear} runs before max pooling {name}, so its inputs are not "
+                "piecewise linear in the plane")
+        self.pre.append(x.clone())
+        self.records.append((name, None, tuple(x.shape[1:])))
+        self.in_pool += 1
+
+    def other(self, func) -> None:
+        if func in _MAX_POOL:
+            if self.in_pool:
+                return
+            raise NotPiecewiseLinearError(
+                "max pooling is called as a function inside the model's forward; call it "
+                "through an nn.MaxPool1d/2d/3d (or nn.AdaptiveMaxPool) module, whose windows "
+                "the plane partition splits exactly")
+        super().other(func)
+
+
 class _Plane:
-    """The model (float64 copy) restricted to the plane: values and (s, t) slopes."""
+    """The model (float64 copy) restricted to the plane: values and (s, t) slopes of the
+    pre-activations of every ReLU-like layer and the inputs of every max-pooling module."""
 
     def __init__(self, model, origin, u, v, dtype):
         if not isinstance(model, nn.Module):
@@ -282,7 +275,20 @@ class _Plane:
         self.u = torch.as_tensor(u, **kw)
         self.v = torch.as_tensor(v, **kw)
         self.names: list[str] | None = None
-        self.kinks: list[tuple[float, ...]] = []
+        self.kinks: list[tuple[float, ...] | None] = []  # None: a max-pooling layer
+        self.windows: list[np.ndarray | None] = []
+        self._rec: _PlaneRecorder | None = None
+        self._pools = {}
+        for name, m in self.model.named_modules():
+            if isinstance(m, POOLS + ADAPTIVE_POOLS):
+                self._pools[name] = m
+                m.register_forward_pre_hook(
+                    lambda mod, inputs, name=name: self._rec and self._rec.pool(name, inputs[0]))
+                m.register_forward_hook(lambda mod, inputs, output: self._pool_done())
+
+    def _pool_done(self) -> None:
+        if self._rec is not None:
+            self._rec.in_pool -= 1
 
     def points(self, st: np.ndarray) -> torch.Tensor:
         st = torch.as_tensor(st, dtype=self.dtype, device=self.device)
@@ -291,10 +297,13 @@ class _Plane:
                 + st[:, 1].view(shape) * self.v)
 
     def _record(self, x):
-        rec = _PreRecorder()
-        with ActivationRecorder(self.model, before=rec.before, other=rec.other,
-                                eval=False) as recorder:
-            out = recorder(x)
+        rec = self._rec = _PlaneRecorder()
+        try:
+            with ActivationRecorder(self.model, before=rec.before, other=rec.other,
+                                    eval=False) as recorder:
+                out = recorder(x)
+        finally:
+            self._rec = None
         if not rec.pre:
             raise NoReluUnitError(no_relu_message(self.model))
         if rec.nonlinear is not None:
@@ -302,9 +311,24 @@ class _Plane:
                 f"{rec.nonlinear} runs inside the model's forward, so its output is not "
                 "piecewise linear; remove it (return logits) or replace it by a ReLU-like unit")
         if self.names is None:
-            self.names = [r[0] for r in rec.records]
-            self.kinks = [r[1] for r in rec.records]
+            self._layout(rec.records)
         return [p.reshape(p.shape[0], -1) for p in rec.pre], out.reshape(out.shape[0], -1)
+
+    def _layout(self, records) -> None:
+        self.names = [r[0] for r in records]
+        self.kinks = [r[1] for r in records]
+        self.windows = []
+        for name, kinks, shape in records:
+            if kinks is not None:
+                self.windows.append(None)
+                continue
+            module = self._pools[name]
+            windows = pool_windows(module, shape)
+            if not check_windows(module, shape, windows, self.dtype):
+                raise NotPiecewiseLinearError(
+                    f"the windows of max pooling {name} ({module}) could not be reproduced; "
+                    "the plane partition does not support this pooling configuration")
+            self.windows.append(windows)
 
     def values(self, st: np.ndarray):
         with torch.no_grad():
@@ -326,10 +350,6 @@ class _Plane:
                 return d.primal[:b], tan[:b], tan[b:]
 
             return [split(p) for p in pre], split(out)
-
-
-def _mean_points(pieces: list[np.ndarray]) -> np.ndarray:
-    return np.array([q.mean(axis=0) for q in pieces])
 
 
 def plane_partition(
@@ -373,7 +393,7 @@ def plane_partition(
         if np.linalg.matrix_rank(np.stack([u.ravel(), v.ravel()]), tol=1e-12) < 2:
             raise InputError("u and v are parallel (or zero), so they span no plane; give two "
                              "independent directions")
-    polygon = _convex_ccw(polygon)
+    polygon = convex_ccw(polygon)
     if max_regions < 1:
         raise InputError(f"max_regions must be >= 1, got {max_regions}")
     pl = _Plane(model, origin, u, v, dtype)
@@ -386,10 +406,17 @@ def plane_partition(
         new: list[np.ndarray] = []
         for lo in range(0, len(pieces), batch_size):
             chunk = pieces[lo : lo + batch_size]
-            c = _mean_points(chunk)
+            c = centroids(chunk)
             lins, _ = pl.linearize(c)
             z, gs, gt = (a.cpu().numpy() for a in lins[layer])
             off = z - gs * c[:, :1] - gt * c[:, 1:]  # affine map: gs*s + gt*t + off
+            if kinks is None:  # max pooling: split into the cells of fixed switches
+                for i, q in enumerate(chunk):
+                    new.extend(split_by_windows(q, pl.windows[layer], gs[i], gt[i], off[i],
+                                                tol, scale))
+                    _check_budget(len(new) + len(pieces) - lo - i - 1, max_regions,
+                                  pl.names[layer])
+                continue
             norm = np.hypot(gs, gt)
             for i, q in enumerate(chunk):
                 moving = norm[i] > 1e-12 * (1 + np.abs(z[i]).max())
@@ -397,32 +424,45 @@ def plane_partition(
                 lines = np.concatenate([
                     np.stack([gs[i][moving] / nn_, gt[i][moving] / nn_,
                               (off[i][moving] - k) / nn_], axis=1) for k in kinks])
-                new.extend(_split_by_lines(q, lines, tol) if len(lines) else [q])
-                if len(new) + len(pieces) - lo - i - 1 > max_regions:
-                    raise ResourceError(
-                        f"the partition has more than max_regions={max_regions} linear regions "
-                        f"(at layer {pl.names[layer]}); raise max_regions or shrink the polygon")
-        pieces = [q for q in new if _area(q) > 1e-20 * scale**2]
+                new.extend(split_by_lines(q, lines, tol) if len(lines) else [q])
+                _check_budget(len(new) + len(pieces) - lo - i - 1, max_regions,
+                              pl.names[layer])
+        keep = areas(new) > 1e-20 * scale**2
+        pieces = [q for q, k in zip(new, keep, strict=True) if k]
         counts.append(len(pieces))
     return _finish(pl, pieces, polygon, counts, coords, scale, tol, batch_size, check)
+
+
+def _check_budget(n: int, max_regions: int, layer: str) -> None:
+    if n > max_regions:
+        raise ResourceError(
+            f"the partition has more than max_regions={max_regions} linear regions (at layer "
+            f"{layer}); raise max_regions or shrink the polygon")
 
 
 def _finish(pl: _Plane, pieces, polygon, counts, coords, scale, tol, batch_size, check):
     from acthash.core.capture import pack_bits_torch
 
-    interior = _mean_points(pieces)
-    codes, jac, bias = [], [], []
+    interior = centroids(pieces)
+    codes, sw, jac, bias = [], [], [], []
     for lo in range(0, len(pieces), batch_size):
         c = interior[lo : lo + batch_size]
         lins, (y, ys, yt) = pl.linearize(c)
-        bits = []
-        for (z, _, _), kinks in zip(lins, pl.kinks, strict=True):
-            bits.extend(z > k for k in kinks)
-        codes.append(pack_bits_torch(torch.cat(bits, dim=1)).cpu().numpy())
+        bits, pos = [], []
+        for (z, _, _), kinks, windows in zip(lins, pl.kinks, pl.windows, strict=True):
+            if kinks is None:
+                pos.append(switches(windows, z.cpu().numpy()))
+            else:
+                bits.extend(z > k for k in kinks)
+        codes.append(pack_bits_torch(torch.cat(bits, dim=1)).cpu().numpy() if bits
+                     else np.zeros((len(c), 0), dtype=np.uint8))
+        sw.append(np.concatenate(pos, axis=1).astype(np.int32) if pos
+                  else np.zeros((len(c), 0), dtype=np.int32))
         y, ys, yt = (a.cpu().numpy() for a in (y, ys, yt))
         jac.append(np.stack([ys, yt], axis=2))
         bias.append(y - ys * c[:, :1] - yt * c[:, 1:])
     codes, jac, bias = np.concatenate(codes), np.concatenate(jac), np.concatenate(bias)
+    sw = np.concatenate(sw)
     checks = {}
     if check:
         # a second interior point: halfway between the vertex mean and the first vertex
@@ -439,13 +479,15 @@ def _finish(pl: _Plane, pieces, polygon, counts, coords, scale, tol, batch_size,
             raise NotPiecewiseLinearError(
                 f"the model's output is not affine inside a region (relative error {err:.3g}): "
                 "it has an operation that is not piecewise linear in its ReLU-like units")
-    n_bits = sum(len(k) * int(z[0].shape[1]) for k, z in zip(pl.kinks, lins, strict=True))
+    n_bits = sum(len(k) * int(z[0].shape[1]) for k, z in zip(pl.kinks, lins, strict=True)
+                 if k is not None)
     boundary = _decision_boundary(pieces, jac, bias, tol)
     return PlanePartition(
         origin=pl.origin.cpu().numpy(), u=pl.u.cpu().numpy(), v=pl.v.cpu().numpy(),
         polygon=polygon, regions=pieces, interior=interior, codes=codes, out_jac=jac,
         out_bias=bias, counts=counts, layer_names=list(pl.names), n_bits=n_bits,
-        boundary=boundary, anchors=coords, scale=scale, checks=checks)
+        boundary=boundary, anchors=coords, scale=scale, checks=checks, switches=sw,
+        layer_kinds=["maxpool" if k is None else "relu" for k in pl.kinks])
 
 
 def _decision_boundary(pieces, jac, bias, tol) -> np.ndarray:
@@ -472,7 +514,7 @@ def _decision_boundary(pieces, jac, bias, tol) -> np.ndarray:
                         cell = None
                     continue
                 f = (cell @ g + bias[r, i] - bias[r, k]) / ng
-                res = _cut(cell, f, tol)
+                res = cut(cell, f, tol)
                 if res is not None:
                     cell = res[0]
                 elif (f < tol).all():
