@@ -72,3 +72,82 @@ def test_cli_study_local_complexity_end_to_end(tmp_path):
     # one hidden layer of 8 units: at most 8 neurons can cross
     assert (lc["mean"] <= 8).all() and (lc["mean"] >= 0).all()
     assert (out / "figures" / "lc_over_training.png").exists()
+
+
+def test_planes_factors_make_one_cell_each(tmp_path):
+    from acthash.studies.planes import run_planes_study
+
+    cfg = PlanesConfig(width=[4, 8], depth=[1], n_planes=1, epochs=1, sample_size=100,
+                       seed=[0, 1], init=["default", "he"], batchnorm=[False, True],
+                       label_noise=[0.0])
+    res = run_planes_study(cfg, write=False)
+    c = res.counts
+    assert len(c) == 2 * 2 * 2 * 2 * 2  # seeds x inits x batchnorm x widths x (init, trained)
+    assert c["euler_ok"].all()
+    # before training the BatchNorm factor changes nothing (eval mode, fresh statistics)
+    e0 = c[c["epoch"] == 0].set_index(["seed", "init", "width", "batchnorm"])["n_regions"]
+    np.testing.assert_array_equal(e0.xs(False, level="batchnorm").sort_index(),
+                                  e0.xs(True, level="batchnorm").sort_index())
+    s = res.summary
+    assert len(s) == 2 * 2 * 2  # inits x batchnorm x epochs
+    assert (s["n_partitions"] == 4).all()  # two seeds x two widths x one plane
+    with pytest.raises(ConfigError, match="init"):
+        PlanesConfig(init=["xavier"])
+
+
+def _lc_frames(train_curve, test_curve, acc_curve, epochs):
+    lc, acc = [], []
+    for seed in (0, 1):
+        for e, tr, te, a in zip(epochs, train_curve, test_curve, acc_curve, strict=True):
+            for name, v in (("train", tr), ("test", te)):
+                lc.append({"seed": seed, "batchnorm": False, "label_noise": 0.0, "epoch": e,
+                           "set": name, "layer": "total", "mean": v, "std": 0.0})
+            acc.append({"seed": seed, "batchnorm": False, "label_noise": 0.0, "epoch": e,
+                        "train_acc": a, "test_acc": a})
+    return pd.DataFrame(lc), pd.DataFrame(acc)
+
+
+def test_lc_verdict_reads_peak_interpolation_and_train_above_test():
+    from acthash.studies.local_complexity import lc_verdict
+
+    epochs = [0, 1, 3, 10, 30, 100, 300]
+    acc = [0.1, 0.5, 0.8, 0.95, 1.0, 1.0, 1.0]
+    # descent, ascent to a peak at interpolation (epoch 30), descent; train above test there
+    v = lc_verdict(*_lc_frames([10, 6, 8, 12, 20, 14, 9], [9, 6, 7, 10, 15, 13, 9], acc,
+                               epochs)).iloc[0]
+    assert v.peak_epoch == 30 and v.interpolation_epoch == 30 and v.descent_first
+    assert v.verdict == "holds" and v.n_seeds == 2
+    # the same curve with test above train at the peak
+    v = lc_verdict(*_lc_frames([10, 6, 8, 12, 20, 14, 9], [10, 6, 8, 12, 25, 14, 9], acc,
+                               epochs)).iloc[0]
+    assert not v.train_above_test_at_peak and v.verdict == "does not hold"
+    # still rising at the end: no fall
+    v = lc_verdict(*_lc_frames([10, 6, 8, 12, 20, 24, 29], [9, 5, 7, 10, 15, 20, 20], acc,
+                               epochs)).iloc[0]
+    assert not v.rises_then_falls and v.verdict == "does not hold"
+    # never interpolates
+    v = lc_verdict(*_lc_frames([10, 6, 8, 12, 20, 14, 9], [9, 6, 7, 10, 15, 13, 9],
+                               [0.1] * 7, epochs)).iloc[0]
+    assert v.verdict == "not reached"
+
+
+def test_cli_local_complexity_factors(tmp_path):
+    out = tmp_path / "lcf"
+    r = CliRunner().invoke(app, ["study", "local-complexity", "--width", "8", "--depth", "1",
+                                 "--epochs", "3", "--n-checkpoints", "2", "--n-points", "10",
+                                 "--n-directions", "4", "--sample-size", "100", "--seed", "0,1",
+                                 "--batchnorm", "off,on", "--label-noise", "0,0.5",
+                                 "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    lc = pd.read_csv(out / "lc.csv")
+    cells = lc.groupby(["seed", "batchnorm", "label_noise"]).size()
+    assert len(cells) == 2 * 2 * 2
+    acc = pd.read_csv(out / "accuracy.csv")
+    assert sorted(set(acc["epoch"])) == [0, 3] and acc["train_acc"].between(0, 1).all()
+    verdict = pd.read_csv(out / "verdict.csv")
+    assert len(verdict) == 4 and set(verdict["verdict"]) <= {"holds", "does not hold",
+                                                             "not reached"}
+    h = pd.read_parquet(out / "history.parquet")
+    assert (h["train_loss"] > 0).all()
+    r = CliRunner().invoke(app, ["study", "local-complexity", "--batchnorm", "maybe"])
+    assert r.exit_code != 0 and "on/off" in r.output

@@ -8,7 +8,7 @@ import torch
 
 from acthash import data
 from acthash.core.codes import NeuralCodes
-from acthash.errors import InputError
+from acthash.errors import ConfigError, InputError
 from acthash.models import MLP
 from acthash.runs.experiment import RunConfig, load_checkpoint, make_model, run_experiment
 from acthash.train import TrainConfig, _lr_at, seed_everything, train
@@ -178,3 +178,26 @@ def test_one_optimizer_and_schedule_builder_serves_training_and_the_spectrum_stu
     assert opt.defaults["momentum"] == 0.0 and opt.defaults["lr"] == 0.3
     with pytest.raises(InputError, match="unknown optimizer"):
         make_optimizer(MLP(6, 4, 3).parameters(), "lbfgs", 0.1)
+
+
+def test_mse_loss_by_hand_and_training_lowers_it():
+    from acthash.train import evaluate, training_loss
+
+    out = torch.tensor([[0.5, -1.0, 2.0], [0.0, 1.0, 0.0]])
+    y = torch.tensor([2, 1])
+    # example 0: (0.25 + 1 + 1) / 3 = 0.75; example 1: (0 + 0 + 0) / 3 = 0
+    assert float(training_loss(out, y, "mse")) == pytest.approx(0.375)
+    assert float(training_loss(out, y, "mse", reduction="sum")) == pytest.approx(0.75)
+    with pytest.raises(InputError, match="unknown loss"):
+        training_loss(out, y, "hinge")
+    with pytest.raises(ConfigError, match="unknown loss"):
+        TrainConfig(loss="hinge")
+    torch.manual_seed(0)
+    x = torch.randn(64, 5)
+    labels = (x[:, 0] > 0).long()
+    model = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    before = evaluate(model, x, labels, loss="mse")[0]
+    res = train(model, x, labels, TrainConfig(epochs=30, lr=1e-2, loss="mse", batch_size=16))
+    after = evaluate(model, x, labels, loss="mse")[0]
+    assert after < 0.5 * before
+    assert res.history["train_loss"].iloc[-1] < res.history["train_loss"].iloc[0]

@@ -30,7 +30,6 @@ from acthash.cli._options import (
     Progress,
     RunsRoot,
     Schedule,
-    Seed,
     SeedFactor,
     WeightDecay,
     Width,
@@ -41,6 +40,7 @@ from acthash.cli._options import (
     _model_options,
     _parse_floats,
     _parse_ints,
+    _parse_names,
     _parse_switches,
     _switches_text,
 )
@@ -72,7 +72,12 @@ def study_planes(
     epochs: Epochs = _PL.epochs,
     lr: Lr = _PL.lr,
     batch_size: BatchSize = _PL.batch_size,
-    seed: Seed = _PL.seed,
+    seed: SeedFactor = _csv(_PL.seed),
+    init: Annotated[str, typer.Option(
+        help="Initializations, comma-separated: default (PyTorch's) and/or he (normal, "
+        "variance 2/fan_in).")] = ",".join(_PL.init),
+    batchnorm: BatchnormFactor = _switches_text(_PL.batchnorm),
+    label_noise: LabelNoiseFactor = _csv(_PL.label_noise),
     device: Device = _PL.device,
     out: Out = None,
     force: Force = False,
@@ -85,15 +90,20 @@ def study_planes(
     from acthash.studies.planes import run_planes_study
 
     cfg = _config(PlanesConfig, params, dataset_options=_dataset_options(data_dir, dataset_option),
-                  width=_parse_ints(width), depth=_parse_ints(depth))
+                  width=_parse_ints(width), depth=_parse_ints(depth),
+                  seed=_parse_ints(seed) or [0], init=_parse_names(init) or ["default"],
+                  batchnorm=_parse_switches(batchnorm) or [False],
+                  label_noise=_parse_floats(label_noise) or [0.0])
     result = run_planes_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
                               force=force)
     table = Table(title="regions on planes: log count = a + b log N + c depth")
-    for col in ("epoch", "exponent b", "factor per layer", "verdict"):
+    for col in ("init", "batchnorm", "noise", "epoch", "exponent b", "factor per layer",
+                "verdict"):
         table.add_column(col)
     for r in result.summary.itertuples():
-        table.add_row(str(r.epoch), _fmt(r.exponent_in_neurons), _fmt(r.factor_per_extra_layer),
-                      r.verdict)
+        table.add_row(r.init, "on" if r.batchnorm else "off", f"{r.label_noise:g}",
+                      str(r.epoch), _fmt(r.exponent_in_neurons),
+                      _fmt(r.factor_per_extra_layer), r.verdict)
     console.print(table)
     _run_dir_line(result.run_dir)
 

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RegionsConfig", "LSHConfig", "SpectrumConfig", "COMPARISONS", "BinaryStudyConfig",
            "VARIANTS", "RetrievalStudyConfig", "ENCODER_NAMES", "PlanesConfig",
-           "LocalComplexityConfig", "OODStudyConfig", "OOD_SHIFTS", "OOD_DETECTORS"]
+           "PLANE_INITS", "LocalComplexityConfig", "OODStudyConfig", "OOD_SHIFTS",
+           "OOD_DETECTORS"]
 
 
 def _as_list(value, kind) -> list:
@@ -427,18 +428,32 @@ class PlanesConfig(DataFields, TrainFields, ConfigDict):
     the dataset (the shared training block), and the exact region count on ``n_planes``
     planes through random triples of test points (the same triples for every model), at
     initialization and after training. ``margin``: the square around each triangle (a
-    fraction of its side on each side); ``max_regions``: the budget of one partition."""
+    fraction of its side on each side); ``max_regions``: the budget of one partition.
+
+    Factors: one model per ``seed`` x ``init`` ("default": PyTorch's ``nn.Linear``
+    initialization; "he": weights normal with variance ``2 / fan_in``, Hanin & Rolnick's
+    setting, biases as PyTorch draws them) x ``batchnorm`` x ``label_noise`` (the share of
+    training labels moved to another class) x width x depth."""
 
     _kind = "planes study config"
 
     width: list[int] = field(default_factory=lambda: [8, 16, 32])
     depth: list[int] = field(default_factory=lambda: [1, 2, 3])
+    seed: list[int] = field(default_factory=lambda: [0])
+    init: list[str] = field(default_factory=lambda: ["default"])
+    batchnorm: list[bool] = field(default_factory=lambda: [False])
+    label_noise: list[float] = field(default_factory=lambda: [0.0])
     n_planes: int = 3
     margin: float = 0.25
     sample_size: int | None = 2000
     max_regions: int = 200_000
     epochs: int = 5
     device: str = "auto"
+
+    def factors(self) -> list[tuple[int, str, bool, float]]:
+        """The (seed, init, batchnorm, label_noise) cells, in run order."""
+        return [(s, i, b, n) for s in self.seed for i in self.init for b in self.batchnorm
+                for n in self.label_noise]
 
     def validate(self) -> None:
         super().validate()
@@ -450,6 +465,17 @@ class PlanesConfig(DataFields, TrainFields, ConfigDict):
             raise ConfigError("n_planes and max_regions must be >= 1 and margin >= 0")
         if self.sample_size is not None and self.sample_size < 1:
             raise ConfigError(f"sample_size must be >= 1, got {self.sample_size}")
+        if not self.seed or not self.init or not self.batchnorm or not self.label_noise:
+            raise ConfigError("seed, init, batchnorm and label_noise each need a value")
+        bad = [i for i in self.init if i not in PLANE_INITS]
+        if bad:
+            raise ConfigError(f"unknown init {bad}; use {', '.join(PLANE_INITS)}")
+        if any(not 0.0 <= n < 1.0 for n in self.label_noise):
+            raise ConfigError(f"label_noise values must be in [0, 1), got {self.label_noise}")
+
+
+#: initializations of the plane study's MLPs
+PLANE_INITS = ("default", "he")
 
 
 @dataclass

@@ -4,15 +4,17 @@ depth, at initialization and after training.
 
 :func:`run_planes_study` builds a ReLU MLP for every width x depth, partitions ``n_planes``
 planes through random triples of test points (the same triples for every model) with
-:func:`acthash.geometry.plane_partition`, trains the model and partitions them again.
+:func:`acthash.geometry.plane_partition`, trains the model and partitions them again; for
+every seed x init x BatchNorm x label-noise cell of the config.
 
 **Criterion** (Hanin & Rolnick: the number of regions a 2-D slice meets grows like ``N^2`` in
 the number of neurons ``N`` and barely depends on depth). Fit ``log count = a + b log N +
-c depth`` over all models at one epoch: *holds* when the exponent ``b`` lies in
-``[1.5, 2.5]`` and one extra layer at fixed ``N`` changes the count by less than a factor
-``1.5`` (``|c| < log 1.5``); otherwise *does not hold*. Outputs: ``counts.csv`` (one row per
-model, epoch and plane), ``summary.csv`` (the fit and verdict per epoch) and region figures
-of the first plane for the widest, deepest model (init vs trained).
+c depth`` over all models, planes and seeds of one cell at one epoch: *holds* when the
+exponent ``b`` lies in ``[1.5, 2.5]`` and one extra layer at fixed ``N`` changes the count by
+less than a factor ``1.5`` (``|c| < log 1.5``); otherwise *does not hold*. Outputs:
+``counts.csv`` (one row per model, epoch and plane), ``summary.csv`` (the fit and verdict
+per cell and epoch) and region figures of the first plane for the widest, deepest model of
+the first cell (init vs trained).
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ from acthash._utils.run import (
 from acthash.geometry.planes import plane_partition
 from acthash.studies.configs import PlanesConfig
 
-__all__ = ["PlanesConfig", "PlanesResult", "run_planes_study", "hanin_rolnick_verdict"]
+__all__ = ["PlanesConfig", "PlanesResult", "run_planes_study", "hanin_rolnick_verdict",
+           "he_init"]
+
+_CELL = ["init", "batchnorm", "label_noise"]
 
 
 @dataclass
@@ -46,18 +51,33 @@ class PlanesResult:
     summary: pd.DataFrame
 
 
+def he_init(model: torch.nn.Module) -> torch.nn.Module:
+    """Redraw every ``nn.Linear`` weight from a normal of variance ``2 / fan_in`` (He et al.,
+    in place, from torch's global generator); biases are left as drawn."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+    return model
+
+
 def hanin_rolnick_verdict(counts: pd.DataFrame) -> pd.DataFrame:
-    """Per epoch: the fit ``log count = a + b log N + c depth`` (least squares over every
-    model and plane), the exponent ``b``, the per-layer factor ``exp(c)`` and the verdict."""
+    """Per factor cell (the columns of ``init``, ``batchnorm``, ``label_noise`` present) and
+    epoch: the fit ``log count = a + b log N + c depth`` (least squares over every model,
+    plane and seed), the exponent ``b``, the per-layer factor ``exp(c)`` and the verdict."""
     rows = []
-    for epoch, d in counts.groupby("epoch"):
+    by = [c for c in _CELL if c in counts.columns] + ["epoch"]
+    for key, d in counts.groupby(by):
+        key = key if isinstance(key, tuple) else (key,)
+        cell = dict(zip(by, key, strict=True))
+        epoch = cell.pop("epoch")
         design = np.stack([np.ones(len(d)), np.log(d["neurons"]), d["depth"]], axis=1)
         coef, *_ = np.linalg.lstsq(design, np.log(d["n_regions"].to_numpy(float)), rcond=None)
         if d["depth"].nunique() < 2:
             coef[2] = 0.0
         exponent, per_layer = float(coef[1]), float(np.exp(coef[2]))
         holds = 1.5 <= exponent <= 2.5 and abs(coef[2]) < np.log(1.5)
-        rows.append({"epoch": int(epoch), "exponent_in_neurons": exponent,
+        rows.append({**cell, "epoch": int(epoch), "n_partitions": len(d),
+                     "exponent_in_neurons": exponent,
                      "factor_per_extra_layer": per_layer,
                      "criterion": "exponent in [1.5, 2.5] and per-layer factor in (1/1.5, 1.5)",
                      "verdict": "holds" if holds else "does not hold"})
@@ -72,6 +92,7 @@ def run_planes_study(cfg: PlanesConfig | None = None, *, out_dir: str | Path | N
     The study directory is a transaction (``INCOMPLETE`` until done; an existing ``out_dir``
     is refused unless ``force``)."""
     from acthash import data as datasets
+    from acthash.data.manipulate import noisy_labels
     from acthash.models import build_model
     from acthash.train import seed_everything, train
 
@@ -81,33 +102,40 @@ def run_planes_study(cfg: PlanesConfig | None = None, *, out_dir: str | Path | N
     ds = datasets.load(cfg.dataset, **cfg.dataset_options)
     run_dir = None
     if write:
-        run_dir = start_run_dir(out_dir, runs_root, ("planes", cfg.dataset, f"s{cfg.seed}"),
-                                seed=cfg.seed, config={"study": "planes", **cfg.to_dict()},
+        run_dir = start_run_dir(out_dir, runs_root, ("planes", cfg.dataset, "s" + "-".join(
+            map(str, cfg.seed))), seed=cfg.seed[0], config={"study": "planes", **cfg.to_dict()},
                                 force=force)
     x_tr, y_tr, x_te = ds.x_train, ds.y_train, ds.x_test
     if cfg.sample_size is not None:
         x_tr, y_tr = x_tr[: cfg.sample_size], y_tr[: cfg.sample_size]
-    rng = np.random.default_rng([cfg.seed, 23])
+    rng = np.random.default_rng([cfg.seed[0], 23])
     triples = [rng.choice(len(x_te), size=3, replace=False) for _ in range(cfg.n_planes)]
-    tcfg = replace(cfg, checkpoints=[0, cfg.epochs]).train_config()
     rows, figure_parts = [], {}
-    grid = [(w, d) for d in cfg.depth for w in cfg.width]
+    grid = [(cell, w, d) for cell in cfg.factors() for d in cfg.depth for w in cfg.width]
+    first = cfg.factors()[0]
     bar = progress_bar(enabled=progress, total=len(grid), desc="planes", unit="model")
-    for width, depth in grid:
-        seed_everything(cfg.seed)
-        model = build_model("mlp", ds.input_shape, ds.n_classes, width=width, depth=depth)
+    for (seed, init, bn, noise), width, depth in grid:
+        y_fit = noisy_labels(y_tr, noise, ds.n_classes, seed=seed)[0] if noise else y_tr
+        tcfg = replace(cfg.train_config(), seed=seed, checkpoints=[0, cfg.epochs])
+        seed_everything(seed)
+        model = build_model("mlp", ds.input_shape, ds.n_classes, width=width, depth=depth,
+                            batchnorm=bn)
+        if init == "he":
+            he_init(model)
         snaps: dict[int, torch.nn.Module] = {}
-        train(model, x_tr, y_tr, tcfg,
+        train(model, x_tr, y_fit, tcfg,
               on_checkpoint=lambda e, m, s=snaps: s.__setitem__(e, copy.deepcopy(m).cpu()))
         for epoch, m in sorted(snaps.items()):
             for k, tri in enumerate(triples):
                 part = plane_partition(m, x_te[tri].double(), margin=cfg.margin,
                                        max_regions=cfg.max_regions)
-                rows.append({"width": width, "depth": depth, "neurons": width * depth,
+                rows.append({"seed": seed, "init": init, "batchnorm": bn, "label_noise": noise,
+                             "width": width, "depth": depth, "neurons": width * depth,
                              "epoch": epoch, "plane": k, "n_regions": part.n_regions,
                              "euler_ok": part.euler()["ok"],
                              "boundary_segments": len(part.boundary)})
-                if k == 0 and (width, depth) == (max(cfg.width), max(cfg.depth)):
+                if k == 0 and (seed, init, bn, noise) == first and (width, depth) == (
+                        max(cfg.width), max(cfg.depth)):
                     figure_parts[epoch] = part
         bar.update(1)
     bar.close()
@@ -126,10 +154,14 @@ def _plot(counts: pd.DataFrame, parts: dict, figs: Path) -> None:
     from acthash.geometry.plane_plots import plot_plane_strip
 
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    first = counts.iloc[0]
+    counts = counts[(counts[_CELL] == first[_CELL]).all(axis=1)]
     mean = counts.groupby(["epoch", "depth", "neurons"])["n_regions"].mean().reset_index()
     for (epoch, depth), d in mean.groupby(["epoch", "depth"]):
         ax.loglog(d["neurons"], d["n_regions"], "o-" if epoch == 0 else "s--",
                   label=f"depth {depth}, epoch {epoch}")
+    ax.set_title(f"init {first['init']}, BatchNorm {'on' if first['batchnorm'] else 'off'}, "
+                 f"label noise {first['label_noise']:g}", fontsize=8)
     ax.set_xlabel("neurons N")
     ax.set_ylabel("regions on the plane")
     ax.legend(fontsize=7)
