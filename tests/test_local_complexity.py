@@ -76,3 +76,40 @@ def test_callback_records_every_checkpoint_and_set():
     direct = local_complexity(net, sets["train"], radius=0.2, n_directions=3)
     row = df[(df.epoch == 2) & (df.set == "train") & (df.layer == "total")]
     assert float(row["mean"].iloc[0]) == pytest.approx(direct.total.mean())
+
+
+def test_exact_plane_count_bounds_the_sampled_one():
+    from acthash.geometry import plane_complexity_error, plane_local_complexity
+
+    net = _mlp(seed=4)
+    x = torch.randn(25, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    radius = 0.8
+    d = cross_polytope_directions(6, 2, seed=1)
+    exact = plane_local_complexity(net, x, radius=radius, directions=d)
+    sampled = local_complexity(net, x, radius=radius, directions=d)
+    assert exact.layer_names == sampled.layer_names == ["1", "3"]
+    # the first layer: exact = sampled = the analytic cut count of the square
+    np.testing.assert_array_equal(exact.per_layer[:, 0], sampled.per_layer[:, 0])
+    np.testing.assert_array_equal(exact.per_layer[:, 0], _analytic_first_layer(net, x, radius, d))
+    # deeper: sampled points lie in the square, so they never see more than the exact count
+    assert (sampled.per_layer <= exact.per_layer).all()
+    # independent check of the exact count: bits that vary over a fine grid of the square
+    from acthash.core.capture import neural_codes
+
+    g = np.linspace(-1, 1, 121)
+    ss, tt = np.meshgrid(g, g)
+    keep = np.abs(ss) + np.abs(tt) <= 1
+    st = radius * np.stack([ss[keep], tt[keep]], axis=1)
+    for i in range(0, 25, 6):
+        pts = x[i] + torch.as_tensor(st) @ d
+        bits = np.unpackbits(neural_codes(net, pts).packed, axis=1, count=35).astype(bool)
+        vary = bits.any(axis=0) & ~bits.all(axis=0)
+        grid = [int(vary[:20].sum()), int(vary[20:].sum())]
+        assert (np.array(grid) <= exact.per_layer[i]).all()
+        assert exact.per_layer[i].sum() - sum(grid) <= 1  # a fine grid misses at most a sliver
+    err = plane_complexity_error(net, x, radius=radius, seed=1)
+    assert list(err["layer"]) == ["1", "3", "total"]
+    first = err.iloc[0]
+    assert first.shortfall_mean == 0 and first.points_undercounted == 0
+    assert (err["min_gap"] >= 0).all()
+    assert err.iloc[2].exact_mean == pytest.approx(exact.total.mean())

@@ -7,6 +7,8 @@ from acthash.geometry.local_complexity import (
     LocalComplexityCallback,
     cross_polytope_directions,
     local_complexity,
+    plane_complexity_error,
+    plane_local_complexity,
 )
 from acthash.geometry.planes import PlanePartition, grid_codes, plane_partition, plane_through
 from acthash.geometry.regions import (
@@ -23,4 +25,5 @@ from acthash.geometry.regions import (
 __all__ = ["Segment", "Crossings", "preactivations", "region_segment", "regions_between",
            "sampled_segment", "sampled_regions_between", "codes_along", "PlanePartition",
            "plane_partition", "plane_through", "grid_codes", "LocalComplexity",
-           "local_complexity", "cross_polytope_directions", "LocalComplexityCallback"]
+           "local_complexity", "cross_polytope_directions", "LocalComplexityCallback",
+           "plane_local_complexity", "plane_complexity_error"]

@@ -15,6 +15,14 @@ missed), which is the local-complexity measure of Humayun et al. (2024).
 
 Points are streamed ``batch_size`` at a time (``batch_size * (2P + 1)`` rows per forward
 pass), so memory is bounded whatever the number of points.
+
+**Against the exact partition.** With ``P = 2`` the neighbourhood is a square (a diamond) in
+the plane of its two directions, and :func:`plane_local_complexity` counts exactly the units
+whose bent hyperplane crosses it: the bits that differ between the linear regions of the
+diamond's exact partition (:func:`acthash.geometry.planes.plane_partition`). A sampled point
+lies in the diamond, so the sampled count never exceeds the exact one; the first layer is
+equal, deeper layers fall short by the hyperplanes that bend in and out between the
+vertices. :func:`plane_complexity_error` reports the shortfall per layer.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from acthash.errors import InputError
 from acthash.geometry.regions import _Linearizer
 
 __all__ = ["LocalComplexity", "local_complexity", "cross_polytope_directions",
-           "LocalComplexityCallback"]
+           "LocalComplexityCallback", "plane_local_complexity", "plane_complexity_error"]
 
 
 @dataclass
@@ -80,12 +88,14 @@ def local_complexity(
     seed: int = 0,
     batch_size: int = 64,
     dtype: torch.dtype | None = torch.float64,
+    directions=None,
     progress: bool = False,
 ) -> LocalComplexity:
     """Neurons whose hyperplane crosses the cross-polytope of radius ``radius`` around each
     row of ``x`` (N, *input_shape); see the module docstring for the exact rule.
 
     n_directions : P, the cross-polytope has 2P vertices (same seeded directions for all).
+    directions : instead, the (P, dim) directions themselves (orthonormal rows).
     batch_size : points per forward pass (each brings 2P + 1 rows).
     dtype : compute on a copy of the model in this dtype (``None``: the model's own).
     """
@@ -98,8 +108,13 @@ def local_complexity(
     if x.ndim < 2:
         raise InputError("x must have a batch dimension: (N, *input_shape)")
     shape = x.shape[1:]
-    d = cross_polytope_directions(int(np.prod(shape)), n_directions, seed).to(lin.device,
-                                                                             lin.dtype)
+    dim = int(np.prod(shape))
+    if directions is None:
+        d = cross_polytope_directions(dim, n_directions, seed)
+    else:
+        d = torch.as_tensor(np.asarray(directions), dtype=torch.float64).reshape(-1, dim)
+        n_directions = len(d)
+    d = d.to(lin.device, lin.dtype)
     offsets = torch.cat([torch.zeros(1, d.shape[1], dtype=lin.dtype, device=lin.device),
                          radius * d, -radius * d]).reshape((-1,) + tuple(shape))
     n_pts = offsets.shape[0]
@@ -156,3 +171,63 @@ class LocalComplexityCallback:
         import pandas as pd
 
         return pd.DataFrame(self.records, columns=["epoch", "set", "layer", "mean", "std"])
+
+
+def plane_local_complexity(model: nn.Module, x, *, radius: float, directions=None,
+                           seed: int = 0, progress: bool = False) -> LocalComplexity:
+    """The exact count, per ReLU-like layer, of units whose kink crosses the square with
+    vertices ``x ± radius * d_1``, ``x ± radius * d_2`` around each row of ``x``: the bits
+    that differ between the linear regions of its exact partition. ``directions`` (2, dim)
+    orthonormal rows; default the first two seeded directions of
+    :func:`cross_polytope_directions` (those of ``local_complexity(..., seed=seed)``)."""
+    from acthash.geometry.planes import plane_partition
+
+    if not radius > 0:
+        raise InputError(f"radius must be positive, got {radius}")
+    x = torch.as_tensor(x).detach().cpu().double()
+    if x.ndim < 2:
+        raise InputError("x must have a batch dimension: (N, *input_shape)")
+    shape = tuple(x.shape[1:])
+    dim = int(np.prod(shape))
+    if directions is None:
+        directions = cross_polytope_directions(dim, 2, seed)
+    d = np.asarray(directions, dtype=np.float64).reshape(-1, dim)
+    if len(d) != 2:
+        raise InputError(f"give two directions (2, {dim}), got {len(d)}")
+    diamond = radius * np.array([[1.0, 0], [0, 1], [-1, 0], [0, -1]])
+    u, v = d[0].reshape(shape), d[1].reshape(shape)
+    rows, names = [], None
+    bar = progress_bar(enabled=progress, total=len(x), desc="exact local complexity",
+                       unit="point")
+    for xi in x.numpy():
+        part = plane_partition(model, plane=(xi, u, v, diamond), check=False)
+        relu = [i for i, k in enumerate(part.layer_kinds) if k == "relu"]
+        names = [part.layer_names[i] for i in relu]
+        rows.append(part.varying_bits()[relu])
+        bar.update(1)
+    bar.close()
+    return LocalComplexity(np.array(rows).reshape(len(x), -1), names or [], float(radius), 2)
+
+
+def plane_complexity_error(model: nn.Module, x, *, radius: float, seed: int = 0):
+    """Sampled (:func:`local_complexity` with the same two directions) against exact
+    (:func:`plane_local_complexity`) local complexity: one row per layer and a total, with
+    the means, the mean shortfall ``exact - sampled`` (never negative), its share of the
+    exact mean, and the share of points undercounted."""
+    import pandas as pd
+
+    xt = torch.as_tensor(x).detach().cpu().double()
+    dim = int(np.prod(xt.shape[1:]))
+    d = cross_polytope_directions(dim, 2, seed)
+    exact = plane_local_complexity(model, xt, radius=radius, directions=d)
+    sampled = local_complexity(model, xt, radius=radius, directions=d)
+    rows = []
+    for j, name in enumerate([*exact.layer_names, "total"]):
+        e = exact.total if name == "total" else exact.per_layer[:, j]
+        s = sampled.total if name == "total" else sampled.per_layer[:, j]
+        gap = e - s
+        rows.append({"layer": name, "exact_mean": float(e.mean()), "sampled_mean": float(
+            s.mean()), "shortfall_mean": float(gap.mean()),
+            "relative_shortfall": float(gap.mean() / e.mean()) if e.mean() > 0 else 0.0,
+            "points_undercounted": float((gap > 0).mean()), "min_gap": int(gap.min())})
+    return pd.DataFrame(rows)

@@ -73,6 +73,7 @@ class PlanePartition:
     counts : regions after each piecewise-linear layer, ReLU-like or max pooling, in forward
         order (the last one is ``len(regions)``)
     layer_names, layer_kinds : those layers and their kind ("relu" or "maxpool")
+    layer_bits : bits of each of those layers in the code (units x kinks; 0 for max pooling)
     n_bits : code length (ReLU-like units only)
     switches : (R, W) int32, for each of the W max-pooling windows (all pooling layers, in
         order; W = 0 without max pooling) the flat index into one example's pooling input
@@ -100,6 +101,16 @@ class PlanePartition:
     checks: dict = field(default_factory=dict)
     switches: np.ndarray | None = None
     layer_kinds: list[str] = field(default_factory=list)
+    layer_bits: list[int] = field(default_factory=list)
+
+    def varying_bits(self) -> np.ndarray:
+        """(L,) per layer, the bits that are not the same in every region: the units whose
+        kink (bent hyperplane) crosses the polygon's interior (0 for max-pooling layers)."""
+        bits = np.unpackbits(self.codes, axis=1, count=self.n_bits).astype(bool)
+        vary = bits.any(axis=0) & ~bits.all(axis=0)
+        ends = np.cumsum([0, *self.layer_bits])
+        return np.array([int(vary[a:b].sum()) for a, b in zip(ends[:-1], ends[1:],
+                                                                 strict=True)])
 
     def __len__(self) -> int:
         return len(self.regions)
@@ -479,15 +490,17 @@ def _finish(pl: _Plane, pieces, polygon, counts, coords, scale, tol, batch_size,
             raise NotPiecewiseLinearError(
                 f"the model's output is not affine inside a region (relative error {err:.3g}): "
                 "it has an operation that is not piecewise linear in its ReLU-like units")
-    n_bits = sum(len(k) * int(z[0].shape[1]) for k, z in zip(pl.kinks, lins, strict=True)
-                 if k is not None)
+    layer_bits = [0 if k is None else len(k) * int(z[0].shape[1])
+                  for k, z in zip(pl.kinks, lins, strict=True)]
+    n_bits = sum(layer_bits)
     boundary = _decision_boundary(pieces, jac, bias, tol)
     return PlanePartition(
         origin=pl.origin.cpu().numpy(), u=pl.u.cpu().numpy(), v=pl.v.cpu().numpy(),
         polygon=polygon, regions=pieces, interior=interior, codes=codes, out_jac=jac,
         out_bias=bias, counts=counts, layer_names=list(pl.names), n_bits=n_bits,
         boundary=boundary, anchors=coords, scale=scale, checks=checks, switches=sw,
-        layer_kinds=["maxpool" if k is None else "relu" for k in pl.kinks])
+        layer_kinds=["maxpool" if k is None else "relu" for k in pl.kinks],
+        layer_bits=layer_bits)
 
 
 def _decision_boundary(pieces, jac, bias, tol) -> np.ndarray:
