@@ -124,7 +124,15 @@ def test_lc_verdict_reads_peak_interpolation_and_train_above_test():
     # still rising at the end: no fall
     v = lc_verdict(*_lc_frames([10, 6, 8, 12, 20, 24, 29], [9, 5, 7, 10, 15, 20, 20], acc,
                                epochs)).iloc[0]
-    assert not v.rises_then_falls and v.verdict == "does not hold"
+    assert not v.falls_after and v.verdict == "does not hold"
+    # the initial value is the global maximum: the ascent peak is still found after the trough
+    v = lc_verdict(*_lc_frames([30, 6, 8, 12, 20, 14, 9], [29, 6, 7, 10, 15, 13, 9], acc,
+                               epochs)).iloc[0]
+    assert (v.trough_epoch, v.peak_epoch) == (1, 30) and v.verdict == "holds"
+    # a rise that mostly happens after interpolation does not "rise until interpolation"
+    v = lc_verdict(*_lc_frames([10, 6, 6, 6, 7, 20, 9], [9, 6, 6, 6, 7, 15, 9], acc,
+                               epochs)).iloc[0]
+    assert not v.rises_until_interpolation and v.verdict == "does not hold"
     # never interpolates
     v = lc_verdict(*_lc_frames([10, 6, 8, 12, 20, 14, 9], [9, 6, 7, 10, 15, 13, 9],
                                [0.1] * 7, epochs)).iloc[0]

@@ -4,14 +4,15 @@ random points, over log-spaced training checkpoints, for every seed x BatchNorm 
 factor of :class:`~acthash.studies.configs.LocalComplexityConfig`.
 
 **Criterion** (:func:`lc_verdict`, per BatchNorm x label-noise cell, curves averaged over
-the seeds). Let ``e*`` be the checkpoint where the train LC (all layers) peaks and ``e_i``
-the interpolation epoch, the first checkpoint where the training accuracy (on the labels
-trained on, noisy ones included) reaches ``0.99``. The train-LC curve *rises until
-interpolation and falls after* when the peak exceeds both the initial and the final value
-by at least 5 % and ``e* + 1`` lies within a factor 4 of ``e_i + 1``; with train LC > test
-LC at the peak the verdict is *holds*, otherwise *does not hold* (and *not reached* when
-the model never interpolates). ``descent_first`` reports the early descent: a checkpoint
-before the peak with a train LC below 95 % of its initial value.
+the seeds). The train LC (all layers) first descends, so its *ascent peak* is the checkpoint
+after the largest rise ``LC(e*) - min_{e <= e*} LC(e)`` and the *trough* the minimum before
+it. Let ``e_i`` be the interpolation epoch, the first checkpoint where the training accuracy
+(on the labels trained on, noisy ones included) reaches ``0.99``. The curve *rises until
+interpolation* when the peak is at least 5 % above the trough and at least 75 % of the rise
+is done at ``e_i``; it *falls after* when the final value is at least 5 % below the peak and
+below the value at ``e_i``. With train LC > test LC at the peak the verdict is *holds*,
+otherwise *does not hold* (*not reached* when the model never interpolates).
+``descent_first``: the trough is below 95 % of the initial value.
 
 Outputs: ``lc.csv`` (seed, batchnorm, label_noise, epoch, set, layer, mean, std),
 ``accuracy.csv`` (train and test accuracy at every checkpoint), ``history.parquet``,
@@ -43,8 +44,8 @@ __all__ = ["LocalComplexityConfig", "LocalComplexityResult", "run_local_complexi
 
 _FACTORS = ["batchnorm", "label_noise"]
 INTERPOLATED = 0.99  # training accuracy that counts as interpolation
-MARGIN = 1.05  # the peak must exceed the start and the end by 5 %
-WINDOW = 4.0  # the peak's (epoch + 1) within this factor of the interpolation's
+MARGIN = 1.05  # the peak must exceed the trough and the end by 5 %
+DONE = 0.75  # share of the rise done at interpolation
 
 
 @dataclass
@@ -64,33 +65,42 @@ def lc_verdict(lc: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
     for key, d in total.groupby(_FACTORS):
         curve = d.groupby(["set", "epoch"])["mean"].mean()
         train = curve.loc["train"].sort_index()
-        test = curve.loc["test"].reindex(train.index) if "test" in curve.index.get_level_values(
-            0) else None
+        test = (curve.loc["test"].reindex(train.index)
+                if "test" in curve.index.get_level_values(0) else None)
         acc = accuracy.set_index(_FACTORS).loc[key].groupby("epoch")["train_acc"].mean()
         reached = acc.index[acc.to_numpy() >= INTERPOLATED]
         e_interp = int(reached[0]) if len(reached) else None
-        e_peak = int(train.idxmax())
-        peak, start, end = float(train.max()), float(train.iloc[0]), float(train.iloc[-1])
-        before = train.loc[: e_peak].iloc[1:-1] if e_peak > train.index[0] else train.iloc[:0]
-        rise_fall = peak >= MARGIN * start and peak >= MARGIN * end
-        near = e_interp is not None and abs(np.log((e_peak + 1) / (e_interp + 1))) <= np.log(
-            WINDOW)
+        values = train.to_numpy()
+        running_min = np.minimum.accumulate(values)
+        k_peak = int(np.argmax(values - running_min))
+        k_trough = int(np.argmin(values[: k_peak + 1]))
+        e_peak, e_trough = int(train.index[k_peak]), int(train.index[k_trough])
+        peak, trough = float(values[k_peak]), float(values[k_trough])
+        start, end = float(values[0]), float(values[-1])
+        at_interp = float(train.loc[: e_interp].iloc[-1]) if e_interp is not None else np.nan
+        rise = peak - trough
+        rises = peak >= MARGIN * trough and e_interp is not None and (
+            at_interp - trough >= DONE * rise)
+        falls = e_interp is not None and MARGIN * end <= peak and end < at_interp
         above = test is not None and float(train.loc[e_peak]) > float(test.loc[e_peak])
         if e_interp is None:
             verdict = "not reached"
         else:
-            verdict = "holds" if rise_fall and near and above else "does not hold"
+            verdict = "holds" if rises and falls and above else "does not hold"
         rows.append({
             "batchnorm": bool(key[0]), "label_noise": float(key[1]),
             "n_seeds": int(d["seed"].nunique()),
-            "interpolation_epoch": e_interp, "peak_epoch": e_peak,
-            "train_lc_start": start, "train_lc_peak": peak, "train_lc_end": end,
+            "interpolation_epoch": e_interp, "trough_epoch": e_trough, "peak_epoch": e_peak,
+            "train_lc_start": start, "train_lc_trough": trough,
+            "train_lc_at_interpolation": at_interp, "train_lc_peak": peak,
+            "train_lc_end": end,
             "test_lc_at_peak": float(test.loc[e_peak]) if test is not None else float("nan"),
-            "descent_first": bool(len(before) and before.min() < 0.95 * start),
-            "rises_then_falls": bool(rise_fall), "peak_near_interpolation": bool(near),
+            "descent_first": bool(trough < 0.95 * start),
+            "rises_until_interpolation": bool(rises), "falls_after": bool(falls),
             "train_above_test_at_peak": bool(above),
-            "criterion": (f"peak >= {MARGIN:g} x start and end, (peak epoch + 1) within x"
-                          f"{WINDOW:g} of (interpolation epoch + 1), train > test at the peak"),
+            "criterion": (f"ascent peak >= {MARGIN:g} x trough with >= {DONE:.0%} of the rise "
+                          f"done at interpolation; end <= peak / {MARGIN:g} and below its "
+                          "value at interpolation; train > test at the peak"),
             "verdict": verdict})
     return pd.DataFrame(rows)
 
