@@ -104,3 +104,89 @@ def split_by_lines(p: np.ndarray, lines: np.ndarray, tol: float) -> list[np.ndar
                 nxt.extend(res)
         pieces = nxt
     return pieces
+
+
+def split_all(pieces: list[np.ndarray], lines: list[np.ndarray], tol: float, *,
+              limit: int | None = None) -> list[np.ndarray] | None:
+    """:func:`split_by_lines` of every piece by its own lines, vectorised over the pieces.
+
+    ``lines[i]`` (L_i, 3) are the unit-normal lines of piece ``i``. All pieces sit in one
+    padded (M, K, 2) array; step ``j`` cuts every piece still in work by the ``j``-th line of
+    its parent (the same cuts, in the same order, as the one-piece loop). Returns the cells,
+    or None as soon as there are more than ``limit``.
+    """
+    n_lines = np.array([len(x) for x in lines], dtype=np.int64)
+    if len(pieces) == 0 or n_lines.max(initial=0) == 0:
+        return list(pieces)
+    width = max(len(p) for p in pieces)
+    m = len(pieces)
+    verts = np.zeros((m, width, 2))
+    count = np.zeros(m, dtype=np.int64)
+    for i, p in enumerate(pieces):
+        verts[i, : len(p)] = p
+        count[i] = len(p)
+    table = np.zeros((m, int(n_lines.max()), 3))
+    for i, x in enumerate(lines):
+        table[i, : len(x)] = x
+    parent = np.arange(m)
+    for step in range(int(n_lines.max())):
+        active = np.flatnonzero(n_lines[parent] > step)
+        if len(active) == 0:
+            break
+        line = table[parent[active], step]  # (A, 3)
+        v = verts[active]
+        valid = np.arange(verts.shape[1])[None, :] < count[active][:, None]
+        f = v[..., 0] * line[:, :1] + v[..., 1] * line[:, 1:2] + line[:, 2:]
+        above, below = (f > tol) & valid, (f < -tol) & valid
+        crossing = above.any(axis=1) & below.any(axis=1)
+        if not crossing.any():
+            continue
+        rows = active[crossing]
+        pos, neg, n_pos, n_neg = _cut_batch(v[crossing], f[crossing], valid[crossing], tol)
+        need = max(int(n_pos.max()), int(n_neg.max()))
+        if need > verts.shape[1]:
+            verts = np.concatenate([verts, np.zeros((len(verts), need - verts.shape[1], 2))],
+                                   axis=1)
+        k = verts.shape[1]
+        verts[rows] = 0.0
+        verts[rows, : pos.shape[1]] = pos[:, :k]
+        count[rows] = n_pos
+        extra = np.zeros((len(rows), k, 2))
+        extra[:, : neg.shape[1]] = neg[:, :k]
+        verts = np.concatenate([verts, extra])
+        count = np.concatenate([count, n_neg])
+        parent = np.concatenate([parent, parent[rows]])
+        if limit is not None and len(verts) > limit:
+            return None
+    return [verts[i, : count[i]].copy() for i in range(len(verts))]
+
+
+def _cut_batch(v: np.ndarray, f: np.ndarray, valid: np.ndarray, tol: float):
+    """:func:`cut` of B padded polygons (B, K, 2) at once: (pos, neg) padded vertex arrays
+    and their vertex counts."""
+    b, k = f.shape
+    n = valid.sum(axis=1)
+    nxt = (np.arange(k)[None, :] + 1) % n[:, None]
+    g = np.take_along_axis(f, nxt, axis=1)
+    q = np.take_along_axis(v, nxt[..., None], axis=1)
+    crossing = valid & (((f > tol) & (g < -tol)) | ((f < -tol) & (g > tol)))
+    slots = np.empty((b, 2 * k, 2))
+    slots[:, 0::2] = v
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slots[:, 1::2] = v + (f / (f - g))[..., None] * (q - v)
+    keep_pos = np.zeros((b, 2 * k), dtype=bool)
+    keep_neg = np.zeros((b, 2 * k), dtype=bool)
+    keep_pos[:, 0::2], keep_neg[:, 0::2] = valid & (f >= -tol), valid & (f <= tol)
+    keep_pos[:, 1::2] = keep_neg[:, 1::2] = crossing
+
+    def compact(keep):
+        order = np.argsort(~keep, axis=1, kind="stable")
+        cnt = keep.sum(axis=1)
+        width = int(cnt.max())
+        out = np.take_along_axis(slots, order[:, :width, None], axis=1)
+        out[np.arange(width)[None, :] >= cnt[:, None]] = 0.0
+        return out, cnt
+
+    pos, n_pos = compact(keep_pos)
+    neg, n_neg = compact(keep_neg)
+    return pos, neg, n_pos, n_neg

@@ -49,7 +49,7 @@ from acthash.geometry._maxpool import (
     split_by_windows,
     switches,
 )
-from acthash.geometry._polygons import areas, centroids, convex_ccw, cut, split_by_lines
+from acthash.geometry._polygons import areas, centroids, convex_ccw, cut, split_all
 from acthash.geometry.regions import _MAX_POOL, _PreRecorder
 
 __all__ = ["PlanePartition", "plane_partition", "plane_through", "grid_codes"]
@@ -429,15 +429,20 @@ def plane_partition(
                                   pl.names[layer])
                 continue
             norm = np.hypot(gs, gt)
+            per_piece = []
             for i, q in enumerate(chunk):
                 moving = norm[i] > 1e-12 * (1 + np.abs(z[i]).max())
                 nn_ = norm[i][moving]
                 lines = np.concatenate([
                     np.stack([gs[i][moving] / nn_, gt[i][moving] / nn_,
                               (off[i][moving] - k) / nn_], axis=1) for k in kinks])
-                new.extend(split_by_lines(q, lines, tol) if len(lines) else [q])
-                _check_budget(len(new) + len(pieces) - lo - i - 1, max_regions,
-                              pl.names[layer])
+                f = q @ lines[:, :2].T + lines[:, 2]  # only the lines that cross the piece
+                per_piece.append(lines[(f > tol).any(axis=0) & (f < -tol).any(axis=0)])
+            budget = max_regions - len(new) - (len(pieces) - lo - len(chunk))
+            cells = split_all(chunk, per_piece, tol, limit=budget)
+            if cells is None:
+                _check_budget(max_regions + 1, max_regions, pl.names[layer])
+            new.extend(cells)
         keep = areas(new) > 1e-20 * scale**2
         pieces = [q for q, k in zip(new, keep, strict=True) if k]
         counts.append(len(pieces))
@@ -477,7 +482,7 @@ def _finish(pl: _Plane, pieces, polygon, counts, coords, scale, tol, batch_size,
     checks = {}
     if check:
         # a second interior point: halfway between the vertex mean and the first vertex
-        other = np.array([(q.mean(axis=0) + q[0]) / 2 for q in pieces])
+        other = (interior + np.array([q[0] for q in pieces])) / 2
         err = 0.0
         for lo in range(0, len(pieces), batch_size):
             sl = slice(lo, lo + batch_size)
@@ -510,11 +515,16 @@ def _decision_boundary(pieces, jac, bias, tol) -> np.ndarray:
         bias = np.concatenate([np.zeros_like(bias), bias], axis=1)
     segs = []
     n_cls = jac.shape[1]
-    for r, q in enumerate(pieces):
-        logits = q @ jac[r].T + bias[r]  # (n, C)
-        win = logits.argmax(axis=1)
-        if (win == win[0]).all():
-            continue  # the polygon is convex and so is each argmax cell: one class wins
+    # the polygon is convex and so is each argmax cell: where one class wins at every vertex
+    # it wins everywhere; only the other regions are cut (one pass over all vertices)
+    pts = np.concatenate(pieces)
+    owner = np.repeat(np.arange(len(pieces)), [len(q) for q in pieces])
+    win = (np.einsum("vcd,vd->vc", jac[owner], pts) + bias[owner]).argmax(axis=1)
+    starts = np.concatenate([[0], np.cumsum([len(q) for q in pieces])[:-1]])
+    changes = np.flatnonzero(np.maximum.reduceat(win, starts) != np.minimum.reduceat(
+        win, starts))
+    for r in changes:
+        q = pieces[r]
         for i in range(n_cls):
             cell = q
             for k in range(n_cls):
