@@ -9,6 +9,14 @@
 2. Cost per region as the width grows (784-w-w-10, square of half-side 4).
 3. ``local_complexity`` of 1 000 points x 50 vertices (P = 25) on 784-200-200-200-10;
    baseline: a plain float64 forward pass over the same 51 000 rows.
+4. A CNN with max pooling (1x28x28 -> Conv 8 5x5 -> ReLU -> MaxPool 2 -> Conv 8 3x3 -> ReLU
+   -> MaxPool 2 -> Linear 10): regions with and without the switches' pieces (the same
+   net with average pooling), cost per region.
+5. Sampled local complexity against the exact count on the same 2-D squares
+   (``plane_complexity_error``), MLP 784-200x4-10 on 1 000 Fashion-MNIST training images
+   (MSE, AdamW, lr 1e-3, weight decay 0.01, batch 200) at init and after 50 and 500 epochs,
+   200 training points, radius 0.2 (the study's), skipped without the Debian
+   Fashion-MNIST files.
 """
 
 import sys
@@ -36,6 +44,12 @@ def plane(dim, half, seed=0):
     q, _ = torch.linalg.qr(torch.randn(dim, 2, generator=g, dtype=torch.float64))
     square = half * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64)
     return origin.numpy(), q[:, 0].numpy(), q[:, 1].numpy(), square
+
+
+def cnn(pool, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 8, 5), nn.ReLU(), pool(2), nn.Conv2d(8, 8, 3), nn.ReLU(),
+                         pool(2), nn.Flatten(), nn.Linear(8 * 5 * 5, 10)).eval()
 
 
 def timed(fn):
@@ -84,6 +98,49 @@ def main(quick=False):
     print(f"[3] local complexity {len(pts)} points x 50 vertices: {t_lc:.2f} s; plain "
           f"float64 forward over the {len(rows)} rows {t_fw:.2f} s; ratio {t_lc / t_fw:.2f}; "
           f"mean LC {lc.total.mean():.1f} (per layer {lc.per_layer.mean(axis=0).round(1)})")
+
+
+    for name, pool in (("max", nn.MaxPool2d), ("average", nn.AvgPool2d)):
+        x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+        p, t = timed(lambda pool=pool, x=x: plane_partition(cnn(pool), x.double(),
+                                                            margin=0.0 if quick else 0.25))
+        print(f"[4] CNN, {name} pooling: {p.n_regions} regions ({p.counts} per layer "
+              f"{p.layer_kinds}), {t:.2f} s, {1e3 * t / p.n_regions:.2f} ms/region, "
+              f"Euler ok={p.euler()['ok']}")
+    lc_error(quick)
+
+
+def lc_error(quick=False):
+    from acthash import data
+    from acthash.errors import MissingFileError
+    from acthash.geometry import plane_complexity_error
+    from acthash.models import build_model
+    from acthash.train import TrainConfig, train
+
+    try:
+        ds = data.load("fashion-mnist")
+    except MissingFileError as e:
+        print(f"[5] skipped: {e}")
+        return
+    x, y = ds.x_train[:1000], ds.y_train[:1000]
+    torch.manual_seed(0)
+    model = build_model("mlp", ds.input_shape, 10, width=200, depth=4)
+    pts = x[:40 if quick else 200]
+    done = 0
+    for epochs in ((0, 5) if quick else (0, 50, 500)):
+        if epochs > done:
+            train(model, x, y, TrainConfig(epochs=epochs - done, lr=1e-3, optimizer="adamw",
+                                           weight_decay=0.01, batch_size=200, loss="mse",
+                                           seed=epochs))
+            done = epochs
+        err, t = timed(lambda: plane_complexity_error(model, pts, radius=0.2, seed=0))
+        row = err.set_index("layer")
+        print(f"[5] epoch {epochs}: exact vs sampled (P = 2) local complexity of {len(pts)} "
+              f"points in {t:.1f} s")
+        for layer, r in row.iterrows():
+            print(f"      {layer:>10}: exact {r.exact_mean:6.2f}, sampled {r.sampled_mean:6.2f},"
+                  f" shortfall {r.shortfall_mean:5.2f} ({100 * r.relative_shortfall:4.1f} %), "
+                  f"points undercounted {100 * r.points_undercounted:4.1f} %")
 
 
 if __name__ == "__main__":

@@ -235,13 +235,26 @@ def plane_through(anchors, *, margin: float = 0.25):
 
 
 # ---------------------------------------------------------------------- forward passes
+class _Enough(Exception):
+    """Raised inside a forward pass that has recorded every layer it was asked for."""
+
+
 class _PlaneRecorder(_PreRecorder):
     """:class:`_PreRecorder` that also keeps the input of every max-pooling module (through
     module hooks) and lets the module's own max-pool call through."""
 
-    def __init__(self):
+    def __init__(self, stop_after: int | None = None):
         super().__init__()
         self.in_pool = 0
+        self.stop_after = stop_after  # end the pass once this layer (0-based) is recorded
+
+    def _enough(self) -> None:
+        if self.stop_after is not None and len(self.pre) > self.stop_after:
+            raise _Enough
+
+    def before(self, call) -> None:
+        super().before(call)
+        self._enough()
 
     def pool(self, name: str, x: torch.Tensor) -> None:
         if self.nonlinear is not None:
@@ -251,6 +264,7 @@ class _PlaneRecorder(_PreRecorder):
         self.pre.append(x.clone())
         self.records.append((name, None, tuple(x.shape[1:])))
         self.in_pool += 1
+        self._enough()
 
     def other(self, func) -> None:
         if func in _MAX_POOL:
@@ -307,12 +321,17 @@ class _Plane:
         return (self.origin[None] + st[:, 0].view(shape) * self.u
                 + st[:, 1].view(shape) * self.v)
 
-    def _record(self, x):
-        rec = self._rec = _PlaneRecorder()
+    def _record(self, x, upto: int | None = None):
+        """Recorded layers (flattened) and the output; with ``upto`` (once the layout is
+        known) the pass stops after that layer and the output is None."""
+        rec = self._rec = _PlaneRecorder(upto if self.names is not None else None)
+        out = None
         try:
             with ActivationRecorder(self.model, before=rec.before, other=rec.other,
                                     eval=False) as recorder:
                 out = recorder(x)
+        except _Enough:
+            pass
         finally:
             self._rec = None
         if not rec.pre:
@@ -323,7 +342,8 @@ class _Plane:
                 "piecewise linear; remove it (return logits) or replace it by a ReLU-like unit")
         if self.names is None:
             self._layout(rec.records)
-        return [p.reshape(p.shape[0], -1) for p in rec.pre], out.reshape(out.shape[0], -1)
+        pre = [p.reshape(p.shape[0], -1) for p in rec.pre]
+        return pre, None if out is None else out.reshape(out.shape[0], -1)
 
     def _layout(self, records) -> None:
         self.names = [r[0] for r in records]
@@ -345,22 +365,23 @@ class _Plane:
         with torch.no_grad():
             return self._record(self.points(st))
 
-    def linearize(self, st: np.ndarray):
-        """At plane points (B, 2): [(z, dz/ds, dz/dt) per layer], (y, dy/ds, dy/dt)."""
+    def linearize(self, st: np.ndarray, upto: int | None = None):
+        """At plane points (B, 2): [(z, dz/ds, dz/dt) per layer], (y, dy/ds, dy/dt); with
+        ``upto``, only the layers up to that one (the pass stops there) and None."""
         import torch.autograd.forward_ad as fwad
 
         b = len(st)
         x = self.points(st).repeat((2,) + (1,) * self.origin.ndim)
         tang = torch.cat([self.u.expand((b,) + self.u.shape), self.v.expand((b,) + self.v.shape)])
         with torch.no_grad(), fwad.dual_level():
-            pre, out = self._record(fwad.make_dual(x, tang))
+            pre, out = self._record(fwad.make_dual(x, tang), upto)
 
             def split(t):
                 d = fwad.unpack_dual(t)
                 tan = d.tangent if d.tangent is not None else torch.zeros_like(d.primal)
                 return d.primal[:b], tan[:b], tan[b:]
 
-            return [split(p) for p in pre], split(out)
+            return [split(p) for p in pre], None if out is None else split(out)
 
 
 def plane_partition(
@@ -418,7 +439,7 @@ def plane_partition(
         for lo in range(0, len(pieces), batch_size):
             chunk = pieces[lo : lo + batch_size]
             c = centroids(chunk)
-            lins, _ = pl.linearize(c)
+            lins, _ = pl.linearize(c, upto=layer)
             z, gs, gt = (a.cpu().numpy() for a in lins[layer])
             off = z - gs * c[:, :1] - gt * c[:, 1:]  # affine map: gs*s + gt*t + off
             if kinks is None:  # max pooling: split into the cells of fixed switches
