@@ -190,3 +190,53 @@ def _cut_batch(v: np.ndarray, f: np.ndarray, valid: np.ndarray, tol: float):
     pos, n_pos = compact(keep_pos)
     neg, n_neg = compact(keep_neg)
     return pos, neg, n_pos, n_neg
+
+
+def argmax_boundary(pieces, jac, bias, tol) -> np.ndarray:
+    """(K, 2, 2) segments where the argmax of an output that is affine on each piece changes
+    (``out_jac[r] @ (s, t) + out_bias[r]`` on piece r; one output: where it changes sign)."""
+    if jac.shape[1] == 1:
+        jac = np.concatenate([np.zeros_like(jac), jac], axis=1)
+        bias = np.concatenate([np.zeros_like(bias), bias], axis=1)
+    segs = []
+    n_cls = jac.shape[1]
+    # the polygon is convex and so is each argmax cell: where one class wins at every vertex
+    # it wins everywhere; only the other regions are cut (one pass over all vertices)
+    pts = np.concatenate(pieces)
+    owner = np.repeat(np.arange(len(pieces)), [len(q) for q in pieces])
+    win = (np.einsum("vcd,vd->vc", jac[owner], pts) + bias[owner]).argmax(axis=1)
+    starts = np.concatenate([[0], np.cumsum([len(q) for q in pieces])[:-1]])
+    changes = np.flatnonzero(np.maximum.reduceat(win, starts) != np.minimum.reduceat(
+        win, starts))
+    for r in changes:
+        q = pieces[r]
+        for i in range(n_cls):
+            cell = q
+            for k in range(n_cls):
+                if k == i or cell is None:
+                    continue
+                g = jac[r, i] - jac[r, k]
+                ng = np.hypot(*g)
+                if ng == 0:
+                    if bias[r, i] < bias[r, k]:
+                        cell = None
+                    continue
+                f = (cell @ g + bias[r, i] - bias[r, k]) / ng
+                res = cut(cell, f, tol)
+                if res is not None:
+                    cell = res[0]
+                elif (f < tol).all():
+                    cell = None
+            if cell is None or len(cell) < 2:
+                continue
+            for j in range(i + 1, n_cls):
+                g = jac[r, i] - jac[r, j]
+                ng = np.hypot(*g)
+                if ng == 0:
+                    continue
+                f = np.abs(cell @ g + bias[r, i] - bias[r, j]) / ng <= 1e3 * tol
+                for a in range(len(cell)):
+                    b = (a + 1) % len(cell)
+                    if f[a] and f[b] and np.linalg.norm(cell[a] - cell[b]) > tol:
+                        segs.append(np.stack([cell[a], cell[b]]))
+    return np.array(segs).reshape(-1, 2, 2)

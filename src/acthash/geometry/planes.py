@@ -49,7 +49,7 @@ from acthash.geometry._maxpool import (
     split_by_windows,
     switches,
 )
-from acthash.geometry._polygons import areas, centroids, convex_ccw, cut, split_all
+from acthash.geometry._polygons import areas, argmax_boundary, centroids, convex_ccw, split_all
 from acthash.geometry.regions import _MAX_POOL, _PreRecorder
 
 __all__ = ["PlanePartition", "plane_partition", "plane_through", "grid_codes"]
@@ -519,7 +519,7 @@ def _finish(pl: _Plane, pieces, polygon, counts, coords, scale, tol, batch_size,
     layer_bits = [0 if k is None else len(k) * int(z[0].shape[1])
                   for k, z in zip(pl.kinks, lins, strict=True)]
     n_bits = sum(layer_bits)
-    boundary = _decision_boundary(pieces, jac, bias, tol)
+    boundary = argmax_boundary(pieces, jac, bias, tol)
     return PlanePartition(
         origin=pl.origin.cpu().numpy(), u=pl.u.cpu().numpy(), v=pl.v.cpu().numpy(),
         polygon=polygon, regions=pieces, interior=interior, codes=codes, out_jac=jac,
@@ -527,55 +527,6 @@ def _finish(pl: _Plane, pieces, polygon, counts, coords, scale, tol, batch_size,
         boundary=boundary, anchors=coords, scale=scale, checks=checks, switches=sw,
         layer_kinds=["maxpool" if k is None else "relu" for k in pl.kinks],
         layer_bits=layer_bits)
-
-
-def _decision_boundary(pieces, jac, bias, tol) -> np.ndarray:
-    """Segments where the output's argmax changes (one output: where it changes sign)."""
-    if jac.shape[1] == 1:
-        jac = np.concatenate([np.zeros_like(jac), jac], axis=1)
-        bias = np.concatenate([np.zeros_like(bias), bias], axis=1)
-    segs = []
-    n_cls = jac.shape[1]
-    # the polygon is convex and so is each argmax cell: where one class wins at every vertex
-    # it wins everywhere; only the other regions are cut (one pass over all vertices)
-    pts = np.concatenate(pieces)
-    owner = np.repeat(np.arange(len(pieces)), [len(q) for q in pieces])
-    win = (np.einsum("vcd,vd->vc", jac[owner], pts) + bias[owner]).argmax(axis=1)
-    starts = np.concatenate([[0], np.cumsum([len(q) for q in pieces])[:-1]])
-    changes = np.flatnonzero(np.maximum.reduceat(win, starts) != np.minimum.reduceat(
-        win, starts))
-    for r in changes:
-        q = pieces[r]
-        for i in range(n_cls):
-            cell = q
-            for k in range(n_cls):
-                if k == i or cell is None:
-                    continue
-                g = jac[r, i] - jac[r, k]
-                ng = np.hypot(*g)
-                if ng == 0:
-                    if bias[r, i] < bias[r, k]:
-                        cell = None
-                    continue
-                f = (cell @ g + bias[r, i] - bias[r, k]) / ng
-                res = cut(cell, f, tol)
-                if res is not None:
-                    cell = res[0]
-                elif (f < tol).all():
-                    cell = None
-            if cell is None or len(cell) < 2:
-                continue
-            for j in range(i + 1, n_cls):
-                g = jac[r, i] - jac[r, j]
-                ng = np.hypot(*g)
-                if ng == 0:
-                    continue
-                f = np.abs(cell @ g + bias[r, i] - bias[r, j]) / ng <= 1e3 * tol
-                for a in range(len(cell)):
-                    b = (a + 1) % len(cell)
-                    if f[a] and f[b] and np.linalg.norm(cell[a] - cell[b]) > tol:
-                        segs.append(np.stack([cell[a], cell[b]]))
-    return np.array(segs).reshape(-1, 2, 2)
 
 
 def grid_codes(partition: PlanePartition, model: nn.Module, n: int, *,
