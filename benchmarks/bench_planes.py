@@ -10,13 +10,17 @@
 3. ``local_complexity`` of 1 000 points x 50 vertices (P = 25) on 784-200-200-200-10;
    baseline: a plain float64 forward pass over the same 51 000 rows.
 4. A CNN with max pooling (1x28x28 -> Conv 8 5x5 -> ReLU -> MaxPool 2 -> Conv 8 3x3 -> ReLU
-   -> MaxPool 2 -> Linear 10): regions with and without the switches' pieces (the same
-   net with average pooling), cost per region.
+   -> MaxPool 2 -> Linear 10) on a square of half-side 0.5 in a random orthonormal plane:
+   regions with and without the switches' pieces (the same net with average pooling),
+   cost per region.
 5. Sampled local complexity against the exact count on the same 2-D squares
    (``plane_complexity_error``), MLP 784-200x4-10 on 1 000 Fashion-MNIST training images
    (MSE, AdamW, lr 1e-3, weight decay 0.01, batch 200) at init and after 50 and 500 epochs,
    200 training points, radius 0.2 (the study's), skipped without the Debian
    Fashion-MNIST files.
+6. The local-complexity callback's cost per checkpoint (train, test and random sets of 300
+   points, P = 25, the study's setting) against one training epoch (5 AdamW steps of batch
+   200, MSE) and one step of the same 784-200x4-10 MLP.
 """
 
 import sys
@@ -100,14 +104,40 @@ def main(quick=False):
           f"mean LC {lc.total.mean():.1f} (per layer {lc.per_layer.mean(axis=0).round(1)})")
 
 
+    o, u, v, sq = plane(784, 0.25 if quick else 0.5)
+    img = tuple(a.reshape(1, 28, 28) for a in (o, u, v))
     for name, pool in (("max", nn.MaxPool2d), ("average", nn.AvgPool2d)):
-        x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-        p, t = timed(lambda pool=pool, x=x: plane_partition(cnn(pool), x.double(),
-                                                            margin=0.0 if quick else 0.25))
+        p, t = timed(lambda pool=pool: plane_partition(cnn(pool), plane=(*img, sq)))
         print(f"[4] CNN, {name} pooling: {p.n_regions} regions ({p.counts} per layer "
               f"{p.layer_kinds}), {t:.2f} s, {1e3 * t / p.n_regions:.2f} ms/region, "
               f"Euler ok={p.euler()['ok']}")
     lc_error(quick)
+    lc_overhead(quick)
+
+
+def lc_overhead(quick=False):
+    from acthash.geometry import LocalComplexityCallback
+    from acthash.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    big = mlp(784, 200, 200, 200, 200, 10)
+    x = torch.rand(1000, 784)
+    y = torch.randint(0, 10, (1000,))
+    n = 60 if quick else 300
+    sets = {k: torch.rand(n, 784, generator=torch.Generator().manual_seed(i))
+            for i, k in enumerate(("train", "test", "random"))}
+    cb = LocalComplexityCallback(sets, radius=0.2, n_directions=25)
+    cb(0, big)  # warm-up
+    _, t_lc = timed(lambda: cb(1, big))
+    epochs = 5 if quick else 20
+    cfg = TrainConfig(epochs=epochs, lr=1e-3, optimizer="adamw", weight_decay=0.01,
+                      batch_size=200, loss="mse")
+    train(big, x, y, TrainConfig(epochs=1, batch_size=200, loss="mse"))  # warm-up
+    _, t_train = timed(lambda: train(big, x, y, cfg))
+    epoch, step = t_train / epochs, t_train / (5 * epochs)
+    print(f"[6] local complexity per checkpoint (3 x {n} points, P = 25): {t_lc:.2f} s = "
+          f"{t_lc / epoch:.1f} training epochs = {t_lc / step:.0f} steps (epoch "
+          f"{1e3 * epoch:.1f} ms, step {1e3 * step:.2f} ms)")
 
 
 def lc_error(quick=False):

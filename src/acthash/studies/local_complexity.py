@@ -199,6 +199,7 @@ def _plot(lc: pd.DataFrame, accuracy: pd.DataFrame, path: Path) -> None:
         twin = ax.twinx()
         twin.plot(acc.index + 1, acc.to_numpy(), "k:", label="train accuracy")
         twin.set_ylim(0, 1.05)
+        twin.set_ylabel("training accuracy (dotted)", fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("epoch + 1")
         ax.set_title(f"BatchNorm {'on' if key[0] else 'off'}, label noise {key[1]:g}",
