@@ -156,3 +156,15 @@ def test_max_pooling_refusals():
         plane_partition(_Net(functional=True).double(), x)
     with pytest.raises(ResourceError, match="max_regions=3"):
         plane_partition(nn.Sequential(nn.MaxPool2d(2)).double(), x * 10, max_regions=3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_max_pooling_partition_equals_cpu():
+    net = _cnn(seed=5)
+    anchors = torch.randn(3, 1, 6, 6, dtype=torch.float64)
+    cpu = plane_partition(net, anchors)
+    gpu = plane_partition(net.cuda(), anchors.cuda())
+    assert gpu.n_regions == cpu.n_regions and gpu.euler()["ok"]
+    key = lambda p: sorted(c.tobytes() + s.tobytes()  # noqa: E731
+                           for c, s in zip(p.codes, p.switches, strict=True))
+    assert key(cpu) == key(gpu)
