@@ -145,7 +145,7 @@ def test_cli_local_complexity_factors(tmp_path):
                                  "--epochs", "3", "--n-checkpoints", "2", "--n-points", "10",
                                  "--n-directions", "4", "--sample-size", "100", "--seed", "0,1",
                                  "--batchnorm", "off,on", "--label-noise", "0,0.5",
-                                 "--out", str(out), "--no-progress"])
+                                 "--n-exact", "3", "--out", str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     lc = pd.read_csv(out / "lc.csv")
     cells = lc.groupby(["seed", "batchnorm", "label_noise"]).size()
@@ -155,6 +155,12 @@ def test_cli_local_complexity_factors(tmp_path):
     verdict = pd.read_csv(out / "verdict.csv")
     assert len(verdict) == 4 and set(verdict["verdict"]) <= {"holds", "does not hold",
                                                              "not reached"}
+    exact = pd.read_csv(out / "lc_exact.csv")
+    assert len(exact) == 8 * 2 * 2  # models x checkpoints x (layer, total)
+    assert (exact["min_gap"] >= 0).all()  # sampled never above exact
+    first = exact[exact["layer"] != "total"]  # one hidden layer: exact in the sampled count
+    assert (first["shortfall_mean"] == 0).all()
+    assert "shortfall" in r.output
     h = pd.read_parquet(out / "history.parquet")
     assert (h["train_loss"] > 0).all()
     r = CliRunner().invoke(app, ["study", "local-complexity", "--batchnorm", "maybe"])

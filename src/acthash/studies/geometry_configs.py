@@ -77,7 +77,9 @@ class LocalComplexityConfig(DataFields, ModelFields, TrainFields, ConfigDict):
     (:func:`acthash.geometry.local_complexity`) of ``n_points`` train, test and random points
     (Gaussian with the training data's mean and std per feature) at ``n_checkpoints``
     log-spaced epochs (0 and the last included; ``checkpoints`` overrides), cross-polytope of
-    ``n_directions`` directions at ``radius``.
+    ``n_directions`` directions at ``radius``. ``n_exact``: at every checkpoint, the first
+    ``n_exact`` train points are also counted exactly on a 2-D slice and compared with the
+    sampled count on the same slice (:func:`acthash.geometry.plane_complexity_error`; 0: off).
 
     Factors: one model per ``seed`` x ``batchnorm`` x ``label_noise`` (the share of training
     labels replaced by a different random class, the same flips for every model of a seed)."""
@@ -99,6 +101,7 @@ class LocalComplexityConfig(DataFields, ModelFields, TrainFields, ConfigDict):
     radius: float = 0.5
     n_directions: int = 25
     n_checkpoints: int = 8
+    n_exact: int = 0
     epochs: int = 200
     device: str = "auto"
 
@@ -118,6 +121,8 @@ class LocalComplexityConfig(DataFields, ModelFields, TrainFields, ConfigDict):
         super().validate()
         if self.n_points < 1 or self.n_directions < 1 or self.n_checkpoints < 1:
             raise ConfigError("n_points, n_directions and n_checkpoints must be >= 1")
+        if self.n_exact < 0:
+            raise ConfigError(f"n_exact must be >= 0, got {self.n_exact}")
         if not self.radius > 0:
             raise ConfigError(f"radius must be positive, got {self.radius}")
         if self.sample_size is not None and self.sample_size < 1:

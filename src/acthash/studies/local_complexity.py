@@ -15,8 +15,10 @@ otherwise *does not hold* (*not reached* when the model never interpolates).
 ``descent_first``: the trough is below 95 % of the initial value.
 
 Outputs: ``lc.csv`` (seed, batchnorm, label_noise, epoch, set, layer, mean, std),
-``accuracy.csv`` (train and test accuracy at every checkpoint), ``history.parquet``,
-``verdict.csv`` and the figure ``lc_over_training``.
+``accuracy.csv`` (train and test accuracy at every checkpoint), ``lc_exact.csv`` (the
+sampled count against the exact one on 2-D slices, per checkpoint and layer, for the first
+``n_exact`` train points), ``history.parquet``, ``verdict.csv`` and the figure
+``lc_over_training``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from acthash._utils.run import (
     start_run_dir,
     write_table,
 )
-from acthash.geometry.local_complexity import LocalComplexityCallback
+from acthash.geometry.local_complexity import LocalComplexityCallback, plane_complexity_error
 from acthash.studies.configs import LocalComplexityConfig
 
 __all__ = ["LocalComplexityConfig", "LocalComplexityResult", "run_local_complexity_study",
@@ -55,6 +57,7 @@ class LocalComplexityResult:
     accuracy: pd.DataFrame
     history: pd.DataFrame
     verdict: pd.DataFrame
+    exact: pd.DataFrame
 
 
 def lc_verdict(lc: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
@@ -134,7 +137,7 @@ def run_local_complexity_study(cfg: LocalComplexityConfig | None = None, *,
     if cfg.sample_size is not None:
         x_tr, y_tr = x_tr[: cfg.sample_size], y_tr[: cfg.sample_size]
     n_dir = min(cfg.n_directions, int(np.prod(x_tr.shape[1:])))
-    lc_parts, acc_rows, histories = [], [], []
+    lc_parts, acc_rows, histories, exact_parts = [], [], [], []
     factors = cfg.factors()
     bar = progress_bar(enabled=progress, total=len(factors), desc="local complexity",
                        unit="model")
@@ -154,8 +157,13 @@ def run_local_complexity_study(cfg: LocalComplexityConfig | None = None, *,
         callback = LocalComplexityCallback(sets, radius=cfg.radius, n_directions=n_dir,
                                            seed=seed)
 
-        def on_checkpoint(epoch, m, callback=callback, y_fit=y_fit, tag=(seed, bn, noise)):
+        def on_checkpoint(epoch, m, callback=callback, y_fit=y_fit, tag=(seed, bn, noise),
+                          probe=sets["train"][: cfg.n_exact]):
             callback(epoch, m)
+            if cfg.n_exact:
+                err = plane_complexity_error(m, probe, radius=cfg.radius, seed=tag[0])
+                exact_parts.append(err.assign(seed=tag[0], batchnorm=tag[1],
+                                              label_noise=tag[2], epoch=int(epoch)))
             acc_rows.append({"seed": tag[0], "batchnorm": tag[1], "label_noise": tag[2],
                              "epoch": int(epoch),
                              "train_acc": evaluate(m, x_tr, y_fit, loss=cfg.loss)[1],
@@ -174,13 +182,19 @@ def run_local_complexity_study(cfg: LocalComplexityConfig | None = None, *,
     accuracy = pd.DataFrame(acc_rows)
     history = pd.concat(histories, ignore_index=True)
     verdict = lc_verdict(lc, accuracy)
+    exact = pd.concat(exact_parts, ignore_index=True) if exact_parts else pd.DataFrame()
+    if len(exact):
+        exact = exact[["seed", *_FACTORS, "epoch"] + [c for c in exact.columns if c not in (
+            "seed", *_FACTORS, "epoch")]]
     if run_dir is not None:
         write_table(run_dir / "lc.csv", lc)
         write_table(run_dir / "accuracy.csv", accuracy)
         write_table(run_dir / "history.parquet", history)
         write_table(run_dir / "verdict.csv", verdict)
+        if len(exact):
+            write_table(run_dir / "lc_exact.csv", exact)
         _plot(lc, accuracy, run_dir / "figures" / "lc_over_training")
-    return LocalComplexityResult(run_dir, lc, accuracy, history, verdict)
+    return LocalComplexityResult(run_dir, lc, accuracy, history, verdict, exact)
 
 
 def _plot(lc: pd.DataFrame, accuracy: pd.DataFrame, path: Path) -> None:
