@@ -85,6 +85,10 @@ def main(quick=False):
     n_grid = len(np.unique(codes, axis=0))
     print(f"[1] exact partition: {part.n_regions} regions in {t_exact:.2f} s "
           f"({1e3 * t_exact / part.n_regions:.2f} ms/region), Euler ok={part.euler()['ok']}")
+    if not quick:  # past 10^4 regions
+        big, t_big = timed(lambda: plane_partition(net, plane=plane(784, 30.0)))
+        print(f"    half-side 30: {big.n_regions} regions in {t_big:.2f} s "
+              f"({1e3 * t_big / big.n_regions:.2f} ms/region), Euler ok={big.euler()['ok']}")
     print(f"    grid {n}x{n} codes: {t_grid:.2f} s, {n_grid} distinct "
           f"({n_grid / part.n_regions:.3f} of the exact count); "
           f"exact/grid time ratio {t_exact / t_grid:.2f}")
