@@ -68,6 +68,7 @@ _ATTRIBUTES = {
     "plane_partition": "acthash.geometry.planes",
     "PlanePartition": "acthash.geometry.planes",
     "local_complexity": "acthash.geometry.local_complexity",
+    "plane_local_complexity": "acthash.geometry.local_complexity",
     "ood_metrics": "acthash.ood.metrics",
     "make_detector": "acthash.ood.detectors",
 }
