@@ -180,7 +180,7 @@ def plane_local_complexity(model: nn.Module, x, *, radius: float, directions=Non
     that differ between the linear regions of its exact partition. ``directions`` (2, dim)
     orthonormal rows; default the first two seeded directions of
     :func:`cross_polytope_directions` (those of ``local_complexity(..., seed=seed)``)."""
-    from acthash.geometry.planes import plane_partition
+    from acthash.geometry.planes import _partition, _Plane
 
     if not radius > 0:
         raise InputError(f"radius must be positive, got {radius}")
@@ -199,8 +199,14 @@ def plane_local_complexity(model: nn.Module, x, *, radius: float, directions=Non
     rows, names = [], None
     bar = progress_bar(enabled=progress, total=len(x), desc="exact local complexity",
                        unit="point")
+    plane = None
     for xi in x.numpy():
-        part = plane_partition(model, plane=(xi, u, v, diamond), check=False)
+        if plane is None:  # one float64 copy of the model for every point
+            plane = _Plane(model, xi, u, v, torch.float64)
+        else:
+            plane.aim(xi, u, v)
+        part = _partition(plane, diamond, None, max_regions=200_000, batch_size=256,
+                          check=False)
         relu = [i for i, k in enumerate(part.layer_kinds) if k == "relu"]
         names = [part.layer_names[i] for i in relu]
         rows.append(part.varying_bits()[relu])

@@ -295,10 +295,7 @@ class _Plane:
         p = next(iter(self.model.parameters()), None)
         self.device = p.device if p is not None else torch.device("cpu")
         self.dtype = dtype
-        kw = {"dtype": dtype, "device": self.device}
-        self.origin = torch.as_tensor(origin, **kw)
-        self.u = torch.as_tensor(u, **kw)
-        self.v = torch.as_tensor(v, **kw)
+        self.aim(origin, u, v)
         self.names: list[str] | None = None
         self.kinks: list[tuple[float, ...] | None] = []  # None: a max-pooling layer
         self.windows: list[np.ndarray | None] = []
@@ -310,6 +307,14 @@ class _Plane:
                 m.register_forward_pre_hook(
                     lambda mod, inputs, name=name: self._rec and self._rec.pool(name, inputs[0]))
                 m.register_forward_hook(lambda mod, inputs, output: self._pool_done())
+
+    def aim(self, origin, u, v) -> None:
+        """Restrict the model to the plane ``origin + s*u + t*v`` (arrays of the input's
+        shape); the float64 copy of the model is kept."""
+        kw = {"dtype": self.dtype, "device": self.device}
+        self.origin = torch.as_tensor(origin, **kw)
+        self.u = torch.as_tensor(u, **kw)
+        self.v = torch.as_tensor(v, **kw)
 
     def _pool_done(self) -> None:
         if self._rec is not None:
@@ -429,6 +434,14 @@ def plane_partition(
     if max_regions < 1:
         raise InputError(f"max_regions must be >= 1, got {max_regions}")
     pl = _Plane(model, origin, u, v, dtype)
+    return _partition(pl, polygon, coords, max_regions=max_regions, batch_size=batch_size,
+                      check=check)
+
+
+def _partition(pl: _Plane, polygon: np.ndarray, coords, *, max_regions: int, batch_size: int,
+               check: bool) -> PlanePartition:
+    """The partition of convex ``polygon`` (counter-clockwise) in the plane ``pl`` is aimed
+    at (see :func:`plane_partition`)."""
     scale = float(np.abs(polygon).max() + (polygon.max(axis=0) - polygon.min(axis=0)).max())
     tol = 1e-11 * scale
     pl.values(polygon[:1])  # layout (names and kinks), and the model checks
