@@ -184,7 +184,11 @@ def study_local_complexity(
                       f"mean shortfall {total['shortfall_mean'].mean():.3f} neurons "
                       f"({100 * total['relative_shortfall'].mean():.1f} % of the exact count)")
     for r in result.verdict.itertuples():
+        interp = ("never" if r.interpolation_epoch is None or r.interpolation_epoch != r.
+                  interpolation_epoch else f"epoch {int(r.interpolation_epoch)}")
         console.print(f"BatchNorm {'on' if r.batchnorm else 'off'}, label noise "
-                      f"{r.label_noise:g}: train LC peaks at epoch {r.peak_epoch} "
-                      f"(interpolation at {r.interpolation_epoch}) -> {r.verdict}")
+                      f"{r.label_noise:g}: train LC {r.train_lc_start:.2f} -> trough "
+                      f"{r.train_lc_trough:.2f} (epoch {r.trough_epoch}) -> peak "
+                      f"{r.train_lc_peak:.2f} (epoch {r.peak_epoch}; test {r.test_lc_at_peak:.2f})"
+                      f" -> {r.train_lc_end:.2f}; interpolation: {interp} -> {r.verdict}")
     _run_dir_line(result.run_dir)
