@@ -62,8 +62,7 @@ def _ranges(module: nn.Module, length: int, dim: int, nd: int) -> list[list[int]
 def pool_windows(module: nn.Module, in_shape: tuple[int, ...]) -> np.ndarray:
     """(n_windows, m) flat indices into one example's pooling input of shape ``in_shape``
     (channels first), -1 for padding, windows in the order of the flattened output."""
-    nd = _DIMS[type(module)] if type(module) in _DIMS else _DIMS[
-        next(c for c in _DIMS if isinstance(module, c))]
+    nd = next(d for cls, d in _DIMS.items() if isinstance(module, cls))
     spatial = tuple(in_shape[-nd:])
     lead = int(np.prod(in_shape[:-nd])) if len(in_shape) > nd else 1
     per_dim = [_ranges(module, n, i, nd) for i, n in enumerate(spatial)]
