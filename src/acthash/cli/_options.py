@@ -43,6 +43,13 @@ def _parse_switches(text: str | None) -> list[bool]:
     return out
 
 
+def _factor_values(*, seed: str, batchnorm: str, label_noise: str) -> dict:
+    """The factor options of a study (``--seed``, ``--batchnorm``, ``--label-noise``, each
+    comma-separated) as config fields; an empty option keeps one default value."""
+    return {"seed": _parse_ints(seed) or [0], "batchnorm": _parse_switches(batchnorm) or [False],
+            "label_noise": _parse_floats(label_noise) or [0.0]}
+
+
 def _switches_text(values) -> str:
     return ",".join("on" if v else "off" for v in values)
 

@@ -37,11 +37,10 @@ from acthash.cli._options import (
     _csv,
     _dataset_options,
     _defaults,
+    _factor_values,
     _model_options,
-    _parse_floats,
     _parse_ints,
     _parse_names,
-    _parse_switches,
     _switches_text,
 )
 from acthash.cli._tables import _fmt, _run_dir_line, console
@@ -91,9 +90,8 @@ def study_planes(
 
     cfg = _config(PlanesConfig, params, dataset_options=_dataset_options(data_dir, dataset_option),
                   width=_parse_ints(width), depth=_parse_ints(depth),
-                  seed=_parse_ints(seed) or [0], init=_parse_names(init) or ["default"],
-                  batchnorm=_parse_switches(batchnorm) or [False],
-                  label_noise=_parse_floats(label_noise) or [0.0])
+                  init=_parse_names(init) or ["default"],
+                  **_factor_values(seed=seed, batchnorm=batchnorm, label_noise=label_noise))
     result = run_planes_study(cfg, out_dir=out, runs_root=runs_root, progress=progress,
                               force=force)
     table = Table(title="regions on planes: log count = a + b log N + c depth")
@@ -109,7 +107,6 @@ def study_planes(
 
 
 _LC = _defaults(LocalComplexityConfig)
-_LC_EXACT_NOTE = "P = 2, every checkpoint and model"
 
 
 @study_app.command("local-complexity")
@@ -156,14 +153,15 @@ def study_local_complexity(
     """Local complexity (neurons whose hyperplane crosses a cross-polytope around a point)
     of train, test and random points over log-spaced training checkpoints."""
     params = dict(locals())
+    import pandas as pd
+
     from acthash.studies.local_complexity import run_local_complexity_study
 
     cfg = _config(LocalComplexityConfig, params,
                   dataset_options=_dataset_options(data_dir, dataset_option),
                   model_options=_model_options(None, model_option),
-                  checkpoints=_parse_ints(checkpoints), seed=_parse_ints(seed) or [0],
-                  batchnorm=_parse_switches(batchnorm) or [False],
-                  label_noise=_parse_floats(label_noise) or [0.0])
+                  checkpoints=_parse_ints(checkpoints),
+                  **_factor_values(seed=seed, batchnorm=batchnorm, label_noise=label_noise))
     result = run_local_complexity_study(cfg, out_dir=out, runs_root=runs_root,
                                         progress=progress, force=force)
     total = result.lc[result.lc["layer"] == "total"]
@@ -180,12 +178,12 @@ def study_local_complexity(
     console.print(table)
     if len(result.exact):
         total = result.exact[result.exact["layer"] == "total"]
-        console.print(f"sampled vs exact local complexity on 2-D slices ({_LC_EXACT_NOTE}): "
+        console.print(f"sampled vs exact local complexity on 2-D slices (P = 2, every checkpoint "
+                      "and model): "
                       f"mean shortfall {total['shortfall_mean'].mean():.3f} neurons "
                       f"({100 * total['relative_shortfall'].mean():.1f} % of the exact count)")
     for r in result.verdict.itertuples():
-        interp = ("never" if r.interpolation_epoch is None or r.interpolation_epoch != r.
-                  interpolation_epoch else f"epoch {int(r.interpolation_epoch)}")
+        interp = "never" if pd.isna(r.interpolation_epoch) else f"epoch {r.interpolation_epoch}"
         console.print(f"BatchNorm {'on' if r.batchnorm else 'off'}, label noise "
                       f"{r.label_noise:g}: train LC {r.train_lc_start:.2f} -> trough "
                       f"{r.train_lc_trough:.2f} (epoch {r.trough_epoch}) -> peak "

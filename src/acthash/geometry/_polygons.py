@@ -88,32 +88,15 @@ def clip(p: np.ndarray, f: np.ndarray, tol: float):
     return cut(p, f, tol)[0]
 
 
-def split_by_lines(p: np.ndarray, lines: np.ndarray, tol: float) -> list[np.ndarray]:
-    """The cells of the arrangement of ``lines`` (L, 3) rows ``(a, b, c)`` with unit normals
-    (``a*s + b*t + c = 0``) inside convex polygon ``p``."""
-    f = p @ lines[:, :2].T + lines[:, 2]
-    crossing = (f > tol).any(axis=0) & (f < -tol).any(axis=0)
-    pieces = [p]
-    for a, b, c in lines[crossing]:
-        nxt = []
-        for q in pieces:
-            res = cut(q, q[:, 0] * a + q[:, 1] * b + c, tol)
-            if res is None:
-                nxt.append(q)
-            else:
-                nxt.extend(res)
-        pieces = nxt
-    return pieces
-
-
 def split_all(pieces: list[np.ndarray], lines: list[np.ndarray], tol: float, *,
               limit: int | None = None) -> list[np.ndarray] | None:
-    """:func:`split_by_lines` of every piece by its own lines, vectorised over the pieces.
+    """The cells of the arrangement of each piece's own lines inside it, for all pieces at
+    once.
 
-    ``lines[i]`` (L_i, 3) are the unit-normal lines of piece ``i``. All pieces sit in one
-    padded (M, K, 2) array; step ``j`` cuts every piece still in work by the ``j``-th line of
-    its parent (the same cuts, in the same order, as the one-piece loop). Returns the cells,
-    or None as soon as there are more than ``limit``.
+    ``lines[i]`` (L_i, 3) are the lines ``a*s + b*t + c = 0`` (unit normals) of piece ``i``.
+    All pieces sit in one padded (M, K, 2) array; step ``j`` cuts every piece still in work
+    by the ``j``-th line of its parent (:func:`cut`, vectorised). Returns the cells, or None
+    as soon as there are more than ``limit``.
     """
     n_lines = np.array([len(x) for x in lines], dtype=np.int64)
     if len(pieces) == 0 or n_lines.max(initial=0) == 0:

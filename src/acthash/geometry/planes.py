@@ -459,8 +459,8 @@ def _partition(pl: _Plane, polygon: np.ndarray, coords, *, max_regions: int, bat
                 for i, q in enumerate(chunk):
                     new.extend(split_by_windows(q, pl.windows[layer], gs[i], gt[i], off[i],
                                                 tol, scale))
-                    _check_budget(len(new) + len(pieces) - lo - i - 1, max_regions,
-                                  pl.names[layer])
+                    if len(new) + len(pieces) - lo - i - 1 > max_regions:
+                        raise _too_many(max_regions, pl.names[layer])
                 continue
             norm = np.hypot(gs, gt)
             per_piece = []
@@ -475,7 +475,7 @@ def _partition(pl: _Plane, polygon: np.ndarray, coords, *, max_regions: int, bat
             budget = max_regions - len(new) - (len(pieces) - lo - len(chunk))
             cells = split_all(chunk, per_piece, tol, limit=budget)
             if cells is None:
-                _check_budget(max_regions + 1, max_regions, pl.names[layer])
+                raise _too_many(max_regions, pl.names[layer])
             new.extend(cells)
         keep = areas(new) > 1e-20 * scale**2
         pieces = [q for q, k in zip(new, keep, strict=True) if k]
@@ -483,11 +483,10 @@ def _partition(pl: _Plane, polygon: np.ndarray, coords, *, max_regions: int, bat
     return _finish(pl, pieces, polygon, counts, coords, scale, tol, batch_size, check)
 
 
-def _check_budget(n: int, max_regions: int, layer: str) -> None:
-    if n > max_regions:
-        raise ResourceError(
-            f"the partition has more than max_regions={max_regions} linear regions (at layer "
-            f"{layer}); raise max_regions or shrink the polygon")
+def _too_many(max_regions: int, layer: str) -> ResourceError:
+    return ResourceError(
+        f"the partition has more than max_regions={max_regions} linear regions (at layer "
+        f"{layer}); raise max_regions or shrink the polygon")
 
 
 def _finish(pl: _Plane, pieces, polygon, counts, coords, scale, tol, batch_size, check):

@@ -105,7 +105,10 @@ def lc_verdict(lc: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
                           f"done at interpolation; end <= peak / {MARGIN:g} and below its "
                           "value at interpolation; train > test at the peak"),
             "verdict": verdict})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if len(out):  # None (never interpolated) stays missing, the others stay integers
+        out["interpolation_epoch"] = out["interpolation_epoch"].astype("Int64")
+    return out
 
 
 @run_transaction
@@ -156,36 +159,30 @@ def run_local_complexity_study(cfg: LocalComplexityConfig | None = None, *,
         model = build_model(cfg.model, ds.input_shape, ds.n_classes, **kwargs)
         callback = LocalComplexityCallback(sets, radius=cfg.radius, n_directions=n_dir,
                                            seed=seed)
+        tag = {"seed": seed, "batchnorm": bn, "label_noise": noise}
 
-        def on_checkpoint(epoch, m, callback=callback, y_fit=y_fit, tag=(seed, bn, noise),
+        def on_checkpoint(epoch, m, callback=callback, y_fit=y_fit, tag=tag,
                           probe=sets["train"][: cfg.n_exact]):
             callback(epoch, m)
             if cfg.n_exact:
-                err = plane_complexity_error(m, probe, radius=cfg.radius, seed=tag[0])
-                exact_parts.append(err.assign(seed=tag[0], batchnorm=tag[1],
-                                              label_noise=tag[2], epoch=int(epoch)))
-            acc_rows.append({"seed": tag[0], "batchnorm": tag[1], "label_noise": tag[2],
-                             "epoch": int(epoch),
+                err = plane_complexity_error(m, probe, radius=cfg.radius, seed=tag["seed"])
+                exact_parts.append(err.assign(**tag, epoch=int(epoch)))
+            acc_rows.append({**tag, "epoch": int(epoch),
                              "train_acc": evaluate(m, x_tr, y_fit, loss=cfg.loss)[1],
                              "test_acc": evaluate(m, x_te, y_te, loss=cfg.loss)[1]})
 
         tcfg = replace(cfg.train_config(loss=cfg.loss), seed=seed, checkpoints=epochs)
         history = train(model, x_tr, y_fit, tcfg, on_checkpoint=on_checkpoint).history
-        tag = {"seed": seed, "batchnorm": bn, "label_noise": noise}
         lc_parts.append(callback.frame().assign(**tag))
         histories.append(history.assign(**tag))
         bar.update(1)
     bar.close()
-    order = ["seed", *_FACTORS]
-    lc = pd.concat(lc_parts, ignore_index=True)
-    lc = lc[order + [c for c in lc.columns if c not in order]]
+    lc = _lead(pd.concat(lc_parts, ignore_index=True), ["seed", *_FACTORS])
     accuracy = pd.DataFrame(acc_rows)
     history = pd.concat(histories, ignore_index=True)
     verdict = lc_verdict(lc, accuracy)
-    exact = pd.concat(exact_parts, ignore_index=True) if exact_parts else pd.DataFrame()
-    if len(exact):
-        exact = exact[["seed", *_FACTORS, "epoch"] + [c for c in exact.columns if c not in (
-            "seed", *_FACTORS, "epoch")]]
+    exact = (_lead(pd.concat(exact_parts, ignore_index=True), ["seed", *_FACTORS, "epoch"])
+             if exact_parts else pd.DataFrame())
     if run_dir is not None:
         write_table(run_dir / "lc.csv", lc)
         write_table(run_dir / "accuracy.csv", accuracy)
@@ -195,6 +192,11 @@ def run_local_complexity_study(cfg: LocalComplexityConfig | None = None, *,
             write_table(run_dir / "lc_exact.csv", exact)
         _plot(lc, accuracy, run_dir / "figures" / "lc_over_training")
     return LocalComplexityResult(run_dir, lc, accuracy, history, verdict, exact)
+
+
+def _lead(df: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+    """``df`` with the columns ``first`` moved to the front."""
+    return df[first + [c for c in df.columns if c not in first]]
 
 
 def _plot(lc: pd.DataFrame, accuracy: pd.DataFrame, path: Path) -> None:
