@@ -95,6 +95,21 @@ def test_planes_factors_make_one_cell_each(tmp_path):
         PlanesConfig(init=["xavier"])
 
 
+def test_planes_label_noise_cells_share_the_initial_partitions():
+    from acthash.studies.planes import run_planes_study
+
+    kw = dict(width=[4, 8], depth=[1], n_planes=2, epochs=2, sample_size=100, seed=[0])
+    both = run_planes_study(PlanesConfig(**kw, label_noise=[0.0, 0.5]), write=False).counts
+    alone = run_planes_study(PlanesConfig(**kw, label_noise=[0.5]), write=False).counts
+    assert len(both) == 2 * 2 * 2 * 2  # noise levels x widths x planes x (init, trained)
+    key = ["width", "plane", "epoch"]
+    noisy = both[both["label_noise"] == 0.5].set_index(key)["n_regions"].sort_index()
+    # the cells with noise, computed beside the clean one, equal a run of that noise alone
+    np.testing.assert_array_equal(noisy, alone.set_index(key)["n_regions"].sort_index())
+    e0 = both[both["epoch"] == 0]
+    assert e0.groupby(["width", "plane"])["n_regions"].nunique().eq(1).all()
+
+
 def _lc_frames(train_curve, test_curve, acc_curve, epochs):
     lc, acc = [], []
     for seed in (0, 1):

@@ -111,6 +111,7 @@ def run_planes_study(cfg: PlanesConfig | None = None, *, out_dir: str | Path | N
     rng = np.random.default_rng([cfg.seed[0], 23])
     triples = [rng.choice(len(x_te), size=3, replace=False) for _ in range(cfg.n_planes)]
     rows, figure_parts = [], {}
+    at_init: dict[tuple, list[dict]] = {}  # epoch-0 rows of each model, shared by noise levels
     grid = [(cell, w, d) for cell in cfg.factors() for d in cfg.depth for w in cfg.width]
     first = cfg.factors()[0]
     bar = progress_bar(enabled=progress, total=len(grid), desc="planes", unit="model")
@@ -126,10 +127,15 @@ def run_planes_study(cfg: PlanesConfig | None = None, *, out_dir: str | Path | N
         train(model, x_tr, y_fit, tcfg,
               on_checkpoint=lambda e, m, s=snaps: s.__setitem__(e, copy.deepcopy(m).cpu()))
         for epoch, m in sorted(snaps.items()):
+            model_key = (seed, init, bn, width, depth)
+            if epoch == 0 and model_key in at_init:  # the labels play no part before training
+                rows.extend({**r, "label_noise": noise} for r in at_init[model_key])
+                continue
+            done = []
             for k, tri in enumerate(triples):
                 part = plane_partition(m, x_te[tri].double(), margin=cfg.margin,
                                        max_regions=cfg.max_regions)
-                rows.append({"seed": seed, "init": init, "batchnorm": bn, "label_noise": noise,
+                done.append({"seed": seed, "init": init, "batchnorm": bn, "label_noise": noise,
                              "width": width, "depth": depth, "neurons": width * depth,
                              "epoch": epoch, "plane": k, "n_regions": part.n_regions,
                              "euler_ok": part.euler()["ok"],
@@ -137,6 +143,9 @@ def run_planes_study(cfg: PlanesConfig | None = None, *, out_dir: str | Path | N
                 if k == 0 and (seed, init, bn, noise) == first and (width, depth) == (
                         max(cfg.width), max(cfg.depth)):
                     figure_parts[epoch] = part
+            rows.extend(done)
+            if epoch == 0:
+                at_init[model_key] = done
         bar.update(1)
     bar.close()
     counts = pd.DataFrame(rows)
